@@ -1,0 +1,109 @@
+"""One error hierarchy, one exit code per kind of failure (the contract in DESIGN.md).
+
+Services raise these; only ``cli`` turns them into an exit code and a red line with a hint, so a message is
+written once, where the cause is known, and every command reports it the same way.
+"""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    """The documented exit codes (docs/reference/cli.md)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    BLACKLISTED = 3
+    WHEELHOUSE = 4
+    LOCKED = 5
+    INTERRUPTED = 130
+
+
+class InstallerError(Exception):
+    """Root of every expected failure: a one-line message, a hint, an exit code."""
+
+    exit_code: int = ExitCode.FAILED
+    default_hint: str = ""
+
+    def __init__(self, message: str, hint: str | None = None, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+        self.details: list[str] = list(details or [])
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(InstallerError):
+    """Bad flags or arguments; nothing was touched."""
+
+    exit_code = ExitCode.USAGE
+    default_hint = "run with --help to see the accepted options"
+
+
+class ManifestError(InstallerError):
+    """The manifest (or lock spec) is invalid; the message names the JSON path of the bad field."""
+
+    exit_code = ExitCode.USAGE
+    default_hint = "fix the field named above, or regenerate the manifest with `immutable-installer lock`"
+
+    def __init__(self, path: str, message: str, *, file: str | None = None, hint: str | None = None) -> None:
+        where = f"{file}: " if file else ""
+        at = f"{path}: " if path else ""
+        super().__init__(f"{where}{at}{message}", hint)
+        self.path = path
+        self.file = file
+
+
+class SpecError(ManifestError):
+    """The lock input (requirements.toml) is invalid."""
+
+    default_hint = "see docs/lock.md for the format of metadata/requirements.toml"
+
+
+class InterpreterNotFound(InstallerError):
+    """The manifest's python is not installed on this machine."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ResolutionError(InstallerError):
+    """pip could not resolve the requirements during `lock`."""
+
+    exit_code = ExitCode.FAILED
+    default_hint = "run again with --debug to see pip's full output"
+
+
+class BlacklistError(InstallerError):
+    """A blacklisted package would be installed; details hold one provenance chain per finding."""
+
+    exit_code = ExitCode.BLACKLISTED
+    default_hint = "pin a version of the parent package that does not need it, or drop the parent package"
+
+
+class WheelhouseError(InstallerError):
+    """A wheel is missing, does not match its sha256, or could not be downloaded."""
+
+    exit_code = ExitCode.WHEELHOUSE
+    default_hint = "run `immutable-installer download` (with network) to fetch the missing wheels"
+
+
+class LockHeldError(InstallerError):
+    """Another installer holds the lock (only raised with --no-wait)."""
+
+    exit_code = ExitCode.LOCKED
+    default_hint = "wait for the other installer to finish, or run without --no-wait to queue behind it"
+
+
+class BuildError(InstallerError):
+    """Building a new generation failed; the previous environment is untouched."""
+
+    exit_code = ExitCode.FAILED
+
+
+class VerificationFailed(InstallerError):
+    """The environment failed verification."""
+
+    exit_code = ExitCode.FAILED
+    default_hint = "run `immutable-installer verify` for the full table of checks"

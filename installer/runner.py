@@ -1,0 +1,75 @@
+"""The only module that starts processes.
+
+Services receive a ``Runner`` as a constructor argument (the pypa/build pattern), so tests can run real
+commands while seeing exactly what was run, and the environment handed to a child is decided in one place:
+``clean_env`` drops every ``PIP_*`` variable and any variable that would redirect the child's imports.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from installer.errors import InstallerError
+
+_LEAKY_PREFIXES = ("PIP_", "PYTHON", "VIRTUAL_ENV", "UV_", "CONDA_PREFIX")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command gave back."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def tail(self, lines: int = 12) -> str:
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return "\n".join(text[-lines:])
+
+
+def clean_env(extra: Mapping[str, str] | None = None, keep_pip: bool = False) -> dict[str, str]:
+    """The parent's environment without PIP_*/PYTHON*/VIRTUAL_ENV (unless ``keep_pip``), plus ``extra``."""
+    env = {}
+    for key, value in os.environ.items():
+        if key.startswith(_LEAKY_PREFIXES) and not (keep_pip and key.startswith("PIP_")):
+            continue
+        env[key] = value
+    env["PYTHONNOUSERSITE"] = "1"
+    env["PYTHONUTF8"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass
+class Runner:
+    """Runs commands with captured output; records every command for tests and --debug."""
+
+    history: list[tuple[str, ...]] = field(default_factory=list)
+
+    def run(self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None,
+            timeout: float | None = None, input_text: str | None = None) -> Result:
+        argv = tuple(str(a) for a in args)
+        self.history.append(argv)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=dict(env) if env is not None else None,
+                                  cwd=cwd, timeout=timeout, input=input_text, check=False,
+                                  encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            raise InstallerError(f"command not found: {argv[0]}") from None
+        except subprocess.TimeoutExpired:
+            raise InstallerError(f"command timed out after {timeout:.0f} s: {' '.join(argv[:4])} ...") from None
+        return Result(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    def python(self) -> str:
+        """The interpreter running the tool (it carries pip, our pinned resolver and downloader)."""
+        return sys.executable
