@@ -62,6 +62,13 @@ class SpecError(ManifestError):
     default_hint = "see docs/lock.md for the format of metadata/requirements.toml"
 
 
+class BlacklistedPin(ManifestError):
+    """The manifest pins a blacklisted package: invalid input, but reported with the blacklist's exit code."""
+
+    exit_code = ExitCode.BLACKLISTED
+    default_hint = "remove it and re-lock; `immutable-installer lock` prints the chain that pulls it in"
+
+
 class InterpreterNotFound(InstallerError):
     """The manifest's python is not installed on this machine."""
 

@@ -367,7 +367,8 @@ class Locker:
         with tempfile.TemporaryDirectory(prefix="immutable-lock-") as tmp:
             report_path = Path(tmp) / "report.json"
             args = [py, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary", ":all:",
-                    "--report", str(report_path), "--target", str(Path(tmp) / "target"), "--quiet", "--disable-pip-version-check",
+                    "--report", str(report_path), "--target", str(Path(tmp) / "target"),
+                    "--quiet", "--disable-pip-version-check",
                     "--python-version", spec.python.version,
                     "--implementation", "cp" if spec.python.implementation == "cpython" else "pp"]
             for tag in expand_platform_tags(tags):

@@ -22,7 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from installer.errors import ManifestError
+from installer.errors import BlacklistedPin, ManifestError
 from installer.names import canonical, pattern_matches
 
 SCHEMA_VERSION = 1
@@ -628,8 +628,8 @@ def validate_semantics(manifest: Manifest, file: str | None = None) -> None:
     for i, pkg in enumerate(manifest.packages):
         rule = manifest.blacklist_rule_for(pkg.name)
         if rule is not None:
-            raise ManifestError(f"packages[{i}].name", f"{pkg.name!r} is blacklisted ({rule.pattern}: {rule.reason})",
-                                file=file, hint="remove it and re-lock; find what pulls it in with `scan`")
+            raise BlacklistedPin(f"packages[{i}].name", f"{pkg.name} {pkg.version} (pinned) is blacklisted "
+                                 f"(forbidden: {rule.reason})", file=file)
         for platform in manifest.platforms:
             env = manifest.python.marker_environment(platform)
             if (pkg.marker is None or Marker(pkg.marker).evaluate(env)) and pkg.file_for(platform.name) is None \

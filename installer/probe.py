@@ -1,0 +1,149 @@
+"""Stdlib-only probe executed *inside* the target environment; prints one JSON document.
+
+It is run as a script by the target's own python (``python probe.py '<json config>'``), with the shims
+active exactly as a user's process would have them, so what it sees is what the user gets. It must not
+import ``installer`` (which is never installed there) and must survive any failure of what it probes.
+"""
+
+import json
+import sys
+import time
+
+
+def _blocked(names):
+    import importlib.util
+
+    out = {}
+    for name in names:
+        entry = {}
+        try:
+            entry["find_spec_none"] = importlib.util.find_spec(name) is None
+        except Exception as exc:  # ValueError when a module has no __spec__
+            entry["find_spec_none"] = False
+            entry["find_spec_error"] = "%s: %s" % (type(exc).__name__, exc)
+        try:
+            __import__(name)
+            entry["import_error"] = None
+        except ModuleNotFoundError as exc:
+            entry["import_error"] = "ModuleNotFoundError: %s" % exc
+        except Exception as exc:
+            entry["import_error"] = "%s: %s" % (type(exc).__name__, exc)
+            entry["wrong_error"] = True
+        out[name] = entry
+    return out
+
+
+def _shims():
+    out = {"blocker": None, "patcher": None}
+    mod = sys.modules.get("_immutable_blocker")
+    if mod is not None:
+        out["blocker"] = mod.status()
+    patch = sys.modules.get("_immutable_hf_patch")
+    if patch is not None:
+        out["patcher"] = patch.status()
+    return out
+
+
+def _torch(alloc_mb):
+    info = {"ok": False}
+    started = time.perf_counter()
+    try:
+        import torch
+    except Exception as exc:
+        info["error"] = "%s: %s" % (type(exc).__name__, exc)
+        return info
+    info.update(ok=True, version=torch.__version__, built_cuda=getattr(torch.version, "cuda", None))
+    try:
+        info["cuda_available"] = bool(torch.cuda.is_available())
+        info["device_count"] = torch.cuda.device_count() if info["cuda_available"] else 0
+        devices = []
+        for i in range(info["device_count"]):
+            cap = torch.cuda.get_device_capability(i)
+            devices.append({"name": torch.cuda.get_device_name(i), "capability": "%d.%d" % cap})
+        info["devices"] = devices
+        if info["cuda_available"]:
+            driver = None
+            try:
+                driver = torch._C._cuda_getDriverVersion()
+            except Exception:
+                pass
+            info["driver_cuda"] = "%d.%d" % (driver // 1000, (driver % 1000) // 10) if driver else None
+            if alloc_mb > 0:
+                n = alloc_mb * 1024 * 1024 // 4
+                block = torch.empty(n, dtype=torch.float32, device="cuda")
+                block.fill_(1.0)
+                total = float(block.sum().item())
+                del block
+                torch.cuda.empty_cache()
+                info["alloc_ok"] = total == float(n)
+    except Exception as exc:
+        info["cuda_error"] = "%s: %s" % (type(exc).__name__, exc)
+    info["seconds"] = round(time.perf_counter() - started, 3)
+    return info
+
+
+def _transformers(smoke, use_cuda):
+    info = {"ok": False}
+    try:
+        from transformers import PreTrainedModel  # noqa: F401  the import the mission is about
+    except Exception as exc:
+        info["error"] = "%s: %s" % (type(exc).__name__, exc)
+        return info
+    import transformers
+
+    info.update(ok=True, version=transformers.__version__)
+    if not smoke:
+        return info
+    try:
+        import torch
+        from transformers import BertConfig, BertModel
+
+        torch.manual_seed(0)
+        config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=37, max_position_embeddings=16)
+        model = BertModel(config).eval()
+        ids = torch.tensor([[1, 5, 7, 9]])
+        if use_cuda:
+            model, ids = model.cuda(), ids.cuda()
+        with torch.no_grad():
+            out = model(input_ids=ids)
+        info["forward_shape"] = list(out.last_hidden_state.shape)
+        info["forward_device"] = str(out.last_hidden_state.device)
+        info["forward_ok"] = info["forward_shape"] == [1, 4, 32]
+    except Exception as exc:
+        info["forward_ok"] = False
+        info["forward_error"] = "%s: %s" % (type(exc).__name__, exc)
+    return info
+
+
+def _imports(names):
+    out = {}
+    for name in names:
+        started = time.perf_counter()
+        try:
+            __import__(name)
+            out[name] = {"ok": True, "seconds": round(time.perf_counter() - started, 3)}
+        except Exception as exc:
+            out[name] = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+    return out
+
+
+def main(argv):
+    config = json.loads(argv[1]) if len(argv) > 1 else {}
+    result = {
+        "python": "%d.%d.%d" % sys.version_info[:3],
+        "implementation": sys.implementation.name,
+        "prefix": sys.prefix,
+        "blocked": _blocked(config.get("blocked", [])),
+        "shims": _shims(),
+    }
+    if config.get("torch", True):
+        result["torch"] = _torch(int(config.get("gpu_alloc_mb", 0)))
+    if config.get("transformers", True):
+        result["transformers"] = _transformers(config.get("smoke", True), config.get("use_cuda", False))
+    result["imports"] = _imports(config.get("imports", []))
+    sys.stdout.write("\n@@PROBE@@" + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,34 @@
+"""Start-up entry of immutable-installer's runtime shims (imported by zz_immutable_installer.pth).
+
+Runs at every interpreter start, so it must be cheap and must never raise: any error becomes one short
+warning on stderr. IMMUTABLE_INSTALLER_SHIMS_DISABLE=1 turns every shim off.
+"""
+
+import os
+import sys
+
+
+def _truthy(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _boot():
+    if _truthy("IMMUTABLE_INSTALLER_SHIMS_DISABLE"):
+        return
+    try:
+        import _immutable_shims_config as config
+        import _immutable_blocker
+
+        _immutable_blocker.install(config.BLOCKED)
+        if config.PATCHER:
+            import _immutable_hf_patch
+
+            _immutable_hf_patch.install(config.MODEL_CACHE, config.LOCAL_FILES_ONLY)
+    except Exception as exc:  # a shim must never stop python from starting
+        try:
+            sys.stderr.write("immutable-installer shims disabled: %s: %s\n" % (type(exc).__name__, exc))
+        except Exception:
+            pass
+
+
+_boot()

@@ -1,0 +1,421 @@
+"""`verify`: prove an environment is the one the manifest describes.
+
+The heavy checks (imports, torch, CUDA, a tiny transformers forward pass, blocked modules) run in **one**
+subprocess of the target interpreter (``probe.py``); while it imports torch, this process hashes every file
+listed in every RECORD on a thread pool, so the integrity check hides behind the imports. The rest
+(package set, dependencies, torch lock, shims on disk, fingerprint) is read from the filesystem here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+
+from installer.errors import UsageError
+from installer.events import Phase, PhaseDone, Progress, Reporter, null_reporter
+from installer.generations import RECEIPT, TORCH_LOCK
+from installer.manifest import Manifest, Package
+from installer.names import canonical
+from installer.runner import clean_env
+from installer.shims import CONFIG_MODULE, PTH_NAME, SHIM_MODULES
+
+PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+
+
+@dataclass
+class Report:
+    ok: bool
+    venv: str
+    fingerprint: str | None
+    duration_s: float
+    checks: list[Check] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "venv": self.venv, "fingerprint": self.fingerprint,
+                "duration_s": round(self.duration_s, 3), "checks": [asdict(c) for c in self.checks]}
+
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == FAIL]
+
+
+@dataclass(frozen=True)
+class Dist:
+    """An installed distribution, read from its .dist-info."""
+
+    name: str
+    version: str
+    requires: tuple[str, ...]
+    record: tuple[tuple[str, str], ...]  # (path relative to site-packages, "sha256=<b64>" or "")
+    dist_info: str
+
+
+# ------------------------------------------------------------------------------------ filesystem readers
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def site_packages(venv: Path) -> Path:
+    if os.name == "nt":
+        return venv / "Lib" / "site-packages"
+    candidates = sorted((venv / "lib").glob("python*/site-packages"))
+    if not candidates:
+        raise UsageError(f"{venv} has no site-packages: not a virtual environment",
+                         hint="build one with `immutable-installer install`")
+    return candidates[0]
+
+
+def installed_dists(site: Path) -> dict[str, Dist]:
+    out = {}
+    for info in sorted(site.glob("*.dist-info")):
+        try:
+            headers = HeaderParser().parsestr((info / "METADATA").read_text(encoding="utf-8"))
+            record_text = (info / "RECORD").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        import csv
+        import io
+
+        rows = tuple((r[0], r[1] if len(r) > 1 else "") for r in csv.reader(io.StringIO(record_text)) if r)
+        name = canonical(headers.get("Name", info.name.split("-")[0]))
+        out[name] = Dist(name, headers.get("Version", ""), tuple(headers.get_all("Requires-Dist") or ()), rows,
+                         info.name)
+    return out
+
+
+def _file_hash(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def hash_records(site: Path, dists: dict[str, Dist], workers: int = 4) -> dict[tuple[str, str], str | None]:
+    """Actual ``sha256=`` of every hashed RECORD entry, keyed by (dist, path)."""
+    jobs = [(d.name, p) for d in dists.values() for p, h in d.record if h.startswith("sha256=")]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(lambda job: _file_hash(site / job[1]), jobs)
+        return dict(zip(jobs, results, strict=True))
+
+
+def fingerprint(dists: dict[str, Dist]) -> str:
+    """sha256 over every RECORD hash inside site-packages: the same manifest gives the same value anywhere.
+
+    Entries outside site-packages (console scripts carry the venv's absolute path in their shebang) and
+    entries without a hash are left out.
+    """
+    lines = []
+    for dist in sorted(dists.values(), key=lambda d: d.name):
+        for path, digest in dist.record:
+            if digest and not path.startswith(".."):
+                lines.append(f"{dist.name}=={dist.version}\t{path}\t{digest}\n")
+    return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest()
+
+
+# -------------------------------------------------------------------------------------------- the checks
+class Verifier:
+    """Runs every check against one environment."""
+
+    def __init__(self, reporter: Reporter = null_reporter, hash_workers: int = 4) -> None:
+        self.report = reporter
+        self.hash_workers = hash_workers
+
+    def verify(self, venv: Path, manifest: Manifest, variant: str, platform: str) -> Report:
+        started = time.monotonic()
+        venv = Path(os.path.realpath(venv))
+        self.report(Phase("verify", str(venv)))
+        python = venv_python(venv)
+        if not python.exists():
+            raise UsageError(f"{venv} has no interpreter at {python.relative_to(venv)}",
+                             hint="build the environment with `immutable-installer install`")
+        site = site_packages(venv)
+        var = manifest.variant(variant)
+        cuda_required = manifest.verify.cuda == "required" or (manifest.verify.cuda == "auto" and var.is_cuda)
+        torch_pinned = any(p.name == "torch" for p in manifest.packages_for(variant, platform))
+        config = {
+            "blocked": [b.name for b in manifest.shims.blocked_modules],
+            "torch": torch_pinned, "transformers": any(p.name == "transformers"
+                                                       for p in manifest.packages_for(variant, platform)),
+            "smoke": manifest.verify.model_smoke_test, "use_cuda": cuda_required,
+            "gpu_alloc_mb": manifest.verify.gpu_alloc_mb if cuda_required or manifest.verify.cuda == "optional" else 0,
+            "imports": list(manifest.verify.imports),
+        }
+        probe_env = clean_env({"PYTHONDONTWRITEBYTECODE": "1"})
+        proc = subprocess.Popen(  # the probe runs while we hash below
+            [str(python), str(Path(__file__).with_name("probe.py")), json.dumps(config)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=probe_env, cwd=str(venv),
+        )
+        try:
+            dists = installed_dists(site)
+            hashes = hash_records(site, dists, self.hash_workers)
+            stdout, stderr = proc.communicate(timeout=900)
+        except BaseException:
+            proc.kill()
+            raise
+        probe, probe_error = _parse_probe(stdout, stderr, proc.returncode)
+        receipt = _read_json(venv / RECEIPT)
+        fp = fingerprint(dists)
+        checks = [
+            self._interpreter(manifest, probe, probe_error),
+            self._packages(manifest, variant, platform, dists),
+            self._integrity(dists, hashes),
+            self._dependencies(manifest, variant, platform, dists, probe),
+            self._torch_lock(manifest, variant, platform, dists, venv),
+            self._blacklist(manifest, dists, probe),
+            self._shims(manifest, site, probe),
+            *self._torch(manifest, probe, cuda_required, torch_pinned),
+            self._transformers(probe, config),
+            self._imports(probe),
+            self._fingerprint(fp, receipt),
+        ]
+        for i, _ in enumerate(checks):
+            self.report(Progress("verify", i + 1, len(checks), "checks"))
+        duration = time.monotonic() - started
+        self.report(PhaseDone("verify", duration))
+        ok = not any(c.status == FAIL for c in checks)
+        return Report(ok, str(venv), fp, duration, checks)
+
+    @staticmethod
+    def _interpreter(manifest: Manifest, probe: dict[str, Any], error: str | None) -> Check:
+        if error:
+            return Check("interpreter", FAIL, error)
+        want = manifest.python.version
+        got = probe["python"]
+        ok = (got == want or got.startswith(want + ".")) and probe["implementation"] == manifest.python.implementation
+        return Check("interpreter", PASS if ok else FAIL,
+                     f"{probe['implementation']} {got}" + ("" if ok else f", manifest wants "
+                                                                        f"{manifest.python.implementation} {want}"))
+
+    @staticmethod
+    def _packages(manifest: Manifest, variant: str, platform: str, dists: dict[str, Dist]) -> Check:
+        wanted = {p.name: p for p in manifest.packages_for(variant, platform)}
+        missing = sorted(set(wanted) - set(dists))
+        unexpected = sorted(set(dists) - set(wanted))
+        wrong = sorted(f"{n} {dists[n].version} (manifest: {wanted[n].version})" for n in set(wanted) & set(dists)
+                       if dists[n].version != wanted[n].version)
+        parts = []
+        if missing:
+            parts.append("missing: " + ", ".join(missing))
+        if unexpected:
+            parts.append("unexpected: " + ", ".join(f"{n} {dists[n].version}" for n in unexpected))
+        if wrong:
+            parts.append("wrong version: " + ", ".join(wrong))
+        if parts:
+            return Check("packages", FAIL, "; ".join(parts))
+        return Check("packages", PASS, f"{len(wanted)} distributions, exactly the manifest's set")
+
+    @staticmethod
+    def _integrity(dists: dict[str, Dist], hashes: dict[tuple[str, str], str | None]) -> Check:
+        changed, missing = [], []
+        for dist in dists.values():
+            for path, digest in dist.record:
+                if not digest.startswith("sha256="):
+                    continue
+                got = hashes.get((dist.name, path))
+                if got is None:
+                    missing.append(f"{dist.name}: {path}")
+                elif got != digest:
+                    changed.append(f"{dist.name}: {path}")
+        if changed or missing:
+            parts = []
+            if changed:
+                parts.append(f"{len(changed)} changed ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})")
+            if missing:
+                parts.append(f"{len(missing)} missing ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+            return Check("integrity", FAIL, "; ".join(parts))
+        return Check("integrity", PASS, f"{len(hashes)} files match their RECORD sha256")
+
+    @staticmethod
+    def _dependencies(manifest: Manifest, variant: str, platform: str, dists: dict[str, Dist],
+                      probe: dict[str, Any]) -> Check:
+        env = manifest.python.marker_environment(manifest.platform(platform))
+        extras = {p.name: p.extras for p in manifest.packages_for(variant, platform)}
+        problems = []
+        for dist in dists.values():
+            active = ["", *extras.get(dist.name, ())]
+            for text in dist.requires:
+                req = Requirement(text)
+                if req.marker is not None and not any(Marker(str(req.marker)).evaluate({**env, "extra": e})
+                                                      for e in active):
+                    continue
+                dep = dists.get(canonical(req.name))
+                if dep is None:
+                    problems.append(f"{dist.name} requires {req}, which is not installed")
+                elif not req.specifier.contains(dep.version, prereleases=True):
+                    problems.append(f"{dist.name} requires {req}, but {dep.name} {dep.version} is installed")
+        if problems:
+            return Check("dependencies", FAIL, "; ".join(problems[:4]) + (" ..." if len(problems) > 4 else ""))
+        return Check("dependencies", PASS, "every Requires-Dist is satisfied")
+
+    @staticmethod
+    def _torch_lock(manifest: Manifest, variant: str, platform: str, dists: dict[str, Dist], venv: Path) -> Check:
+        pinned: Package | None = next((p for p in manifest.packages_for(variant, platform) if p.name == "torch"), None)
+        if pinned is None:
+            return Check("torch lock", SKIP, "torch is not in the manifest")
+        lock = _read_json(venv / TORCH_LOCK)
+        installed = dists.get("torch")
+        if installed is None:
+            return Check("torch lock", FAIL, "torch is not installed")
+        if not lock:
+            return Check("torch lock", FAIL, f"{TORCH_LOCK} is missing")
+        problems = []
+        if lock.get("torch_version") != installed.version:
+            problems.append(f"installed torch {installed.version} != {TORCH_LOCK} {lock.get('torch_version')}")
+        if installed.version != pinned.version:
+            problems.append(f"installed torch {installed.version} != manifest {pinned.version}")
+        if lock.get("variant") != variant:
+            problems.append(f"{TORCH_LOCK} variant {lock.get('variant')} != {variant}")
+        if problems:
+            return Check("torch lock", FAIL, "; ".join(problems))
+        return Check("torch lock", PASS, f"torch {installed.version} ({variant}) as locked")
+
+    @staticmethod
+    def _blacklist(manifest: Manifest, dists: dict[str, Dist], probe: dict[str, Any]) -> Check:
+        problems = [f"{d.name} {d.version} is installed (forbidden: {rule.reason})" for d in dists.values()
+                    if (rule := manifest.blacklist_rule_for(d.name)) is not None]
+        for mod in manifest.shims.blocked_modules:
+            seen = probe.get("blocked", {}).get(mod.name)
+            if seen is None:
+                problems.append(f"{mod.name}: not probed")
+            elif mod.mode == "absent":
+                if not seen.get("find_spec_none"):
+                    problems.append(f"find_spec({mod.name!r}) is not None"
+                                    + (f" ({seen['find_spec_error']})" if seen.get("find_spec_error") else ""))
+                if not seen.get("import_error") or seen.get("wrong_error"):
+                    problems.append(f"import {mod.name} " + ("succeeded" if not seen.get("import_error")
+                                                             else f"raised {seen['import_error']}"))
+        if problems:
+            return Check("blacklist", FAIL, "; ".join(problems))
+        names = ", ".join(m.name for m in manifest.shims.blocked_modules) or "none"
+        return Check("blacklist", PASS, f"no blacklisted distribution; blocked modules absent ({names})")
+
+    @staticmethod
+    def _shims(manifest: Manifest, site: Path, probe: dict[str, Any]) -> Check:
+        if not manifest.shims.blocked_modules and not manifest.shims.transformers_patcher:
+            return Check("shims", SKIP, "the manifest configures no shims")
+        missing = [n for n in (PTH_NAME, *SHIM_MODULES, CONFIG_MODULE + ".py") if not (site / n).exists()]
+        if missing:
+            return Check("shims", FAIL, "missing from site-packages: " + ", ".join(missing))
+        shims = probe.get("shims") or {}
+        blocker = shims.get("blocker") or {}
+        if manifest.shims.blocked_modules and not blocker.get("active"):
+            return Check("shims", FAIL, "the import blocker is not active (is IMMUTABLE_INSTALLER_SHIMS_DISABLE set?)")
+        patcher = shims.get("patcher")
+        if manifest.shims.transformers_patcher and patcher is None:
+            return Check("shims", FAIL, "the transformers patcher is not loaded")
+        note = ""
+        if patcher and not patcher.get("enabled"):
+            note = f"; transformers patcher off ({patcher.get('why_off')})"
+        where = "first on" if blocker.get("first_on_meta_path") else "on"
+        return Check("shims", PASS, f"blocker {where} sys.meta_path{note}")
+
+    @staticmethod
+    def _torch(manifest: Manifest, probe: dict[str, Any], cuda_required: bool, pinned: bool) -> list[Check]:
+        if not pinned:
+            return [Check("torch", SKIP, "torch is not in the manifest")]
+        torch = probe.get("torch") or {}
+        if not torch.get("ok"):
+            return [Check("torch", FAIL, torch.get("error", "the probe did not report torch")),
+                    Check("cuda", FAIL if cuda_required else SKIP, "torch did not import")]
+        checks = [Check("torch", PASS, f"import torch {torch['version']} ({torch.get('seconds', 0):.1f} s)")]
+        mode = manifest.verify.cuda
+        available = torch.get("cuda_available")
+        if mode == "forbidden":
+            checks.append(Check("cuda", FAIL if available else PASS,
+                                "CUDA is available but the manifest forbids it" if available else "no CUDA, as required"))
+        elif not available:
+            checks.append(Check("cuda", FAIL if cuda_required else SKIP,
+                                f"torch.cuda.is_available() is False (torch built for CUDA "
+                                f"{torch.get('built_cuda') or 'none'}; no GPU/driver here)"
+                                + ("" if cuda_required else "; not required for this variant")))
+        else:
+            devices = ", ".join(f"{d['name']} (sm {d['capability']})" for d in torch.get("devices", []))
+            alloc = torch.get("alloc_ok")
+            status = PASS if alloc in (True, None) and not torch.get("cuda_error") else FAIL
+            checks.append(Check("cuda", status, f"{torch.get('device_count')} device(s): {devices}; built CUDA "
+                                                f"{torch.get('built_cuda')}, driver CUDA {torch.get('driver_cuda')}; "
+                                                f"allocation {'ok' if alloc else 'failed' if alloc is False else 'skipped'}"
+                                                + (f"; {torch['cuda_error']}" if torch.get("cuda_error") else "")))
+        return checks
+
+    @staticmethod
+    def _transformers(probe: dict[str, Any], config: dict[str, Any]) -> Check:
+        if not config["transformers"]:
+            return Check("transformers", SKIP, "transformers is not in the manifest")
+        info = probe.get("transformers") or {}
+        if not info.get("ok"):
+            return Check("transformers", FAIL, "from transformers import PreTrainedModel failed: "
+                                               + info.get("error", "not reported"))
+        if config["smoke"] and not info.get("forward_ok"):
+            return Check("transformers", FAIL, f"tiny BERT forward pass failed: {info.get('forward_error')}")
+        smoke = f"; tiny BERT forward on {info.get('forward_device')} ok" if config["smoke"] else ""
+        return Check("transformers", PASS, f"from transformers import PreTrainedModel ({info['version']}){smoke}")
+
+    @staticmethod
+    def _imports(probe: dict[str, Any]) -> Check:
+        imports = probe.get("imports") or {}
+        failed = [f"{n}: {i.get('error')}" for n, i in imports.items() if not i.get("ok")]
+        if failed:
+            return Check("imports", FAIL, "; ".join(failed))
+        return Check("imports", PASS if imports else SKIP, ", ".join(imports) or "none configured")
+
+    @staticmethod
+    def _fingerprint(fp: str, receipt: dict[str, Any]) -> Check:
+        if not receipt:
+            return Check("fingerprint", WARN, f"{RECEIPT} is missing: cannot tell drift ({fp[:16]})")
+        want = receipt.get("fingerprint")
+        if want != fp:
+            return Check("fingerprint", FAIL, f"drift: files differ from the receipt ({fp[:16]} != {str(want)[:16]})")
+        return Check("fingerprint", PASS, f"{fp[:16]} matches the receipt")
+
+
+def _parse_probe(stdout: str, stderr: str, code: int | None) -> tuple[dict[str, Any], str | None]:
+    marker = "\n@@PROBE@@"
+    if marker in stdout:
+        try:
+            data: dict[str, Any] = json.loads(stdout.rsplit(marker, 1)[1].strip().splitlines()[0])
+            return data, None
+        except (ValueError, IndexError):
+            pass
+    tail = (stderr.strip().splitlines() or [f"exit code {code}"])[-1]
+    return {"python": "?", "implementation": "?", "blocked": {}}, f"the probe failed inside the environment: {tail}"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def names(checks: Iterable[Check]) -> list[str]:
+    return [c.name for c in checks]
+
+
+def tool_python() -> str:
+    return sys.executable
