@@ -521,16 +521,18 @@ def _parse_packages(
         requires = r.strings(obj.get("requires_dist", []), f"{path}.requires_dist", unique=False)
         for j, req in enumerate(requires):
             try:
-                Requirement(req)
-            except InvalidRequirement as exc:
-                raise r.fail(f"{path}.requires_dist[{j}]", f"invalid requirement {req!r}: {exc}") from None
+                parsed = Requirement(req)
+                if parsed.marker is not None:
+                    parsed.marker.evaluate({"extra": ""})
+            except Exception as exc:  # InvalidRequirement, or a marker that cannot be evaluated
+                raise r.fail(f"{path}.requires_dist[{j}]", f"invalid requirement {req!r}: {str(exc).splitlines()[0]}") from None
         extras = r.strings(obj.get("extras", []), f"{path}.extras")
         marker = r.opt_string(obj.get("marker"), f"{path}.marker")
         if marker is not None:
             try:
-                Marker(marker)
-            except InvalidMarker as exc:
-                raise r.fail(f"{path}.marker", f"invalid marker {marker!r}: {exc}") from None
+                Marker(marker).evaluate({"extra": ""})
+            except Exception as exc:  # InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+                raise r.fail(f"{path}.marker", f"invalid marker {marker!r}: {str(exc).splitlines()[0]}") from None
         files = _parse_files(r, obj["files"], path, name, version, platform_names)
         out.append(Package(name, version, group, order, index, variants, files, requires, extras, marker))
     return tuple(out)

@@ -205,7 +205,7 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
         try:
             Requirement(req)
         except InvalidRequirement as exc:
-            raise SpecError(f"requirements[{i}]", f"invalid requirement {req!r}: {exc}", file=r.file) from None
+            raise SpecError(f"requirements[{i}]", f"invalid requirement {req!r}: {str(exc).splitlines()[0]}", file=r.file) from None
 
     groups = []
     seen: dict[str, str] = {}

@@ -1,0 +1,208 @@
+"""Shared fixtures: real tiny wheels, a real PEP 503 index on 127.0.0.1, synthetic manifests.
+
+Nothing here is a mock: wheels are real zip files with METADATA, WHEEL and RECORD; the index is a real
+HTTP server; environments are real virtualenvs built by the engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import io
+import json
+import os
+import socketserver
+import sys
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from installer.names import canonical
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def make_wheel(directory: Path, name: str, version: str, requires: list[str] | None = None,
+               files: dict[str, str] | None = None, extras: list[str] | None = None,
+               tag: str = "py3-none-any") -> Path:
+    """Build a real wheel: a module named after the distribution unless ``files`` says otherwise."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dist = name.replace("-", "_")
+    module = canonical(name).replace("-", "_")
+    files = files if files is not None else {f"{module}/__init__.py": f"__version__ = {version!r}\n"}
+    info = f"{dist}-{version}.dist-info"
+    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta += [f"Provides-Extra: {e}" for e in extras or []]
+    meta += [f"Requires-Dist: {r}" for r in requires or []]
+    contents: dict[str, bytes] = {k: v.encode() for k, v in files.items()}
+    contents[f"{info}/METADATA"] = ("\n".join(meta) + "\n").encode()
+    contents[f"{info}/WHEEL"] = f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: {tag}\n".encode()
+    record = "".join(f"{p},{_record_hash(d)},{len(d)}\n" for p, d in contents.items()) + f"{info}/RECORD,,\n"
+    contents[f"{info}/RECORD"] = record.encode()
+    path = directory / f"{dist}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(contents):
+            zi = zipfile.ZipInfo(p, date_time=(2020, 1, 1, 0, 0, 0))
+            zf.writestr(zi, contents[p])
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class IndexHandler(http.server.SimpleHTTPRequestHandler):
+    """PEP 503 pages generated from a folder of wheels; ``faults`` makes files fail on purpose."""
+
+    root: Path
+    faults: dict[str, str]
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.do_GET(head=True)
+
+    def do_GET(self, head: bool = False) -> None:  # type: ignore[override]
+        path = self.path.split("?", 1)[0]
+        if path.rstrip("/") in ("", "/simple"):
+            names = sorted({canonical(p.name.split("-")[0]) for p in self.root.glob("*.whl")})
+            return self._send("<html><body>" + "".join(f'<a href="/simple/{n}/">{n}</a>' for n in names)
+                              + "</body></html>", head=head)
+        if path.startswith("/simple/"):
+            project = canonical(path.split("/")[2])
+            links = [f'<a href="/files/{p.name}#sha256={sha256(p)}">{p.name}</a>' for p in sorted(self.root.glob("*.whl"))
+                     if canonical(p.name.split("-")[0]) == project]
+            if not links:
+                self.send_error(404)
+                return None
+            return self._send("<html><body>" + "".join(links) + "</body></html>", head=head)
+        if path.startswith("/files/"):
+            name = path.split("/", 2)[2].replace("%2B", "+")
+            fault = self.faults.get(name)
+            if fault in ("404", "500"):
+                self.send_error(int(fault))
+                return None
+            file = self.root / name
+            if not file.is_file():
+                self.send_error(404)
+                return None
+            data = file.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if head:
+                return None
+            if fault == "truncate":
+                self.wfile.write(data[: len(data) // 2])
+                self.close_connection = True
+                return None
+            if fault == "tamper":
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            self.wfile.write(data)
+            return None
+        self.send_error(404)
+        return None
+
+    def _send(self, html: str, head: bool = False) -> None:
+        body = html.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+
+class Index:
+    """A running index; ``url`` is its simple root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.faults: dict[str, str] = {}
+        handler = type("Handler", (IndexHandler,), {"root": root, "faults": self.faults})
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.base}/simple"
+
+    def file_url(self, filename: str) -> str:
+        return f"{self.base}/files/{filename}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[Index]:
+    idx = Index(tmp_path / "index")
+    yield idx
+    idx.close()
+
+
+@pytest.fixture
+def cuda_index(tmp_path: Path) -> Iterator[Index]:
+    idx = Index(tmp_path / "cuda-index")
+    yield idx
+    idx.close()
+
+
+# ------------------------------------------------------------------------------------ synthetic manifests
+PLATFORM = {"name": "linux_x86_64", "tags": ["manylinux_2_17_x86_64"],
+            "environment": {"os_name": "posix", "sys_platform": "linux", "platform_system": "Linux",
+                            "platform_machine": "x86_64"}}
+PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def manifest_data(wheels: list[tuple[Path, dict[str, Any]]], *, groups: list[str] | None = None,
+                  blacklist: list[dict[str, Any]] | None = None, blocked: list[dict[str, Any]] | None = None,
+                  index_url: str = "https://pypi.org/simple", imports: list[str] | None = None,
+                  variants: dict[str, Any] | None = None, urls: dict[str, str] | None = None,
+                  patcher: bool = False, cuda: str = "auto") -> dict[str, Any]:
+    """A valid manifest for wheels built with make_wheel; per-wheel options: group, requires, extras, variants."""
+    groups = groups or ["base", "app"]
+    packages = []
+    for order, (path, opts) in enumerate(wheels, 1):
+        name, version = path.name.split("-")[:2]
+        packages.append({
+            "name": canonical(name), "version": version, "group": opts.get("group", groups[0]), "order": order,
+            "index": opts.get("index", "default"), "variants": opts.get("variants", ["cpu"]),
+            "requires_dist": opts.get("requires", []), "extras": opts.get("extras", []), "marker": None,
+            "files": [{"filename": path.name, "sha256": sha256(path), "size": path.stat().st_size,
+                       "url": (urls or {}).get(path.name), "platforms": ["linux_x86_64"]}],
+        })
+    return {
+        "schema_version": 1, "name": "synthetic", "python": {"version": PY, "implementation": "cpython"},
+        "platforms": [PLATFORM], "indexes": {"default": index_url}, "default_index": "default",
+        "variants": variants or {"cpu": {"index": "default", "torch_packages": [], "cuda": None, "min_driver": None}},
+        "default_variant": "cpu", "groups": groups, "blacklist": blacklist or [], "packages": packages,
+        "verify": {"cuda": cuda, "imports": imports or [], "gpu_alloc_mb": 0, "model_smoke_test": False},
+        "shims": {"blocked_modules": blocked or [], "transformers_patcher": patcher, "model_cache": None,
+                  "local_files_only": False},
+        "build": {"clear_pycache": True},
+    }
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(extra)
+    return env
