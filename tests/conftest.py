@@ -206,3 +206,85 @@ def tool_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env.update(extra)
     return env
+
+
+# ------------------------------------------------------------------------------------- synthetic stack
+FAKE_TORCH = '''__version__ = "1.0+cpu"
+class _Version:
+    cuda = None
+version = _Version()
+class _Cuda:
+    @staticmethod
+    def is_available():
+        return False
+    @staticmethod
+    def device_count():
+        return 0
+cuda = _Cuda()
+'''
+
+
+class Synthetic:
+    """A small stack (tiny wheels) in a wheelhouse, a manifest file, and an engine for a target."""
+
+    def __init__(self, root: Path, **manifest_opts: Any) -> None:
+        self.root = root
+        self.house = root / "wheelhouse"
+        w = self.house
+        self.wheels = {
+            "tiny-b": make_wheel(w, "tiny-b", "1.0"),
+            "tiny-a": make_wheel(w, "tiny-a", "2.0", requires=["tiny-b>=1.0"]),
+            "torch": make_wheel(w, "torch", "1.0+cpu", files={"torch/__init__.py": FAKE_TORCH}),
+            "triton": make_wheel(w, "triton", "3.0", files={"triton/__init__.py": "", "triton/language.py": ""}),
+            "bitsandbytes": make_wheel(w, "bitsandbytes", "0.4"),
+            "torchao": make_wheel(w, "torchao", "0.6"),
+        }
+        blocked = manifest_opts.pop("blocked", [
+            {"name": "torchao", "mode": "absent", "reason": "breaks transformers' PreTrainedModel import"},
+            {"name": "triton", "mode": "absent", "reason": "torch.compile on CPU"},
+            {"name": "bitsandbytes", "mode": "absent", "reason": "CUDA only"},
+        ])
+        opts = {"tiny-a": {"requires": ["tiny-b>=1.0"], "group": "app"}}
+        order = ["tiny-b", "torch", "triton", "bitsandbytes", "torchao", "tiny-a"]
+        self.data = manifest_data([(self.wheels[n], opts.get(n, {})) for n in order], blocked=blocked,
+                                  imports=manifest_opts.pop("imports", ["tiny_a"]), **manifest_opts)
+        self.manifest_path = write_json(root / "dependencies.json", self.data)
+        self.target = root / ".venv"
+
+    def manifest(self) -> Any:
+        from installer.manifest import load_manifest
+
+        return load_manifest(self.manifest_path)
+
+    def engine(self, reporter: Any = None) -> Any:
+        from installer.engine import Engine
+
+        return Engine(self.target, self.house, reporter=reporter or (lambda e: None))
+
+    def install(self, **kwargs: Any) -> Any:
+        return self.engine().install(self.manifest(), "cpu", "linux_x86_64", **kwargs)
+
+    def python(self) -> Path:
+        return self.target / "bin" / "python"
+
+    def run_py(self, code: str, **env: str) -> Any:
+        import subprocess
+
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV"))}
+        base.pop("CI", None)
+        base.update(env)
+        return subprocess.run([str(self.python()), "-c", code], capture_output=True, text=True, env=base,
+                              check=False)
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Synthetic:
+    return Synthetic(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Synthetic:
+    """One healthy synthetic environment shared by read-only tests of a module."""
+    stack = Synthetic(tmp_path_factory.mktemp("built"))
+    stack.install()
+    return stack
