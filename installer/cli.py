@@ -93,7 +93,8 @@ def _download_and_scan(m: Any, variant: str, platform: Any, wheelhouse: Path, sk
     from installer.wheelhouse import Downloader
 
     if not skip:
-        Downloader(wheelhouse, reporter=reporter, find_links=find_links).download(m, variant, platform, wait)
+        links = [str(p) for p in find_links]
+        Downloader(wheelhouse, reporter=reporter, find_links=links).download(m, variant, platform, wait)
     return scan(m, wheelhouse, variant, platform.name, reporter)
 
 
@@ -201,7 +202,7 @@ def download(
     reporter = _reporter(json_out)
     m = _load(manifest)
     platform, var = _platform_and_variant(m, variant)
-    state = Downloader(wheelhouse, reporter=reporter, find_links=find_links or []).download(
+    state = Downloader(wheelhouse, reporter=reporter, find_links=[str(p) for p in find_links or []]).download(
         m, var.name, platform, wait=not no_wait)
     _close(reporter)
     if json_out:
@@ -373,7 +374,7 @@ def status(venv: VenvOpt = DEFAULT_VENV, json_out: JsonOpt = False) -> None:
     from installer.console import print_table
 
     print_table(f"generations of {venv}", ["", "generation", "variant", "manifest", "fingerprint", "created"],
-                [["*" if r["current"] else "", r["generation"], str(r["variant"]),
+                [["*" if r["current"] else "", str(r["generation"]), str(r["variant"]),
                   f"{r['manifest']} {str(r['manifest_sha256'])[:12]}", str(r["fingerprint"])[:16],
                   str(r["created"])] for r in rows])
 
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     try:  # typer >= 0.2x vendors click
         from typer._click.exceptions import ClickException
     except ImportError:  # pragma: no cover - older typer
-        from click.exceptions import ClickException  # type: ignore[no-redef]
+        from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,unused-ignore]
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args

@@ -65,10 +65,12 @@ class HumanRenderer:
             BarColumn,
             DownloadColumn,
             MofNCompleteColumn,
-            Progress as RichProgress,
             TextColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
+        )
+        from rich.progress import (
+            Progress as RichProgress,
         )
 
         if self._progress is None:

@@ -24,7 +24,8 @@ from installer.events import Message, Phase, PhaseDone, Progress, Reporter, null
 from installer.generations import RECEIPT, TORCH_LOCK, Generations
 from installer.manifest import Manifest, Package
 from installer.runner import Runner, clean_env
-from installer.shims import CONFIG_MODULE, PTH_NAME, files as shim_files
+from installer.shims import CONFIG_MODULE, PTH_NAME
+from installer.shims import files as shim_files
 from installer.verify import Report, Verifier, installed_dists, site_packages, venv_python
 from installer.wheelhouse import needed_wheels
 

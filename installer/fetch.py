@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from installer.errors import WheelhouseError
 
@@ -32,7 +33,7 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _open(url: str, method: str = "GET", timeout: float = TIMEOUT) -> object:
+def _open(url: str, method: str = "GET", timeout: float = TIMEOUT) -> Any:
     request = urllib.request.Request(url, method=method, headers={"User-Agent": "immutable-installer"})
     return urllib.request.urlopen(request, timeout=timeout, context=_ssl_context())
 
@@ -47,7 +48,7 @@ def remote_size(url: str, timeout: float = 15.0) -> int | None:
         except OSError:
             return None
     try:
-        with _open(url, "HEAD", timeout) as response:  # type: ignore[attr-defined]
+        with _open(url, "HEAD", timeout) as response:
             length = response.headers.get("Content-Length")
             return int(length) if length and length.isdigit() else None
     except (OSError, ValueError):
@@ -77,7 +78,7 @@ def fetch(url: str, dest: Path, sha256: str, *, retries: int = RETRIES, timeout:
             digest = hashlib.sha256()
             expected_len: int | None = None
             received = 0
-            with _open(url, timeout=timeout) as response, open(tmp, "wb") as out:  # type: ignore[attr-defined]
+            with _open(url, timeout=timeout) as response, open(tmp, "wb") as out:
                 length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
                 expected_len = int(length) if length and length.isdigit() else None
                 while chunk := response.read(CHUNK):
@@ -106,7 +107,8 @@ def fetch(url: str, dest: Path, sha256: str, *, retries: int = RETRIES, timeout:
             raise
         except (OSError, TimeoutError, ValueError) as exc:
             _unlink(tmp)
-            last_error = (getattr(exc, "reason", None) and str(exc.reason)) or str(exc) or type(exc).__name__  # type: ignore[attr-defined]
+            reason = getattr(exc, "reason", None)
+            last_error = str(reason) if reason else (str(exc) or type(exc).__name__)
         except BaseException:
             _unlink(tmp)
             raise

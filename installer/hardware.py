@@ -78,7 +78,8 @@ def detect(runner: Runner | None = None, proc_path: str = PROC_VERSION, use_libc
     """Detect python, platform tags and the NVIDIA driver of this machine."""
     runner = runner or Runner()
     tags = tuple(dict.fromkeys(t.platform for t in sys_tags()))
-    driver, source, gpus = None, None, ()
+    driver, source = None, None
+    gpus: tuple[str, ...] = ()
     try:
         with open(proc_path, encoding="utf-8", errors="replace") as fh:
             driver = parse_proc_version(fh.read())

@@ -252,14 +252,15 @@ def build_manifest(spec: LockSpec, resolutions: Mapping[tuple[str, str], Mapping
         sv = next(v for v in spec.variants if v.variant.name == variant)
         for name, dist in sorted(resolved.items()):
             index_name = sv.variant.index if name in sv.variant.torch_packages else spec.default_index
-            key = (name, dist.version, dist.requires_dist, extras[(variant, platform)][name], index_name)
-            entry = entries.setdefault(key, {"variants": set(), "files": {}})
+            entry_id = (name, dist.version, dist.requires_dist, extras[(variant, platform)][name], index_name)
+            entry = entries.setdefault(entry_id, {"variants": set(), "files": {}})
             entry["variants"].add(variant)
-            f = entry["files"].setdefault((dist.filename, dist.sha256), set())
-            f.add(platform)
+            files_seen = entry["files"].setdefault((dist.filename, dist.sha256), set())
+            files_seen.add(platform)
     # one file entry per (filename, sha) with all its platforms; a package must not differ per platform
     packages = []
-    for (name, version, requires, pkg_extras, index_name), entry in entries.items():
+    for entry_key, entry in entries.items():
+        name, version, requires, pkg_extras, index_name = entry_key
         index = spec.index(index_name)
         files = []
         for (filename, sha), platforms in sorted(entry["files"].items()):

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import InvalidMarker, Marker
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.markers import Marker
+from packaging.requirements import Requirement
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
@@ -525,7 +525,8 @@ def _parse_packages(
                 if parsed.marker is not None:
                     parsed.marker.evaluate({"extra": ""})
             except Exception as exc:  # InvalidRequirement, or a marker that cannot be evaluated
-                raise r.fail(f"{path}.requires_dist[{j}]", f"invalid requirement {req!r}: {str(exc).splitlines()[0]}") from None
+                first = str(exc).splitlines()[0]
+                raise r.fail(f"{path}.requires_dist[{j}]", f"invalid requirement {req!r}: {first}") from None
         extras = r.strings(obj.get("extras", []), f"{path}.extras")
         marker = r.opt_string(obj.get("marker"), f"{path}.marker")
         if marker is not None:

@@ -8,6 +8,7 @@ closed over the pinned set (exit 2: the manifest does not describe its own wheel
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def scan(manifest: Manifest, wheelhouse: Path, variant: str, platform: str,
     return ScanResult(state, wheels, [], seconds)
 
 
-def _check_requirement(name: str, req: Requirement, pinned: dict[str, object]) -> None:
+def _check_requirement(name: str, req: Requirement, pinned: Mapping[str, object]) -> None:
     from installer.manifest import Package
 
     dep = canonical(req.name)

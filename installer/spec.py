@@ -205,7 +205,8 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
         try:
             Requirement(req)
         except InvalidRequirement as exc:
-            raise SpecError(f"requirements[{i}]", f"invalid requirement {req!r}: {str(exc).splitlines()[0]}", file=r.file) from None
+            first = str(exc).splitlines()[0]
+            raise SpecError(f"requirements[{i}]", f"invalid requirement {req!r}: {first}", file=r.file) from None
 
     groups = []
     seen: dict[str, str] = {}

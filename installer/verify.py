@@ -345,8 +345,8 @@ class Verifier:
         mode = manifest.verify.cuda
         available = torch.get("cuda_available")
         if mode == "forbidden":
-            checks.append(Check("cuda", FAIL if available else PASS,
-                                "CUDA is available but the manifest forbids it" if available else "no CUDA, as required"))
+            detail = "CUDA is available but the manifest forbids it" if available else "no CUDA, as required"
+            checks.append(Check("cuda", FAIL if available else PASS, detail))
         elif not available:
             checks.append(Check("cuda", FAIL if cuda_required else SKIP,
                                 f"torch.cuda.is_available() is False (torch built for CUDA "
@@ -358,7 +358,7 @@ class Verifier:
             status = PASS if alloc in (True, None) and not torch.get("cuda_error") else FAIL
             checks.append(Check("cuda", status, f"{torch.get('device_count')} device(s): {devices}; built CUDA "
                                                 f"{torch.get('built_cuda')}, driver CUDA {torch.get('driver_cuda')}; "
-                                                f"allocation {'ok' if alloc else 'failed' if alloc is False else 'skipped'}"
+                                                f"allocation {_alloc_word(alloc)}"
                                                 + (f"; {torch['cuda_error']}" if torch.get("cuda_error") else "")))
         return checks
 
@@ -419,3 +419,7 @@ def names(checks: Iterable[Check]) -> list[str]:
 
 def tool_python() -> str:
     return sys.executable
+
+
+def _alloc_word(alloc: object) -> str:
+    return "ok" if alloc else "failed" if alloc is False else "skipped"

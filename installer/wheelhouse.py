@@ -10,6 +10,7 @@ are serialised by a file lock on the wheelhouse.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import shutil
 import tempfile
@@ -233,7 +234,7 @@ class Downloader:
                 continue
             try:
                 fetch(item.wheel.url, self.wheelhouse / item.wheel.filename, item.wheel.sha256,
-                      on_bytes=lambda n, f=item.wheel.filename: self._progress(n, f))
+                      on_bytes=functools.partial(self._progress, item=item.wheel.filename))
                 self.report(Message("info", f"{item.wheel.filename}: from {item.wheel.url}"))
             except WheelhouseError as exc:
                 if "sha256 mismatch" in exc.message:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
-import io
 import json
 import os
 import socketserver
@@ -40,7 +39,7 @@ def make_wheel(directory: Path, name: str, version: str, requires: list[str] | N
     module = canonical(name).replace("-", "_")
     files = files if files is not None else {f"{module}/__init__.py": f"__version__ = {version!r}\n"}
     info = f"{dist}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Provides-Extra: {e}" for e in extras or []]
     meta += [f"Requires-Dist: {r}" for r in requires or []]
     contents: dict[str, bytes] = {k: v.encode() for k, v in files.items()}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import PY, Index, make_wheel
+
 from installer.errors import BlacklistError, SpecError
-from installer.lock import LockOptions, Locker, assign_groups, expand_platform_tags, variant_requirements
+from installer.lock import Locker, LockOptions, assign_groups, expand_platform_tags, variant_requirements
 from installer.manifest import dump_manifest, load_manifest, write_manifest
 from installer.spec import load_spec
 

@@ -16,8 +16,8 @@ def _boot():
     if _truthy("IMMUTABLE_INSTALLER_SHIMS_DISABLE"):
         return
     try:
-        import _immutable_shims_config as config
         import _immutable_blocker
+        import _immutable_shims_config as config
 
         _immutable_blocker.install(config.BLOCKED)
         if config.PATCHER:
