@@ -424,7 +424,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="immutable-installer", standalone_mode=False)
+        code = command.main(args=args, prog_name="immutable-installer", standalone_mode=False)
+        if isinstance(code, int) and code != 0:  # click hands typer.Exit codes back in this mode
+            sys.exit(code)
     except InstallerError as exc:
         from installer.console import print_error
 

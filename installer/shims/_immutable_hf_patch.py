@@ -106,9 +106,24 @@ def _patch_module(name, module):
             if not isinstance(owner, type) or not isinstance(owner.__dict__.get("from_pretrained"), classmethod):
                 continue
             key = (name, owner.__qualname__)
-            if key in _PATCHED or getattr(owner.__dict__["from_pretrained"].__func__, "_immutable_patched", False):
+            if key in _PATCHED:
+                continue
+            func = owner.__dict__["from_pretrained"].__func__
+            if getattr(func, "_immutable_patched", False):
+                # transformers copied our wrapper into this class (auto_class_update's copy_func): it already
+                # injects; remember the unwrapped original so restore() can undo it too
+                _PATCHED[key] = (owner, classmethod(_innermost(func)))
                 continue
             _PATCHED[key] = (owner, _wrap_classmethod(owner))
+
+
+def _innermost(func):
+    """Follow __wrapped__ through our wrappers (and copies of them) to the original function."""
+    seen = 0
+    while getattr(func, "_immutable_patched", False) and hasattr(func, "__wrapped__") and seen < 10:
+        func = func.__wrapped__
+        seen += 1
+    return func
 
 
 class PostImportHook:

@@ -1,0 +1,136 @@
+"""The shipped reference stack end to end: real torch 2.13.0+cpu and transformers, built once per run.
+
+Download (from the configured sources), install, verify, up to date, --skip-wheelhouse reinstall, rollback,
+and the shims in a real environment: torchao blocked, torch.compile on CPU, the from_pretrained patcher.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = [pytest.mark.reference, pytest.mark.slow]
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("reference")
+    shutil.copytree(REPO / "metadata", root / "metadata")
+    proc = cli(root, "install", "--variant", "cpu", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["event"] == "result" and result["changed"] and result["verify"]["ok"]
+    return root
+
+
+def py(ref: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "HF_", "VIRTUAL_ENV"))}
+    base.pop("CI", None)
+    base.update(env)
+    return subprocess.run([str(ref / ".venv" / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                          env=base, timeout=900)
+
+
+def test_verify_passes_and_second_install_is_up_to_date(ref: Path) -> None:
+    proc = cli(ref, "verify", "--json")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    report = json.loads(proc.stdout)
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert statuses["transformers"] == "pass" and statuses["torch"] == "pass"
+    assert statuses["cuda"] == "skip"  # no GPU here: never reported as passing
+    again = cli(ref, "install", "--variant", "cpu", "--json")
+    assert again.returncode == 0
+    assert json.loads(again.stdout.strip().splitlines()[-1])["changed"] is False
+
+
+def test_torchao_blocked_and_transformers_agrees(ref: Path) -> None:
+    proc = py(ref, "import importlib.util\n"
+                   "from transformers.utils import is_torchao_available, is_bitsandbytes_available\n"
+                   "print(is_torchao_available(), is_bitsandbytes_available(), importlib.util.find_spec('triton'))\n"
+                   "from transformers import PreTrainedModel\nimport torchao")
+    assert "False False None" in proc.stdout, proc.stderr[-2000:]
+    assert "'torchao' is blocked in this environment by immutable-installer" in proc.stderr
+
+
+def test_torch_compile_on_cpu_with_triton_absent(ref: Path) -> None:
+    proc = py(ref, "import torch\nfrom torch.utils._triton import has_triton_package\n"
+                   "assert not has_triton_package()\n"
+                   "f = torch.compile(lambda x: torch.sin(x) + x * 2)\n"
+                   "x = torch.arange(8.0)\nassert torch.allclose(f(x), torch.sin(x) + x * 2)\nprint('compiled ok')")
+    assert "compiled ok" in proc.stdout, proc.stderr[-3000:]
+
+
+PATCH_TEST = r'''
+import os, json, sys
+from pathlib import Path
+cache = Path(os.environ["HOME"]) / ".cache/immutable-installer/hub"
+snap = cache / "models--local--tiny-bert" / "snapshots" / ("0" * 40)
+snap.mkdir(parents=True)
+(cache / "models--local--tiny-bert" / "refs").mkdir()
+(cache / "models--local--tiny-bert" / "refs" / "main").write_text("0" * 40)
+from transformers import BertConfig, BertModel, BertTokenizerFast, AutoConfig, AutoModel, AutoTokenizer, pipeline
+BertModel(BertConfig(vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=37)).save_pretrained(snap)
+vocab = Path(os.environ["HOME"]) / "vocab.txt"
+vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]))
+BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(snap)
+import _immutable_hf_patch as patch
+print("STATUS", json.dumps(patch.status()))
+AutoConfig.from_pretrained("local/tiny-bert")
+AutoModel.from_pretrained("local/tiny-bert")
+BertModel.from_pretrained("local/tiny-bert")
+AutoTokenizer.from_pretrained("local/tiny-bert")
+out = pipeline("feature-extraction", model="local/tiny-bert")("hello world")
+print("LOADED", len(out[0]))
+try:
+    AutoModel.from_pretrained("local/tiny-bert", cache_dir=str(Path(os.environ["HOME"]) / "empty"))
+except OSError:
+    print("EXPLICIT WINS")
+patch.restore()
+try:
+    AutoModel.from_pretrained("local/tiny-bert")
+except OSError:
+    print("RESTORED")
+'''
+
+
+def test_from_pretrained_patcher_routes_to_the_shared_cache(ref: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    # HF_HOME points elsewhere, so only the patcher's injected cache_dir can find the model; no network
+    proc = py(ref, PATCH_TEST, HOME=str(home), HF_HOME=str(tmp_path / "elsewhere"), HF_HUB_OFFLINE="1")
+    assert "LOADED" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+    status = json.loads(proc.stdout.split("STATUS ", 1)[1].splitlines()[0])
+    assert status["enabled"] and status["cache_dir"].endswith(".cache/immutable-installer/hub")
+    assert "EXPLICIT WINS" in proc.stdout and "RESTORED" in proc.stdout
+    patched = py(ref, "import transformers, _immutable_hf_patch as p\nfrom transformers import AutoModel, "
+                      "PreTrainedModel, pipeline\nprint(p.status()['patched'])", HOME=str(home))
+    for owner in ("PreTrainedModel", "AutoModel", "AutoConfig", "AutoTokenizer", "pipeline()"):
+        assert owner in patched.stdout, patched.stdout
+    off = py(ref, "import _immutable_hf_patch as p\nprint(p.status()['why_off'])", CI="1")
+    assert "CI is set" in off.stdout
+
+
+def test_skip_wheelhouse_reinstall_then_rollback(ref: Path) -> None:
+    proc = cli(ref, "install", "--variant", "cpu", "--skip-wheelhouse", "--force", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["generation"] == "g0002"
+    assert os.readlink(ref / ".venv").endswith("g0002")
+    back = cli(ref, "rollback")
+    assert back.returncode == 0, back.stderr[-2000:]
+    assert os.readlink(ref / ".venv").endswith("g0001")
+    status = json.loads(cli(ref, "status", "--json").stdout)
+    assert status["current"] == "g0001" and len(status["generations"]) == 2
