@@ -6,7 +6,6 @@ Usage: python benchmarks/startup.py [--runs 30]
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -45,13 +44,14 @@ def main() -> None:
             "python -c pass": ([py, "-c", "pass"], env),
             "immutable-installer --help": ([script, "--help"], env),
             "immutable-installer --version": ([script, "--version"], env),
+            "immutable-installer install --help": ([script, "install", "--help"], env),
             "default typer app --help": ([py, str(app), "--help"], env),
         }, runs=args.runs)
     for name, seconds in results.items():
         print(f"{name:34} {seconds * 1000:7.1f} ms (median of {args.runs})")
     ratio = results["immutable-installer --help"] / results["default typer app --help"]
     print(f"ratio --help / default typer --help: {ratio:.2f}")
-    proc = subprocess.run([py, "-X", "importtime", "-c", "from installer.cli import main; main(['--help'])"],
+    proc = subprocess.run([py, "-X", "importtime", "-c", "from installer.entry import main; main(['--help'])"],
                           capture_output=True, text=True, env=base_env())
     rows = []
     for line in proc.stderr.splitlines():
@@ -61,7 +61,6 @@ def main() -> None:
     print("top cumulative import costs for --help:")
     for cumulative, name in sorted(rows, reverse=True)[:8]:
         print(f"  {cumulative / 1000:7.1f} ms  {name}")
-    os.environ.get("CI")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Generate docs/reference/cli.md from the typer app (``python -m installer.clidocs > docs/reference/cli.md``).
+"""Generate docs/reference/cli.md from the typer app (``python -m installer.clidocs > docs/reference/cli.md``)
+and the cached top-level help (``python -m installer.clidocs --help-cache``).
 
 A test regenerates it and fails when the committed file is stale, so the reference never drifts.
 """
@@ -6,6 +7,7 @@ A test regenerates it and fails when the committed file is stale, so the referen
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -29,5 +31,18 @@ def render() -> str:
     return "\n".join(out)
 
 
+def root_help() -> str:
+    """The top-level help exactly as typer renders it (80 columns): what ``installer/help.txt`` must hold."""
+    from installer.cli import app
+
+    command = typer.main.get_command(app)
+    ctx = typer.Context(command, info_name="immutable-installer", terminal_width=80,  # type: ignore[arg-type]
+                        max_content_width=80)
+    return command.get_help(ctx).rstrip() + "\n"
+
+
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    if sys.argv[1:] == ["--help-cache"]:
+        Path(__file__).with_name("help.txt").write_text(root_help(), encoding="utf-8")
+    else:
+        sys.stdout.write(render())

@@ -133,3 +133,22 @@ def test_start_up_imports_stay_light(argv: list[str] | None) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     loaded = set(proc.stderr.split("MODULES ", 1)[1].split())
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_cached_top_level_help_is_not_stale() -> None:
+    from installer.clidocs import root_help
+
+    assert (REPO / "installer" / "help.txt").read_text() == root_help(), \
+        "regenerate with: python -m installer.clidocs --help-cache"
+    proc = subprocess.run([sys.executable, "-m", "installer", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == root_help()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"]])
+def test_fast_paths_do_not_import_typer(argv: list[str]) -> None:
+    code = ("import sys, atexit\n"
+            "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"
+            f"from installer.entry import main\nmain({argv!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    loaded = set(proc.stderr.split("MODULES ", 1)[1].split())
+    assert "typer" not in loaded and "rich" not in loaded
