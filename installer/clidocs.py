@@ -21,7 +21,7 @@ def render() -> str:
            "Exit codes: 0 success, 1 verification or build failed (previous environment untouched), 2 usage or "
            "invalid input, 3 blacklisted package, 4 wheelhouse problem, 5 lock held (`--no-wait`), 130 interrupted.",
            ""]
-    ctx = typer.Context(command, info_name="immutable-installer", terminal_width=100,  # type: ignore[arg-type]
+    ctx = typer.Context(command, info_name="immutable-installer", terminal_width=100,
                       max_content_width=100)
     out += ["## immutable-installer", "", "```", command.get_help(ctx).rstrip(), "```", ""]
     for name in sorted(command.commands):  # type: ignore[attr-defined]
@@ -36,7 +36,7 @@ def root_help() -> str:
     from installer.cli import app
 
     command = typer.main.get_command(app)
-    ctx = typer.Context(command, info_name="immutable-installer", terminal_width=80,  # type: ignore[arg-type]
+    ctx = typer.Context(command, info_name="immutable-installer", terminal_width=80,
                         max_content_width=80)
     return command.get_help(ctx).rstrip() + "\n"
 

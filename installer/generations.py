@@ -4,7 +4,8 @@ Layout: ``.venv`` is a relative symbolic link to ``.venv.generations/g0007``. A 
 sibling marker ``g0007.incomplete`` created *before* the directory and removed only after the generation
 verified, so a crash at any instant leaves either a marker (the next run deletes that generation) or a
 complete generation. The switch writes a new link under a temporary name and renames it over ``.venv``:
-``rename(2)`` replaces it atomically, so ``.venv`` always points at a complete generation.
+``rename(2)`` replaces it atomically, so ``.venv`` always points at a complete generation (installer/switching.py,
+which also holds the journalled fallback for platforms without an atomic link replace).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from filelock import FileLock, Timeout
 
 from installer.errors import LockHeldError, UsageError
 from installer.events import Message, Reporter, null_reporter
+from installer.switching import Switcher, default_switcher
 
 GEN_RE = re.compile(r"^g(\d{4,})$")
 RECEIPT = "installer-receipt.json"
@@ -44,10 +46,11 @@ class Generation:
 class Generations:
     """All generations of one target."""
 
-    def __init__(self, target: Path, reporter: Reporter = null_reporter) -> None:
+    def __init__(self, target: Path, reporter: Reporter = null_reporter, switcher: Switcher | None = None) -> None:
         self.target = Path(os.path.abspath(target))
         self.root = self.target.with_name(self.target.name + ".generations")
         self.report = reporter
+        self.switcher = switcher or default_switcher()
 
     # -- locking
     def lock(self, wait: bool = True) -> FileLock:
@@ -137,8 +140,7 @@ class Generations:
                 shutil.rmtree(self.root / name, ignore_errors=True)
                 marker.unlink(missing_ok=True)
                 removed.append(name)
-        for tmp in self.target.parent.glob(f".{self.target.name}.link-*"):
-            tmp.unlink(missing_ok=True)
+        self.switcher.recover(self.target)
         if removed:
             self.report(Message("info", f"removed incomplete generation(s) left by an interrupted run: "
                                         f"{', '.join(sorted(removed))}"))
@@ -148,12 +150,7 @@ class Generations:
     def switch(self, generation: Path) -> None:
         """Point the target at ``generation`` atomically (POSIX rename of a new link over the old one)."""
         self.check_target()
-        relative = os.path.relpath(generation, self.target.parent)
-        tmp = self.target.with_name(f".{self.target.name}.link-{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        os.symlink(relative, tmp, target_is_directory=True)
-        os.replace(tmp, self.target)
-        _fsync_dir(self.target.parent)
+        self.switcher.switch(self.target, generation)
 
     def prune(self, keep: int) -> list[str]:
         """Keep the current generation and the newest ``keep`` others; delete the rest."""
@@ -175,16 +172,3 @@ class Generations:
             raise UsageError("there is no previous generation to roll back to",
                              hint="`immutable-installer status` lists the generations")
         return older[-1]
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

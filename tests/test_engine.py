@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Synthetic, write_json
 
+from conftest import Synthetic, write_json
 from installer.errors import BuildError, LockHeldError, UsageError, VerificationFailed
 from installer.generations import Generations
 from installer.verify import Verifier

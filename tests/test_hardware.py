@@ -7,8 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import make_wheel, manifest_data
 
+from conftest import make_wheel, manifest_data
 from installer.hardware import Hardware, choose_variant, detect, parse_nvidia_smi, parse_proc_version
 from installer.manifest import manifest_from_data
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PY, Index, make_wheel
 
+from conftest import PY, Index, make_wheel
 from installer.errors import BlacklistError, SpecError
 from installer.lock import Locker, LockOptions, assign_groups, expand_platform_tags, variant_requirements
 from installer.manifest import dump_manifest, load_manifest, write_manifest

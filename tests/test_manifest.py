@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_wheel, manifest_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import make_wheel, manifest_data
 from installer.errors import BlacklistedPin, ExitCode, ManifestError
 from installer.manifest import dump_manifest, load_manifest, parse_manifest
 

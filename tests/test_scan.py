@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_wheel, manifest_data
 
+from conftest import make_wheel, manifest_data
 from installer.errors import BlacklistedPin, BlacklistError, ManifestError, WheelhouseError
 from installer.manifest import manifest_from_data, parse_manifest
 from installer.names import pattern_matches

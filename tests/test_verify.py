@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from conftest import Synthetic, make_wheel
-
 from installer.manifest import manifest_from_data
 from installer.verify import Verifier, site_packages
 

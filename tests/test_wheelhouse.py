@@ -7,8 +7,8 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-from conftest import PLATFORM, Index, make_wheel, manifest_data, write_json
 
+from conftest import PLATFORM, Index, make_wheel, manifest_data, write_json
 from installer.errors import WheelhouseError
 from installer.fetch import fetch
 from installer.manifest import Platform, load_manifest, manifest_from_data
