@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from installer.errors import InstallerError
@@ -69,6 +70,34 @@ class Runner:
         except subprocess.TimeoutExpired:
             raise InstallerError(f"command timed out after {timeout:.0f} s: {' '.join(argv[:4])} ...") from None
         return Result(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    def stream(self, args: Sequence[str], *, on_line: Callable[[str], None], env: Mapping[str, str] | None = None,
+               timeout: float | None = None) -> Result:
+        """Run with stdout delivered line by line to ``on_line`` (pip's raw progress), stderr captured."""
+        argv = tuple(str(a) for a in args)
+        self.history.append(argv)
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                                    env=dict(env) if env is not None else None, encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            raise InstallerError(f"command not found: {argv[0]}") from None
+        errors: list[str] = []
+        reader = threading.Thread(target=lambda: errors.append(proc.stderr.read() if proc.stderr else ""),
+                                  daemon=True)
+        reader.start()
+        lines: list[str] = []
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                on_line(line.rstrip("\n"))
+            proc.wait(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        reader.join()
+        return Result(argv, proc.returncode, "".join(lines), "".join(errors))
 
     def python(self) -> str:
         """The interpreter running the tool (it carries pip, our pinned resolver and downloader)."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 import configparser
 import functools
 import os
+import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,10 +195,12 @@ class Downloader:
 
     # -- sources, cheapest first
     def _progress(self, nbytes: int, item: str = "") -> None:
+        if nbytes <= 0:
+            return
         self._done_bytes += nbytes
         self.report(Progress("download", self._done_bytes, self._total, "bytes", item))
 
-    def _place(self, source: Path, item: Needed) -> bool:
+    def _place(self, source: Path, item: Needed, count: bool = True) -> bool:
         """Copy a candidate in under a temporary name; rename only if its hash matches."""
         dest = self.wheelhouse / item.wheel.filename
         tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
@@ -210,7 +213,8 @@ class Downloader:
         except OSError:
             tmp.unlink(missing_ok=True)
             return False
-        self._progress(dest.stat().st_size, item.wheel.filename)
+        if count:
+            self._progress(dest.stat().st_size, item.wheel.filename)
         return True
 
     def _from_local(self, todo: list[Needed]) -> list[Needed]:
@@ -272,12 +276,16 @@ class Downloader:
                     args.append("--isolated")
                 for folder in self.find_links:
                     args += ["--find-links", folder]
+                if _pip_has_raw_progress():
+                    args += ["--progress-bar", "raw"]
                 self.report(Message("info", f"pip download: {len(items)} wheel(s) from {index_name}"))
-                result = self.runner.run(args, env=clean_env(keep_pip=self.use_configured), timeout=3600)
+                tracker = _PipProgress(self._progress, {n.wheel.filename: n.wheel.size or 0 for n in items})
+                result = self.runner.stream(args, on_line=tracker.line, env=clean_env(keep_pip=self.use_configured),
+                                            timeout=3600)
                 for item in items:
                     got = out / item.wheel.filename
                     if got.is_file():
-                        self._place(got, item)
+                        self._place(got, item, count=False)  # pip's own progress already counted it
                 if not result.ok:
                     missing = [n.wheel.filename for n in items if not (self.wheelhouse / n.wheel.filename).is_file()]
                     if missing:
@@ -290,6 +298,47 @@ class Downloader:
             path.unlink(missing_ok=True)
         for path in self.wheelhouse.glob(".download-*"):
             shutil.rmtree(path, ignore_errors=True)
+
+
+class _PipProgress:
+    """Turns pip's ``--progress-bar raw`` lines into byte progress; files pip copies locally count whole."""
+
+    _PROGRESS = re.compile(r"^Progress (\d+) of (\d+)")
+    _SAVED = re.compile(r"Saved (.+\.whl)$")
+
+    def __init__(self, report: Callable[[int, str], None], sizes: dict[str, int]) -> None:
+        self.report = report
+        self.sizes = sizes
+        self.done = 0
+        self.streamed = False
+
+    def line(self, text: str) -> None:
+        text = text.strip()
+        match = self._PROGRESS.match(text)
+        if match:
+            now = int(match.group(1))
+            if now > self.done:
+                self.report(now - self.done, "")
+            self.done = now
+            self.streamed = True
+            return
+        saved = self._SAVED.search(text)
+        if saved:
+            name = os.path.basename(saved.group(1))
+            if not self.streamed:
+                self.report(self.sizes.get(name, 0), name)
+            self.done, self.streamed = 0, False
+
+
+def _pip_has_raw_progress() -> bool:
+    """``--progress-bar raw`` exists since pip 24.1."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int(p) for p in version("pip").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) >= (24, 1)
 
 
 def _last_error(stderr: str) -> str:

@@ -120,8 +120,15 @@ def test_from_pretrained_patcher_routes_to_the_shared_cache(ref: Path, tmp_path:
                       "PreTrainedModel, pipeline\nprint(p.status()['patched'])", HOME=str(home))
     for owner in ("PreTrainedModel", "AutoModel", "AutoConfig", "AutoTokenizer", "pipeline()"):
         assert owner in patched.stdout, patched.stdout
-    off = py(ref, "import _immutable_hf_patch as p\nprint(p.status()['why_off'])", CI="1")
-    assert "CI is set" in off.stdout
+    for var in ("CI", "TRANSFORMERS_PATCH_DISABLE", "IMMUTABLE_INSTALLER_SHIMS_DISABLE"):
+        off = py(ref, "import sys, os\np = sys.modules.get('_immutable_hf_patch')\n"
+                      "print(p.status()['why_off'] if p else 'not loaded', os.environ.get('HF_HUB_CACHE'))",
+                 HOME=str(home), **{var: "1"})
+        assert ("not loaded" if var.startswith("IMMUTABLE") else f"{var} is set") in off.stdout, off.stdout
+        assert off.stdout.strip().endswith("None")  # and the hub cache variable is left alone
+    local = py(ref, "import os, _immutable_hf_patch as p\nprint(p.status()['cache_dir'], os.environ.get('HF_HUB_CACHE'))",
+               HOME=str(home), STORAGE_FORCE_LOCAL="1")
+    assert local.stdout.split() == ["None", "None"], local.stdout
 
 
 def test_skip_wheelhouse_reinstall_then_rollback(ref: Path) -> None:
@@ -134,3 +141,86 @@ def test_skip_wheelhouse_reinstall_then_rollback(ref: Path) -> None:
     assert os.readlink(ref / ".venv").endswith("g0001")
     status = json.loads(cli(ref, "status", "--json").stdout)
     assert status["current"] == "g0001" and len(status["generations"]) == 2
+
+
+class _FakeHub:
+    """A minimal Hugging Face hub on 127.0.0.1: HEAD/GET of /{repo}/resolve/{rev}/{file}, slow bodies."""
+
+    def __init__(self, payload: bytes) -> None:
+        import hashlib
+        import http.server
+        import socketserver
+        import threading
+        import time
+
+        self.payload = payload
+        self.etag = hashlib.sha256(payload).hexdigest()
+        self.gets: list[float] = []
+        self.heads: list[float] = []
+        self.get_done: list[float] = []
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _headers(self) -> None:
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", "a" * 40)
+                self.send_header("ETag", f'"{hub.etag}"')
+                self.send_header("Content-Length", str(len(hub.payload)))
+                self.end_headers()
+
+            def do_HEAD(self) -> None:
+                hub.heads.append(time.monotonic())
+                self._headers()
+
+            def do_GET(self) -> None:
+                hub.gets.append(time.monotonic())
+                self._headers()
+                for i in range(0, len(hub.payload), 1 << 18):
+                    self.wfile.write(hub.payload[i:i + (1 << 18)])
+                    time.sleep(0.05)
+                hub.get_done.append(time.monotonic())
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_concurrent_downloads_into_the_shared_cache(ref: Path, tmp_path: Path) -> None:
+    """Does huggingface_hub's own per-file lock suffice for the shared cache? Four processes, one file."""
+    hub = _FakeHub(os.urandom(8 << 20))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "HF_", "VIRTUAL_ENV"))}
+    env.pop("CI", None)
+    env.update(HOME=str(home), HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1")
+    code = ("import hashlib\nfrom huggingface_hub import hf_hub_download\n"
+            "p = hf_hub_download('org/big', 'model.safetensors')\n"
+            "print(p, hashlib.sha256(open(p, 'rb').read()).hexdigest())")
+    procs = [subprocess.Popen([str(ref / ".venv" / "bin" / "python"), "-c", code], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [o[1][-500:] for o in outputs]
+    paths = {o[0].split()[0] for o in outputs}
+    assert len(paths) == 1 and ".cache/immutable-installer/hub/models--org--big" in paths.pop()
+    assert {o[0].split()[1] for o in outputs} == {hub.etag}
+    assert len(hub.heads) >= 2 and min(hub.heads[1:]) < hub.get_done[0]  # the processes really overlapped
+    assert len(hub.gets) == 1  # downloaded once: the hub's lock suffices, no extra lock of ours is needed
+
+
+def test_tampering_with_transformers_is_caught_and_named(ref: Path) -> None:
+    init = next((ref / ".venv" / "lib").glob("python*/site-packages/transformers/__init__.py"))
+    original = init.read_bytes()
+    try:
+        init.write_bytes(original + b"\n# tampered\n")
+        proc = cli(ref, "verify", "--json")
+        assert proc.returncode == 1
+        checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+        assert checks["integrity"]["status"] == "fail"
+        assert "transformers: transformers/__init__.py" in checks["integrity"]["detail"]
+    finally:
+        init.write_bytes(original)
+    assert cli(ref, "verify").returncode == 0

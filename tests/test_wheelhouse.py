@@ -115,3 +115,34 @@ def test_missing_from_every_source_exits_4(tmp_path: Path, index: Index) -> None
         downloader(tmp_path / "wh").download(manifest_from_data(data), "cpu", PLAT)
     assert info.value.exit_code == 4
     json.dumps(info.value.details)
+
+
+def test_download_reports_byte_progress(tmp_path: Path, index: Index) -> None:
+    data, wheels = stack(index)
+    manifest = manifest_from_data(data)
+    events: list = []
+    Downloader(tmp_path / "wh", reporter=events.append, use_configured_sources=False).download(manifest, "cpu", PLAT)
+    progress = [e for e in events if getattr(e, "kind", "") == "progress"]
+    total = sum(w.stat().st_size for w in wheels)
+    assert progress and progress[-1].unit == "bytes" and progress[-1].total == total
+    assert progress[-1].done == total
+
+
+def test_variant_selects_the_torch_build_from_the_cuda_index(tmp_path: Path, index: Index, cuda_index: Index) -> None:
+    helper = make_wheel(index.root, "helper", "1.0")
+    cpu = make_wheel(cuda_index.root, "torch", "2.0.0+cpu")
+    cu = make_wheel(cuda_index.root, "torch", "2.0.0+cu124")
+    data = manifest_data([(helper, {"variants": ["cpu", "cu124"]}), (cpu, {"variants": ["cpu"], "index": "cuda"}),
+                          (cu, {"variants": ["cu124"], "index": "cuda"})], index_url=index.url,
+                         variants={"cpu": {"index": "cuda", "torch_packages": ["torch"], "cuda": None,
+                                           "min_driver": None},
+                                   "cu124": {"index": "cuda", "torch_packages": ["torch"], "cuda": "12.4",
+                                             "min_driver": "550.54.14"}})
+    data["indexes"]["cuda"] = cuda_index.url
+    manifest = manifest_from_data(data)
+    house = tmp_path / "wh"
+    downloader(house).download(manifest, "cu124", PLAT)
+    assert sorted(p.name for p in house.glob("*.whl")) == [cu.name, helper.name]
+    downloader(house).download(manifest, "cpu", PLAT)
+    assert (house / cpu.name).exists()
+    assert audit(house, needed_wheels(manifest, "cpu", "linux_x86_64")).strays == [cu.name]
