@@ -172,10 +172,16 @@ class _FakeHub:
                 self.end_headers()
 
             def do_HEAD(self) -> None:
+                if "/resolve/" not in self.path:  # hub clients also probe other endpoints: not files
+                    self.send_error(404)
+                    return
                 hub.heads.append(time.monotonic())
                 self._headers()
 
             def do_GET(self) -> None:
+                if "/resolve/" not in self.path:
+                    self.send_error(404)
+                    return
                 hub.gets.append(time.monotonic())
                 self._headers()
                 for i in range(0, len(hub.payload), 1 << 18):
