@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from packaging.requirements import Requirement
 
-from installer.manifest import BlacklistRule
+from installer.manifest import BlacklistRule, marker_holds, parse_requirement
 from installer.names import canonical
 
 
@@ -48,10 +48,11 @@ class Finding:
 def active(node: Node, env: Mapping[str, str]) -> list[Requirement]:
     """Requirements of ``node`` that apply in ``env`` with its requested extras."""
     out = []
-    extras = ["", *sorted(node.extras)]
+    base = tuple(sorted((k, v) for k, v in env.items() if k != "extra"))
     for text in node.requires:
-        req = Requirement(text)
-        if req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in extras):
+        req = parse_requirement(text)
+        if req.marker is None or any(marker_holds(str(req.marker), (*base, ("extra", e)))
+                                     for e in ("", *sorted(node.extras))):
             out.append(req)
     return out
 

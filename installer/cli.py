@@ -158,16 +158,28 @@ def verify(
     """
     from installer.generations import RECEIPT
     from installer.hardware import host_platform
-    from installer.verify import Verifier, _read_json
+    from installer.verify import ProbeRun, Verifier, _read_json, early_probe_config, venv_python
 
-    m = _load(manifest)
     if not venv.exists():
         raise UsageError(f"{venv} does not exist", hint="build it with `immutable-installer install`")
     receipt = _read_json(Path(os.path.realpath(venv)) / RECEIPT)
-    variant = receipt.get("variant") or m.default_variant
-    platform = host_platform(m)
-    reporter = None if json_out else _reporter(False)
-    report = Verifier(reporter or (lambda e: None)).verify(venv, m, variant, platform.name)
+    early = None
+    try:  # start the probe (torch + transformers imports, seconds) while the manifest is validated
+        config = early_probe_config(manifest.read_bytes(), str(receipt.get("variant", "")))
+        if config is not None and venv_python(Path(os.path.realpath(venv))).exists():
+            early = ProbeRun(venv, config)
+    except OSError:
+        early = None
+    try:
+        m = _load(manifest)
+        variant = receipt.get("variant") or m.default_variant
+        platform = host_platform(m)
+        reporter = None if json_out else _reporter(False)
+        report = Verifier(reporter or (lambda e: None)).verify(venv, m, variant, platform.name, probe_run=early)
+    except BaseException:
+        if early is not None:
+            early.kill()
+        raise
     if reporter is not None:
         _close(reporter)
     if json_out:

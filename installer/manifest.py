@@ -9,6 +9,7 @@ This module is pure: no subprocess, no network, no terminal.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -138,7 +139,7 @@ class Package:
         return None
 
     def requirements(self) -> list[Requirement]:
-        return [Requirement(r) for r in self.requires_dist]
+        return [parse_requirement(r) for r in self.requires_dist]
 
 
 @dataclass(frozen=True)
@@ -229,9 +230,8 @@ class Manifest:
             if platform is not None:
                 if pkg.file_for(platform) is None:
                     continue
-                if pkg.marker and not Marker(pkg.marker).evaluate(
-                    self.python.marker_environment(self.platform(platform))
-                ):
+                env = self.python.marker_environment(self.platform(platform))
+                if pkg.marker and not marker_holds(pkg.marker, tuple(sorted(env.items()))):
                     continue
             chosen.append(pkg)
         return sorted(chosen, key=lambda p: (group_pos[p.group], p.order, p.name))
@@ -241,6 +241,23 @@ class Manifest:
             if rule.matches(name):
                 return rule
         return None
+
+
+@functools.lru_cache(maxsize=8192)
+def parse_requirement(text: str) -> Requirement:
+    """Parsed once: validation, lock, scan and verify evaluate the same few thousand strings many times."""
+    return Requirement(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_marker(text: str) -> Marker:
+    return Marker(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def marker_holds(marker: str, env_items: tuple[tuple[str, str], ...]) -> bool:
+    """A marker's value in an environment (cached: the same pairs recur for every variant)."""
+    return parse_marker(marker).evaluate(dict(env_items))
 
 
 # ------------------------------------------------------------------------------------------- the reader
@@ -521,7 +538,7 @@ def _parse_packages(
         requires = r.strings(obj.get("requires_dist", []), f"{path}.requires_dist", unique=False)
         for j, req in enumerate(requires):
             try:
-                parsed = Requirement(req)
+                parsed = parse_requirement(req)
                 if parsed.marker is not None:
                     parsed.marker.evaluate({"extra": ""})
             except Exception as exc:  # InvalidRequirement, or a marker that cannot be evaluated
@@ -678,10 +695,11 @@ def validate_semantics(manifest: Manifest, file: str | None = None) -> None:
 def _active_requirements(pkg: Package, env: Mapping[str, str]) -> list[tuple[int, Requirement]]:
     """Requirements that apply on ``env`` with the package's requested extras."""
     out = []
-    extras = ["", *pkg.extras]
+    base = tuple(sorted((k, v) for k, v in env.items() if k != "extra"))
     for j, text in enumerate(pkg.requires_dist):
-        req = Requirement(text)
-        if req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in extras):
+        req = parse_requirement(text)
+        if req.marker is None or any(marker_holds(str(req.marker), (*base, ("extra", e)))
+                                     for e in ("", *pkg.extras)):
             out.append((j, req))
     return out
 

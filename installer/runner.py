@@ -71,6 +71,18 @@ class Runner:
             raise InstallerError(f"command timed out after {timeout:.0f} s: {' '.join(argv[:4])} ...") from None
         return Result(argv, proc.returncode, proc.stdout, proc.stderr)
 
+    def start(self, args: Sequence[str], *, env: Mapping[str, str] | None = None,
+              cwd: str | None = None) -> subprocess.Popen[str]:
+        """Start a command that runs while the caller works (the verifier's probe); output is captured."""
+        argv = tuple(str(a) for a in args)
+        self.history.append(argv)
+        try:
+            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                                    env=dict(env) if env is not None else None, encoding="utf-8",
+                                    errors="replace")
+        except FileNotFoundError:
+            raise InstallerError(f"command not found: {argv[0]}") from None
+
     def stream(self, args: Sequence[str], *, on_line: Callable[[str], None], env: Mapping[str, str] | None = None,
                timeout: float | None = None) -> Result:
         """Run with stdout delivered line by line to ``on_line`` (pip's raw progress), stderr captured."""

@@ -99,3 +99,14 @@ def test_cli_json_and_exit_codes(built: Synthetic, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["ok"] and {"name", "status", "detail"} <= set(data["checks"][0])
+
+
+def test_an_early_probe_with_the_wrong_configuration_is_discarded(built: Synthetic) -> None:
+    from installer.verify import ProbeRun, probe_config
+
+    manifest = built.manifest()
+    wrong = {**probe_config(manifest, "cpu", "linux_x86_64"), "blocked": []}
+    early = ProbeRun(built.target, wrong)
+    report = Verifier().verify(built.target, manifest, "cpu", "linux_x86_64", probe_run=early)
+    assert report.ok and "torchao" in status(report, "blacklist")[1]
+    assert early.proc.poll() is not None  # killed, not leaked
