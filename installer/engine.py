@@ -130,9 +130,10 @@ class Engine:
             started = time.monotonic()
             self.report(Phase("switch", f"{self.target} -> {path.name}"))
             self.generations.switch(path)
-            pruned = self.generations.prune(keep)
             phases["switch"] = time.monotonic() - started
             self.report(PhaseDone("switch", phases["switch"]))
+            with self._timed(phases, "prune", f"keeping {keep} older generation(s)"):
+                pruned = self.generations.prune(keep)
             return InstallResult(True, path.name, report.fingerprint, variant, report, phases, pruned)
         finally:
             lock.release()
@@ -155,18 +156,27 @@ class Engine:
         target_python = venv_python(path)
         needed = needed_wheels(manifest, variant, platform)
         groups = [g for g in manifest.groups if any(n.package.group == g for n in needed)]
-        with self._timed(phases, "install", f"{len(needed)} wheels in {len(groups)} groups, offline"):
-            for k, group in enumerate(groups, 1):
-                items = [n for n in needed if n.package.group == group]
-                self.report(Message("info", f"group {k}/{len(groups)} {group}: {len(items)} package(s)"))
-                self._pip_install(path, target_python, items)
-                self.report(Progress("install", sum(1 for n in needed if groups.index(n.package.group) < k),
-                                     len(needed), "packages", group))
         site = site_packages(path)
+        compiler = _BackgroundCompiler(self.runner, target_python, path)
+        try:
+            with self._timed(phases, "install", f"{len(needed)} wheels in {len(groups)} groups, offline "
+                                                "(each group is precompiled while the next installs)"):
+                for k, group in enumerate(groups, 1):
+                    items = [n for n in needed if n.package.group == group]
+                    self.report(Message("info", f"group {k}/{len(groups)} {group}: {len(items)} package(s)"))
+                    self._pip_install(path, target_python, items)
+                    dists = installed_dists(site)
+                    group_dists = [dists[n.package.name] for n in items if n.package.name in dists]
+                    if manifest.build.clear_pycache:
+                        clear_stale_pycache(site, group_dists)
+                    compiler.start(site, group_dists)
+                    self.report(Progress("install", sum(1 for n in needed if groups.index(n.package.group) < k),
+                                         len(needed), "packages", group))
+            with self._timed(phases, "compile", "waiting for bytecode compilation"):
+                compiler.wait()
+        finally:
+            compiler.kill()
         with self._timed(phases, "shims", "runtime shims, locks, receipt"):
-            if manifest.build.clear_pycache:
-                for cache in site.rglob("__pycache__"):
-                    shutil.rmtree(cache, ignore_errors=True)
             self._write_shims(site, manifest)
             packages = [n.package for n in needed]
             (path / "constraints.txt").write_text(constraints_text(manifest, packages), encoding="utf-8")
@@ -187,9 +197,6 @@ class Engine:
                 "packages": [{"name": n.package.name, "version": n.package.version, "filename": n.wheel.filename,
                               "sha256": n.wheel.sha256} for n in needed],
             })
-        with self._timed(phases, "compile", "precompiling bytecode"):
-            result = self.runner.run([str(target_python), "-m", "compileall", "-q", "-j", "0", str(site)],
-                                     env=clean_env(), timeout=1800)
         report = Verifier(self.report).verify(path, manifest, variant, platform)
         phases["verify"] = report.duration_s
         if not report.ok:
@@ -222,10 +229,17 @@ class Engine:
     def _write_shims(self, site: Path, manifest: Manifest) -> None:
         if not manifest.shims.blocked_modules and not manifest.shims.transformers_patcher:
             return
+        written = []
         for source in shim_files():
             shutil.copyfile(source, site / source.name)
+            written.append(site / source.name)
         (site / f"{CONFIG_MODULE}.py").write_text(shim_config_source(manifest), encoding="utf-8")
+        written.append(site / f"{CONFIG_MODULE}.py")
         (site / PTH_NAME).write_text("import _immutable_boot\n", encoding="utf-8")
+        import py_compile
+
+        for module in written:  # they run at every start: precompiled, like the rest
+            py_compile.compile(str(module), cfile=_cache_path(module), doraise=False)
 
     # ------------------------------------------------------------------------------------------ rollback
     def rollback(self, manifest: Manifest, platform: str, to: str | None = None, wait: bool = True) -> Report:
@@ -242,6 +256,66 @@ class Engine:
             return report
         finally:
             lock.release()
+
+
+def clear_stale_pycache(site: Path, dists: list[Any]) -> None:
+    """Remove ``.pyc`` files under the packages' directories that no RECORD lists (stale caches shipped
+    outside the wheel's own file list); what a wheel's RECORD lists is kept, so integrity still holds."""
+    listed = {p for d in dists for p, _ in d.record}
+    tops = {p.split("/", 1)[0] for d in dists for p, _ in d.record if "/" in p and not p.startswith("..")}
+    for top in tops:
+        root = site / top
+        if not root.is_dir() or top.endswith(".dist-info"):
+            continue
+        for pyc in root.rglob("__pycache__/*.pyc"):
+            if pyc.relative_to(site).as_posix() not in listed:
+                pyc.unlink(missing_ok=True)
+
+
+def _cache_path(module: Path) -> str:
+    import importlib.util
+
+    return importlib.util.cache_from_source(str(module))
+
+
+class _BackgroundCompiler:
+    """Precompiles each installed group with the target interpreter while the next group installs.
+
+    pip runs with ``--no-compile`` (see docs/decisions.md); compiling group k beside pip installing group
+    k+1 uses the second core, which a sequential compile at the end would leave idle.
+    """
+
+    def __init__(self, runner: Runner, python: Path, workdir: Path) -> None:
+        self.runner, self.python, self.workdir = runner, python, workdir
+        self.running: list[Any] = []
+
+    def start(self, site: Path, dists: list[Any]) -> None:
+        files = sorted({str(site / p) for d in dists for p, _ in d.record
+                        if p.endswith(".py") and not p.startswith("..")})
+        if not files:
+            return
+        listing = self.workdir / f".compile-{len(self.running)}.txt"
+        listing.write_text("\n".join(files) + "\n", encoding="utf-8")
+        proc = self.runner.start([str(self.python), "-m", "compileall", "-q", "-i", str(listing)], env=clean_env())
+        self.running.append((proc, listing))
+
+    def wait(self) -> None:
+        for proc, listing in self.running:
+            _out, err = proc.communicate(timeout=3600)
+            listing.unlink(missing_ok=True)
+            # compileall exits 1 when a file does not compile (e.g. py2-only test data in some wheels):
+            # those modules stay uncompiled, which costs speed, not correctness
+            if proc.returncode not in (0, 1):
+                raise BuildError(f"bytecode compilation failed: {err.strip()[-300:]}")
+        self.running = []
+
+    def kill(self) -> None:
+        for proc, listing in self.running:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            listing.unlink(missing_ok=True)
+        self.running = []
 
 
 class _PhaseTimer:
