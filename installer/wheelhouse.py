@@ -162,6 +162,8 @@ class Downloader:
         self.use_configured = use_configured_sources
         self._done_bytes = 0.0
         self._total: float | None = None
+        self._files_seen: set[str] = set()
+        self._files_total = 0
 
     def download(self, manifest: Manifest, variant: str, platform: Platform, wait: bool = True) -> Audit:
         started = time.monotonic()
@@ -180,6 +182,7 @@ class Downloader:
                                         f"{len(todo)} to fetch"))
             self._done_bytes = 0.0
             self._total = float(total) if total else None
+            self._files_seen, self._files_total = set(), len(todo)
             todo = self._from_local(todo)
             todo = self._from_urls(todo)
             if todo:
@@ -198,7 +201,10 @@ class Downloader:
         if nbytes <= 0:
             return
         self._done_bytes += nbytes
-        self.report(Progress("download", self._done_bytes, self._total, "bytes", item))
+        if item and item not in self._files_seen:
+            self._files_seen.add(item)
+        label = f"{len(self._files_seen)}/{self._files_total} {item}" if item else ""
+        self.report(Progress("download", self._done_bytes, self._total, "bytes", label))
 
     def _place(self, source: Path, item: Needed, count: bool = True) -> bool:
         """Copy a candidate in under a temporary name; rename only if its hash matches."""
@@ -301,33 +307,45 @@ class Downloader:
 
 
 class _PipProgress:
-    """Turns pip's ``--progress-bar raw`` lines into byte progress; files pip copies locally count whole."""
+    """Turns pip's ``--progress-bar raw`` output into byte progress, per file and capped at its size.
+
+    pip prints ``Downloading <file>`` / ``Processing <path>``, then ``Progress N of M`` lines for network
+    downloads only, then ``Saved <path>``; a file copied from a local mirror counts whole when saved.
+    """
 
     _PROGRESS = re.compile(r"^Progress (\d+) of (\d+)")
     _SAVED = re.compile(r"Saved (.+\.whl)$")
+    _STARTED = re.compile(r"^(?:Downloading|Processing|File was already downloaded) (\S+)")
 
     def __init__(self, report: Callable[[int, str], None], sizes: dict[str, int]) -> None:
         self.report = report
         self.sizes = sizes
-        self.done = 0
-        self.streamed = False
+        self.counted: dict[str, int] = {}
+        self.current = ""
+
+    def _advance(self, name: str, upto: int) -> None:
+        cap = self.sizes.get(name) or upto
+        target = min(upto, cap)
+        delta = target - self.counted.get(name, 0)
+        if delta > 0:
+            self.counted[name] = target
+            self.report(delta, name)
 
     def line(self, text: str) -> None:
         text = text.strip()
         match = self._PROGRESS.match(text)
-        if match:
-            now = int(match.group(1))
-            if now > self.done:
-                self.report(now - self.done, "")
-            self.done = now
-            self.streamed = True
+        if match and self.current:
+            self._advance(self.current, int(match.group(1)))
+            return
+        started = self._STARTED.match(text)
+        if started:
+            self.current = os.path.basename(started.group(1))
             return
         saved = self._SAVED.search(text)
         if saved:
             name = os.path.basename(saved.group(1))
-            if not self.streamed:
-                self.report(self.sizes.get(name, 0), name)
-            self.done, self.streamed = 0, False
+            self._advance(name, self.sizes.get(name, 0))
+            self.current = ""
 
 
 def _pip_has_raw_progress() -> bool:
