@@ -7,8 +7,8 @@ everything else goes through ``installer.cli``.
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args in (["--help"], ["-h"]):
         try:
-            text = (Path(__file__).with_name("help.txt")).read_text(encoding="utf-8")
+            with open(os.path.join(os.path.dirname(__file__), "help.txt"), encoding="utf-8") as fh:
+                text = fh.read()
         except OSError:
             text = ""
         if text:
