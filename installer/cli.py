@@ -51,7 +51,7 @@ def main_callback(
                                                                "(same as `verify`).")] = False,
     skip_wheelhouse: Annotated[bool, typer.Option("--skip-wheelhouse", help="Install from the wheels already in "
                                                                            "the wheelhouse, no network.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and the commands run.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
@@ -137,7 +137,15 @@ def install(
         return
     from installer.console import print_summary
 
-    rows = [("result", "built and switched" if result.changed else "up to date, nothing changed"),
+    if not result.changed:
+        what = "nothing (up to date)"
+    elif result.changes:
+        what = f"{len(result.changes)} package change(s): " + ", ".join(result.changes[:6]) + (
+            " ..." if len(result.changes) > 6 else "")
+    else:
+        what = "same packages, fresh generation"
+    rows = [("result", "built, verified and switched" if result.changed else "up to date, nothing changed"),
+            ("changes", what),
             ("target", f"{venv} -> {result.generation}"), ("variant", result.variant),
             ("fingerprint", str(result.fingerprint)[:16])]
     rows += [(f"time {k}", f"{v:.1f} s") for k, v in result.phases.items()]

@@ -41,11 +41,23 @@ class InstallResult:
     report: Report | None = None
     phases: dict[str, float] = field(default_factory=dict)
     pruned: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"changed": self.changed, "generation": self.generation, "fingerprint": self.fingerprint,
                 "variant": self.variant, "phases": {k: round(v, 3) for k, v in self.phases.items()},
-                "pruned": self.pruned, "verify": self.report.to_json() if self.report else None}
+                "pruned": self.pruned, "changes": self.changes,
+                "verify": self.report.to_json() if self.report else None}
+
+
+def package_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two receipts, for people: ``torch 2.12.0 -> 2.13.0``, ``+ peft 0.21.2``."""
+    before = {p["name"]: p["version"] for p in old.get("packages", [])}
+    after = {p["name"]: p["version"] for p in new.get("packages", [])}
+    out = [f"{n} {before[n]} -> {after[n]}" for n in sorted(set(before) & set(after)) if before[n] != after[n]]
+    out += [f"+ {n} {after[n]}" for n in sorted(set(after) - set(before))]
+    out += [f"- {n} {before[n]}" for n in sorted(set(before) - set(after))]
+    return out
 
 
 def find_interpreter(version: str, implementation: str = "cpython") -> str:
@@ -134,7 +146,9 @@ class Engine:
             self.report(PhaseDone("switch", phases["switch"]))
             with self._timed(phases, "prune", f"keeping {keep} older generation(s)"):
                 pruned = self.generations.prune(keep)
-            return InstallResult(True, path.name, report.fingerprint, variant, report, phases, pruned)
+            new_receipt = json.loads((path / RECEIPT).read_text(encoding="utf-8"))
+            changes = package_changes(current.receipt if current else {}, new_receipt)
+            return InstallResult(True, path.name, report.fingerprint, variant, report, phases, pruned, changes)
         finally:
             lock.release()
 

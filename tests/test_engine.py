@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Synthetic, write_json
+from conftest import Synthetic, make_wheel, write_json
 from installer.errors import BuildError, LockHeldError, UsageError, VerificationFailed
 from installer.generations import Generations
 from installer.verify import Verifier
@@ -167,3 +167,19 @@ def test_missing_interpreter_is_exit_2(synthetic: Synthetic) -> None:
     with pytest.raises(InterpreterNotFound, match="3.99"):
         synthetic.install()
     assert not synthetic.target.exists()
+
+
+def test_result_lists_package_changes(synthetic: Synthetic) -> None:
+    first = synthetic.install()
+    assert "+ tiny-a 2.0" in first.changes and len(first.changes) == 6
+    newer = make_wheel(synthetic.house, "tiny-b", "1.1")
+    data = json.loads(json.dumps(synthetic.data))
+    entry = next(p for p in data["packages"] if p["name"] == "tiny-b")
+    import hashlib
+
+    entry["version"] = "1.1"
+    entry["files"][0].update(filename=newer.name, sha256=hashlib.sha256(newer.read_bytes()).hexdigest(),
+                             size=newer.stat().st_size)
+    write_json(synthetic.manifest_path, data)
+    second = synthetic.install()
+    assert second.changes == ["tiny-b 1.0 -> 1.1"]
