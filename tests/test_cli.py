@@ -152,3 +152,24 @@ def test_fast_paths_do_not_import_typer(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     loaded = set(proc.stderr.split("MODULES ", 1)[1].split())
     assert "typer" not in loaded and "rich" not in loaded
+
+
+def test_lock_command_with_plain_requirements(tmp_path: Path, index) -> None:  # type: ignore[no-untyped-def]
+    make_wheel(index.root, "helper", "1.0")
+    make_wheel(index.root, "app", "1.0", requires=["helper>=1"])
+    make_wheel(index.root, "bad", "1.0", requires=["torchao"])
+    make_wheel(index.root, "torchao", "0.6")
+    out = tmp_path / "m.json"
+    proc = run("lock", "app", "--index-url", index.url, "--isolated", "--platform", "manylinux_2_17_x86_64",
+               "-o", str(out), "--pylock", str(tmp_path / "pylock.toml"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["packages"] == 2
+    assert (tmp_path / "pylock.toml").read_text().startswith('lock-version = "1.0"')
+    first = out.read_bytes()
+    assert run("lock", "app", "--index-url", index.url, "--isolated", "--platform", "manylinux_2_17_x86_64",
+               "-o", str(out)).returncode == 0
+    assert out.read_bytes() == first
+    blocked = run("lock", "bad", "--index-url", index.url, "--isolated", "--blacklist", "torchao", "-o",
+                  str(tmp_path / "b.json"))
+    assert blocked.returncode == 3 and "bad 1.0 -> torchao" in blocked.stderr
+    assert not (tmp_path / "b.json").exists()
