@@ -16,11 +16,11 @@ from typing import Any, TextIO
 from installer.events import Event, Message, Phase, PhaseDone, Progress
 
 
-def _console(stderr: bool = True) -> Any:
+def _console(stderr: bool = True, wrap: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
-                   soft_wrap=True)
+                   soft_wrap=not wrap)
 
 
 class JsonRenderer:
@@ -129,7 +129,7 @@ def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
     from rich.panel import Panel
 
     body = "\n".join(f"[bold]{k}[/]: {v}" for k, v in rows)
-    _console(stderr=False).print(Panel(body, title=title, expand=False))
+    _console(stderr=False, wrap=True).print(Panel(body, title=title, expand=False))
 
 
 def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:

@@ -147,7 +147,8 @@ class Engine:
             with self._timed(phases, "prune", f"keeping {keep} older generation(s)"):
                 pruned = self.generations.prune(keep)
             new_receipt = json.loads((path / RECEIPT).read_text(encoding="utf-8"))
-            changes = package_changes(current.receipt if current else {}, new_receipt)
+            changes = package_changes(current.receipt if current else {}, new_receipt) if current else [
+                f"first generation: {len(new_receipt.get('packages', []))} packages"]
             return InstallResult(True, path.name, report.fingerprint, variant, report, phases, pruned, changes)
         finally:
             lock.release()
