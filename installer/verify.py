@@ -228,9 +228,14 @@ class Verifier:
                 probe_run.kill()
             probe_run = ProbeRun(venv, config, self.runner)  # the probe runs while we hash below
         try:
+            # three stages a person can watch: read RECORDs, hash files, wait for the probe's imports
+            self.report(Progress("verify", 0, 3, "stages", "reading RECORD files"))
             dists = installed_dists(site)
+            self.report(Progress("verify", 1, 3, "stages", "hashing installed files"))
             hashes = hash_records(site, dists, self.hash_workers)
+            self.report(Progress("verify", 2, 3, "stages", "importing torch and transformers in the environment"))
             stdout, stderr, code = probe_run.finish(timeout=900)
+            self.report(Progress("verify", 3, 3, "stages", "checks"))
         except BaseException:
             probe_run.kill()
             raise
@@ -250,8 +255,6 @@ class Verifier:
             self._imports(probe),
             self._fingerprint(fp, receipt),
         ]
-        for i, _ in enumerate(checks):
-            self.report(Progress("verify", i + 1, len(checks), "checks"))
         duration = time.monotonic() - started
         self.report(PhaseDone("verify", duration))
         ok = not any(c.status == FAIL for c in checks)
