@@ -124,14 +124,23 @@ def _chain_excepthook():
     previous = sys.excepthook
 
     def hook(exc_type, exc, tb):
+        late = None
         try:
             name = getattr(exc, "name", None) or ""
             top = name.partition(".")[0]
-            if isinstance(exc, ModuleNotFoundError) and top in _BLOCKED and hasattr(exc, "add_note"):
-                exc.add_note(_message(top, _BLOCKED[top][1]))
+            if isinstance(exc, ModuleNotFoundError) and top in _BLOCKED:
+                if hasattr(exc, "add_note"):  # 3.11+
+                    exc.add_note(_message(top, _BLOCKED[top][1]))
+                else:
+                    late = _message(top, _BLOCKED[top][1])
         except Exception:
             pass
         previous(exc_type, exc, tb)
+        if late:
+            try:
+                sys.stderr.write(late + "\n")
+            except Exception:
+                pass
 
     sys.excepthook = hook
 
