@@ -114,11 +114,16 @@ def install(
                                                             "installer.")] = False,
     find_links: Annotated[list[Path] | None, typer.Option("--find-links", help="Extra folder to take wheels "
                                                                                "from (by sha256).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the install plan (groups, wheels, what is "
+                                                            "missing) and touch nothing.")] = False,
 ) -> None:
     """Download, scan, build a fresh verified generation and switch VENV to it atomically.
 
     Example: immutable-installer install --variant cpu --venv .venv
     """
+    if dry_run:
+        _dry_run(manifest, wheelhouse, variant, json_out)
+        return
     from installer.engine import Engine
 
     reporter = _reporter(json_out)
@@ -152,6 +157,27 @@ def install(
     if result.pruned:
         rows.append(("pruned", ", ".join(result.pruned)))
     print_summary("immutable-installer install", rows)
+
+
+def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool) -> None:
+    from installer.plan import make_plan
+    from installer.wheelhouse import audit, needed_wheels
+
+    m = _load(manifest)
+    platform, var = _platform_and_variant(m, variant)
+    state = audit(wheelhouse, needed_wheels(m, var.name, platform.name))
+    plan = make_plan(m, var.name, platform.name, {n.wheel.filename for n in state.present},
+                     {n.wheel.filename for n, _ in state.bad_hash})
+    if json_out:
+        import json
+
+        typer.echo(json.dumps({"event": "result", "dry_run": True, **plan.to_json()}))
+        return
+    from installer.console import print_table
+
+    rows = [[f"{s.number}/{s.of} {s.group}", w.name, w.version, w.state] for s in plan.steps for w in s.wheels]
+    print_table(f"install plan: variant {plan.variant} on {plan.platform} (nothing was changed)",
+                ["group", "package", "version", "wheelhouse"], rows)
 
 
 @app.command()

@@ -173,3 +173,14 @@ def test_lock_command_with_plain_requirements(tmp_path: Path, index) -> None:  #
                   str(tmp_path / "b.json"))
     assert blocked.returncode == 3 and "bad 1.0 -> torchao" in blocked.stderr
     assert not (tmp_path / "b.json").exists()
+
+
+def test_install_dry_run_touches_nothing(synthetic: Synthetic) -> None:
+    synthetic.wheels["tiny-b"].unlink()
+    proc = run("install", "--dry-run", "--json", "--manifest", str(synthetic.manifest_path), "--venv",
+               str(synthetic.target), "--wheelhouse", str(synthetic.house), "--variant", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert [s["group"] for s in plan["steps"]] == ["base", "app"]
+    assert plan["to_fetch"] == [synthetic.wheels["tiny-b"].name]
+    assert not synthetic.target.exists() and not (synthetic.root / ".venv.generations").exists()
