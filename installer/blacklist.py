@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from packaging.requirements import Requirement
 
-from installer.manifest import BlacklistRule, marker_holds, parse_requirement
+from installer.manifest import BlacklistRule, applicable_requirements
 from installer.names import canonical
 
 
@@ -47,14 +47,7 @@ class Finding:
 
 def active(node: Node, env: Mapping[str, str]) -> list[Requirement]:
     """Requirements of ``node`` that apply in ``env`` with its requested extras."""
-    out = []
-    base = tuple(sorted((k, v) for k, v in env.items() if k != "extra"))
-    for text in node.requires:
-        req = parse_requirement(text)
-        if req.marker is None or any(marker_holds(str(req.marker), (*base, ("extra", e)))
-                                     for e in ("", *sorted(node.extras))):
-            out.append(req)
-    return out
+    return [req for _, req in applicable_requirements(node.requires, node.extras, env)]
 
 
 def rule_for(name: str, rules: Sequence[BlacklistRule]) -> BlacklistRule | None:

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from installer import __version__
-from installer.errors import BuildError, InstallerError, InterpreterNotFound, VerificationFailed
+from installer.errors import BuildError, InterpreterNotFound, VerificationFailed
 from installer.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from installer.generations import RECEIPT, TORCH_LOCK, Generations
 from installer.manifest import Manifest, Package
 from installer.runner import Runner, clean_env
 from installer.shims import CONFIG_MODULE, PTH_NAME
 from installer.shims import files as shim_files
-from installer.verify import Report, Verifier, installed_dists, site_packages, venv_python
+from installer.verify import Report, Verifier, fingerprint, installed_dists, site_packages, venv_python
 from installer.wheelhouse import needed_wheels
 
 
@@ -134,7 +134,7 @@ class Engine:
                 phases["download+scan"] = time.monotonic() - started
             path = self.generations.new()
             try:
-                report = self._build(path, manifest, variant, platform, phases)
+                report, new_receipt = self._build(path, manifest, variant, platform, phases)
             except BaseException:
                 self.generations.discard(path)
                 raise
@@ -146,7 +146,6 @@ class Engine:
             self.report(PhaseDone("switch", phases["switch"]))
             with self._timed(phases, "prune", f"keeping {keep} older generation(s)"):
                 pruned = self.generations.prune(keep)
-            new_receipt = json.loads((path / RECEIPT).read_text(encoding="utf-8"))
             changes = package_changes(current.receipt if current else {}, new_receipt) if current else [
                 f"first generation: {len(new_receipt.get('packages', []))} packages"]
             return InstallResult(True, path.name, report.fingerprint, variant, report, phases, pruned, changes)
@@ -161,7 +160,7 @@ class Engine:
         return _PhaseTimer(self.report, phases, name, message)
 
     def _build(self, path: Path, manifest: Manifest, variant: str, platform: str,
-               phases: dict[str, float]) -> Report:
+               phases: dict[str, float]) -> tuple[Report, dict[str, Any]]:
         python = find_interpreter(manifest.python.version, manifest.python.implementation)
         with self._timed(phases, "build", f"new virtualenv {path.name} for python {manifest.python.version}"):
             result = self.runner.run([self.runner.python(), "-m", "virtualenv", "--no-seed", "--no-periodic-update",
@@ -202,16 +201,14 @@ class Engine:
             if torch is not None:
                 _write_json(path / TORCH_LOCK, {"torch_version": torch.version, "variant": variant,
                                                 "timestamp": now, "locked": True})
-            from installer.verify import fingerprint
-
-            fp = fingerprint(installed_dists(site))
-            _write_json(path / RECEIPT, {
+            receipt = {
                 "tool_version": __version__, "manifest_name": manifest.name,
                 "manifest_sha256": manifest.raw_sha256, "variant": variant, "platform": platform,
-                "python": manifest.python.version, "created": now, "fingerprint": fp,
+                "python": manifest.python.version, "created": now, "fingerprint": fingerprint(installed_dists(site)),
                 "packages": [{"name": n.package.name, "version": n.package.version, "filename": n.wheel.filename,
                               "sha256": n.wheel.sha256} for n in needed],
-            })
+            }
+            _write_json(path / RECEIPT, receipt)
         report = Verifier(self.report).verify(path, manifest, variant, platform)
         phases["verify"] = report.duration_s
         if not report.ok:
@@ -219,7 +216,7 @@ class Engine:
             raise VerificationFailed(f"the new generation failed verification: {failed[0].name}: {failed[0].detail}",
                                      details=[f"{c.name}: {c.detail}" for c in failed],
                                      hint="the previous environment is untouched; see the details above")
-        return report
+        return report, receipt
 
     def _pip_install(self, venv: Path, python: Path, items: list[Any]) -> None:
         """One strict offline pip call: no index, no deps, hashes required, user config ignored."""
@@ -351,5 +348,3 @@ class _PhaseTimer:
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-
-__all__ = ["Engine", "InstallResult", "InstallerError", "find_interpreter"]

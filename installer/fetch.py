@@ -7,7 +7,6 @@ bounded number of times. Certificates come from ``PIP_CERT`` / ``SSL_CERT_FILE``
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import ssl
@@ -98,28 +97,24 @@ def fetch(url: str, dest: Path, sha256: str, *, retries: int = RETRIES, timeout:
             os.replace(tmp, dest)
             return
         except urllib.error.HTTPError as exc:
-            _unlink(tmp)
+            tmp.unlink(missing_ok=True)
             last_error = f"HTTP {exc.code}"
             if exc.code < 500 and exc.code != 429:
                 break
         except WheelhouseError:
-            _unlink(tmp)
+            tmp.unlink(missing_ok=True)
             raise
         except (OSError, TimeoutError, ValueError) as exc:
-            _unlink(tmp)
+            tmp.unlink(missing_ok=True)
             reason = getattr(exc, "reason", None)
             last_error = str(reason) if reason else (str(exc) or type(exc).__name__)
         except BaseException:
-            _unlink(tmp)
+            tmp.unlink(missing_ok=True)
             raise
         if attempt + 1 < retries:
             sleep(min(0.5 * 2**attempt, 4.0))
     raise WheelhouseError(f"{dest.name}: download from {url} failed: {last_error}")
 
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
 
 def reachable(url: str, timeout: float = 5.0) -> bool:

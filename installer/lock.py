@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
-from packaging.utils import parse_wheel_filename
 
-from installer.blacklist import Node, requirement_findings
+from installer.blacklist import Node, active, requirement_findings
 from installer.errors import BlacklistError, ResolutionError, SpecError
 from installer.events import Message, Phase, PhaseDone, Reporter, null_reporter
 from installer.manifest import (
@@ -107,8 +106,6 @@ def propagate_extras(resolved: Mapping[str, Resolved], top: Iterable[Requirement
         changed = False
         for name, dist in resolved.items():
             node = Node(name, dist.version, dist.requires_dist, frozenset(extras[name]))
-            from installer.blacklist import active
-
             for req in active(node, env):
                 dep = canonical(req.name)
                 wanted = {canonical(e) for e in req.extras}
@@ -120,8 +117,6 @@ def propagate_extras(resolved: Mapping[str, Resolved], top: Iterable[Requirement
 
 def dependency_names(dist: Resolved, extras: frozenset[str], env: Mapping[str, str],
                      known: Iterable[str]) -> set[str]:
-    from installer.blacklist import active
-
     node = Node(dist.name, dist.version, dist.requires_dist, extras)
     names = set(known)
     return {canonical(r.name) for r in active(node, env)} & names
@@ -217,7 +212,7 @@ def expand_platform_tags(tags: Iterable[str]) -> list[str]:
     return [t for t in out if not (t in seen or seen.add(t))]  # type: ignore[func-returns-value]
 
 
-def constraints_from(manifest: Manifest | None, variant: Variant_, upgrade: bool,
+def constraints_from(manifest: Manifest | None, variant: str, upgrade: bool,
                      upgrade_packages: Iterable[str]) -> list[str]:
     """The current pins of a variant as pip constraints (what keeps a re-lock stable)."""
     if manifest is None or upgrade or variant not in manifest.variant_names():
@@ -231,8 +226,6 @@ def constraints_from(manifest: Manifest | None, variant: Variant_, upgrade: bool
             out.append(f"{pkg.name}{op}{pkg.version}")
     return sorted(set(out))
 
-
-Variant_ = str
 
 
 def build_manifest(spec: LockSpec, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]],
@@ -425,7 +418,3 @@ def _pip_error(stderr: str) -> str:
     text = errors[0] if errors else (lines[-1] if lines else "no output")
     return text.removeprefix("ERROR: ")
 
-
-def parse_filename(filename: str) -> tuple[str, str]:
-    name, version, _, _ = parse_wheel_filename(filename)
-    return str(name), str(version)

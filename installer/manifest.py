@@ -223,6 +223,8 @@ class Manifest:
     def packages_for(self, variant: str, platform: str | None = None) -> list[Package]:
         """Packages of a variant (and platform, markers evaluated) in install order."""
         group_pos = {g: i for i, g in enumerate(self.groups)}
+        env_items = (tuple(sorted(self.python.marker_environment(self.platform(platform)).items()))
+                     if platform is not None else ())
         chosen = []
         for pkg in self.packages:
             if variant not in pkg.variants:
@@ -230,8 +232,7 @@ class Manifest:
             if platform is not None:
                 if pkg.file_for(platform) is None:
                     continue
-                env = self.python.marker_environment(self.platform(platform))
-                if pkg.marker and not marker_holds(pkg.marker, tuple(sorted(env.items()))):
+                if pkg.marker and not marker_holds(pkg.marker, env_items):
                     continue
             chosen.append(pkg)
         return sorted(chosen, key=lambda p: (group_pos[p.group], p.order, p.name))
@@ -651,9 +652,8 @@ def validate_semantics(manifest: Manifest, file: str | None = None) -> None:
             raise BlacklistedPin(f"packages[{i}].name", f"{pkg.name} {pkg.version} (pinned) is blacklisted "
                                  f"(forbidden: {rule.reason})", file=file)
         for platform in manifest.platforms:
-            env = manifest.python.marker_environment(platform)
-            if (pkg.marker is None or Marker(pkg.marker).evaluate(env)) and pkg.file_for(platform.name) is None \
-                    and pkg.marker is not None:
+            env_items = tuple(sorted(manifest.python.marker_environment(platform).items()))
+            if pkg.marker is not None and pkg.file_for(platform.name) is None and marker_holds(pkg.marker, env_items):
                 raise r.fail(f"packages[{i}].files", f"no wheel for platform {platform.name!r} although the "
                                                      f"marker {pkg.marker!r} holds there")
 
@@ -670,7 +670,7 @@ def validate_semantics(manifest: Manifest, file: str | None = None) -> None:
             env = manifest.python.marker_environment(platform)
             for pkg in installed.values():
                 i = pos[id(pkg)]
-                for j, dep in _active_requirements(pkg, env):
+                for j, dep in applicable_requirements(pkg.requires_dist, pkg.extras, env):
                     where = f"packages[{i}].requires_dist[{j}]"
                     target = installed.get(canonical(dep.name))
                     if target is None:
@@ -692,21 +692,26 @@ def validate_semantics(manifest: Manifest, file: str | None = None) -> None:
                                      f"dependency {target.name} (group {target.group!r}, order {target.order})")
 
 
-def _active_requirements(pkg: Package, env: Mapping[str, str]) -> list[tuple[int, Requirement]]:
-    """Requirements that apply on ``env`` with the package's requested extras."""
-    out = []
+def applicable_requirements(requires: Iterable[str], extras: Iterable[str],
+                            env: Mapping[str, str]) -> list[tuple[int, Requirement]]:
+    """(index, requirement) of the ``Requires-Dist`` entries that apply in ``env`` with the requested extras.
+
+    The one filter shared by validation, lock, the scanner and the verifier; parsing and marker evaluation are
+    cached, since the same few thousand strings are evaluated for every variant and platform.
+    """
     base = tuple(sorted((k, v) for k, v in env.items() if k != "extra"))
-    for j, text in enumerate(pkg.requires_dist):
+    wanted = ("", *sorted(extras))
+    out = []
+    for j, text in enumerate(requires):
         req = parse_requirement(text)
-        if req.marker is None or any(marker_holds(str(req.marker), (*base, ("extra", e)))
-                                     for e in ("", *pkg.extras)):
+        if req.marker is None or any(marker_holds(str(req.marker), (*base, ("extra", e))) for e in wanted):
             out.append((j, req))
     return out
 
 
 def active_requirements(pkg: Package, env: Mapping[str, str]) -> list[Requirement]:
-    """Public form of the requirement filter, used by the scanners and lock."""
-    return [req for _, req in _active_requirements(pkg, env)]
+    """The requirements of a pinned package that apply in ``env``."""
+    return [req for _, req in applicable_requirements(pkg.requires_dist, pkg.extras, env)]
 
 
 def _depends_on(start: Package, name: str, installed: Mapping[str, Package], env: Mapping[str, str]) -> bool:

@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from installer import blacklist
 from installer.errors import BlacklistError, ManifestError
 from installer.events import Message, Phase, PhaseDone, Reporter, null_reporter
-from installer.manifest import Manifest
+from installer.manifest import Manifest, Package
 from installer.names import canonical
 from installer.wheelhouse import Audit, needed_wheels, require_complete
 from installer.wheels import WheelInfo, read_wheel
@@ -71,12 +71,10 @@ def scan(manifest: Manifest, wheelhouse: Path, variant: str, platform: str,
     return ScanResult(state, wheels, [], seconds)
 
 
-def _check_requirement(name: str, req: Requirement, pinned: Mapping[str, object]) -> None:
-    from installer.manifest import Package
-
+def _check_requirement(name: str, req: Requirement, pinned: Mapping[str, Package]) -> None:
     dep = canonical(req.name)
     target = pinned.get(dep)
-    if not isinstance(target, Package):
+    if target is None:
         raise ManifestError("packages", f"the wheel of {name} requires {req}, which the manifest does not pin "
                                         "(its real METADATA differs from the manifest)",
                             hint="re-lock the manifest")

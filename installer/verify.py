@@ -12,9 +12,7 @@ import base64
 import hashlib
 import json
 import os
-import sys
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from email.parser import HeaderParser
@@ -24,7 +22,7 @@ from typing import Any
 from installer.errors import UsageError
 from installer.events import Phase, PhaseDone, Progress, Reporter, null_reporter
 from installer.generations import RECEIPT, TORCH_LOCK
-from installer.manifest import Manifest, Package, marker_holds, parse_requirement
+from installer.manifest import Manifest, Package, applicable_requirements
 from installer.names import canonical
 from installer.runner import Runner, clean_env
 from installer.shims import CONFIG_MODULE, PTH_NAME, SHIM_MODULES
@@ -143,18 +141,24 @@ def fingerprint(dists: dict[str, Dist]) -> str:
 
 
 # --------------------------------------------------------------------------------------------- the probe
+def _config(blocked: list[str], names: set[str], cuda_mode: str, is_cuda: bool, smoke: bool, alloc_mb: int,
+            imports: list[str]) -> dict[str, Any]:
+    """The probe's configuration; ``auto`` CUDA means required for a CUDA variant, not for cpu."""
+    cuda_required = cuda_mode == "required" or (cuda_mode == "auto" and is_cuda)
+    return {
+        "blocked": blocked, "torch": "torch" in names, "transformers": "transformers" in names,
+        "smoke": smoke, "use_cuda": cuda_required,
+        "gpu_alloc_mb": alloc_mb if cuda_required or cuda_mode == "optional" else 0,
+        "imports": imports,
+    }
+
+
 def probe_config(manifest: Manifest, variant: str, platform: str) -> dict[str, Any]:
     """What the probe must check for this manifest, variant and platform."""
-    var = manifest.variant(variant)
-    cuda_required = manifest.verify.cuda == "required" or (manifest.verify.cuda == "auto" and var.is_cuda)
-    names = {p.name for p in manifest.packages_for(variant, platform)}
-    return {
-        "blocked": [b.name for b in manifest.shims.blocked_modules],
-        "torch": "torch" in names, "transformers": "transformers" in names,
-        "smoke": manifest.verify.model_smoke_test, "use_cuda": cuda_required,
-        "gpu_alloc_mb": manifest.verify.gpu_alloc_mb if cuda_required or manifest.verify.cuda == "optional" else 0,
-        "imports": list(manifest.verify.imports),
-    }
+    return _config([b.name for b in manifest.shims.blocked_modules],
+                   {p.name for p in manifest.packages_for(variant, platform)}, manifest.verify.cuda,
+                   manifest.variant(variant).is_cuda, manifest.verify.model_smoke_test, manifest.verify.gpu_alloc_mb,
+                   list(manifest.verify.imports))
 
 
 def early_probe_config(raw: bytes, variant: str) -> dict[str, Any] | None:
@@ -164,16 +168,10 @@ def early_probe_config(raw: bytes, variant: str) -> dict[str, Any] | None:
     try:
         data = json.loads(raw)
         v = data["verify"]
-        names = {p["name"] for p in data["packages"] if variant in p["variants"]}
-        is_cuda = data["variants"][variant].get("cuda") is not None
-        cuda_required = v.get("cuda", "auto") == "required" or (v.get("cuda", "auto") == "auto" and is_cuda)
-        return {
-            "blocked": [b["name"] for b in data.get("shims", {}).get("blocked_modules", [])],
-            "torch": "torch" in names, "transformers": "transformers" in names,
-            "smoke": v.get("model_smoke_test", True), "use_cuda": cuda_required,
-            "gpu_alloc_mb": v.get("gpu_alloc_mb", 64) if cuda_required or v.get("cuda") == "optional" else 0,
-            "imports": list(v.get("imports", ["torch", "transformers"])),
-        }
+        return _config([b["name"] for b in data.get("shims", {}).get("blocked_modules", [])],
+                       {p["name"] for p in data["packages"] if variant in p["variants"]}, v.get("cuda", "auto"),
+                       data["variants"][variant].get("cuda") is not None, v.get("model_smoke_test", True),
+                       v.get("gpu_alloc_mb", 64), list(v.get("imports", ["torch", "transformers"])))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -219,9 +217,6 @@ class Verifier:
             raise UsageError(f"{venv} has no interpreter at {python.relative_to(venv)}",
                              hint="build the environment with `immutable-installer install`")
         site = site_packages(venv)
-        var = manifest.variant(variant)
-        cuda_required = manifest.verify.cuda == "required" or (manifest.verify.cuda == "auto" and var.is_cuda)
-        torch_pinned = any(p.name == "torch" for p in manifest.packages_for(variant, platform))
         config = probe_config(manifest, variant, platform)
         if probe_run is None or probe_run.venv != venv or probe_run.config != config:
             if probe_run is not None:
@@ -250,7 +245,7 @@ class Verifier:
             self._torch_lock(manifest, variant, platform, dists, venv),
             self._blacklist(manifest, dists, probe),
             self._shims(manifest, site, probe),
-            *self._torch(manifest, probe, cuda_required, torch_pinned),
+            *self._torch(manifest, probe, config["use_cuda"], config["torch"]),
             self._transformers(probe, config),
             self._imports(probe),
             self._fingerprint(fp, receipt),
@@ -317,12 +312,7 @@ class Verifier:
         extras = {p.name: p.extras for p in manifest.packages_for(variant, platform)}
         problems = []
         for dist in dists.values():
-            active = ["", *extras.get(dist.name, ())]
-            for text in dist.requires:
-                req = parse_requirement(text)
-                if req.marker is not None and not any(
-                        marker_holds(str(req.marker), tuple(sorted({**env, "extra": e}.items()))) for e in active):
-                    continue
+            for _, req in applicable_requirements(dist.requires, extras.get(dist.name, ()), env):
                 dep = dists.get(canonical(req.name))
                 if dep is None:
                     problems.append(f"{dist.name} requires {req}, which is not installed")
@@ -472,14 +462,6 @@ def _read_json(path: Path) -> dict[str, Any]:
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def names(checks: Iterable[Check]) -> list[str]:
-    return [c.name for c in checks]
-
-
-def tool_python() -> str:
-    return sys.executable
 
 
 def _alloc_word(alloc: object) -> str:

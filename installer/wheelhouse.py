@@ -9,7 +9,6 @@ are serialised by a file lock on the wheelhouse.
 
 from __future__ import annotations
 
-import configparser
 import functools
 import os
 import re
@@ -123,25 +122,15 @@ def wheelhouse_lock(wheelhouse: Path, wait: bool, reporter: Reporter = null_repo
     return lock
 
 
-def configured_find_links() -> list[str]:
-    """find-links folders from the user's pip configuration (PIP_FIND_LINKS and pip.conf files)."""
+def configured_find_links(runner: Runner) -> list[str]:
+    """Local find-links folders of the user's pip configuration (files and PIP_* variables), as pip itself
+    reads them: ``pip config list`` knows every location and precedence rule, so we do not re-implement them."""
+    result = runner.run([runner.python(), "-m", "pip", "config", "list"], env=clean_env(keep_pip=True), timeout=60)
     found: list[str] = []
-    env = os.environ.get("PIP_FIND_LINKS")
-    if env:
-        found += env.split()
-    files = [Path("/etc/pip.conf"), Path("/etc/xdg/pip/pip.conf"), Path.home() / ".pip/pip.conf",
-             Path.home() / ".config/pip/pip.conf"]
-    if os.environ.get("PIP_CONFIG_FILE"):
-        files.append(Path(os.environ["PIP_CONFIG_FILE"]))
-    for path in files:
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, OSError):
-            continue
-        for section in ("global", "download", "install"):
-            if parser.has_option(section, "find-links"):
-                found += parser.get(section, "find-links").split()
+    for line in result.stdout.splitlines() if result.ok else []:
+        key, _, value = line.partition("=")
+        if key.rsplit(".", 1)[-1] == "find-links":
+            found += value.strip().strip("'\"").split()
     out = []
     for item in found:
         local = item[7:] if item.startswith("file://") else item
@@ -224,7 +213,7 @@ class Downloader:
         return True
 
     def _from_local(self, todo: list[Needed]) -> list[Needed]:
-        folders = self.find_links + (configured_find_links() if self.use_configured else [])
+        folders = self.find_links + (configured_find_links(self.runner) if self.use_configured else [])
         left = []
         for item in todo:
             for folder in folders:

@@ -201,8 +201,11 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def tool_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+def target_env(**extra: str) -> dict[str, str]:
+    """Environment for a process of a built environment, as a user's shell would start it: no pip, python,
+    venv or Hugging Face variables of ours, and no CI (which turns the transformers patcher off)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "HF_", "VIRTUAL_ENV"))}
+    env.pop("CI", None)
     env.update(extra)
     return env
 
@@ -269,11 +272,8 @@ class Synthetic:
     def run_py(self, code: str, **env: str) -> Any:
         import subprocess
 
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV"))}
-        base.pop("CI", None)
-        base.update(env)
-        return subprocess.run([str(self.python()), "-c", code], capture_output=True, text=True, env=base,
-                              check=False)
+        return subprocess.run([str(self.python()), "-c", code], capture_output=True, text=True,
+                              env=target_env(**env), check=False)
 
 
 @pytest.fixture

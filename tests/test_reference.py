@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, target_env
 
 pytestmark = [pytest.mark.reference, pytest.mark.slow]
 
@@ -37,11 +37,8 @@ def ref(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def py(ref: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "HF_", "VIRTUAL_ENV"))}
-    base.pop("CI", None)
-    base.update(env)
     return subprocess.run([str(ref / ".venv" / "bin" / "python"), "-c", code], capture_output=True, text=True,
-                          env=base, timeout=900)
+                          env=target_env(**env), timeout=900)
 
 
 def test_verify_passes_and_second_install_is_up_to_date(ref: Path) -> None:
@@ -200,9 +197,7 @@ def test_concurrent_downloads_into_the_shared_cache(ref: Path, tmp_path: Path) -
     hub = _FakeHub(os.urandom(8 << 20))
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "HF_", "VIRTUAL_ENV"))}
-    env.pop("CI", None)
-    env.update(HOME=str(home), HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1")
+    env = target_env(HOME=str(home), HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1")
     code = ("import hashlib\nfrom huggingface_hub import hf_hub_download\n"
             "p = hf_hub_download('org/big', 'model.safetensors')\n"
             "print(p, hashlib.sha256(open(p, 'rb').read()).hexdigest())")
