@@ -37,8 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     project = Path(args.project).resolve()
     sys.path.insert(0, str(Path(__file__).parent.parent))
-    from installer.manifest import load_manifest
-    from installer.wheelhouse import needed_wheels
+    from installer.core.manifest import load_manifest
+    from installer.wheelhouse.download import needed_wheels
 
     manifest = load_manifest(project / "metadata" / "dependencies.json")
     needed = needed_wheels(manifest, args.variant, manifest.platforms[0].name)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from installer.errors import InstallerError
+from installer.core.errors import InstallerError
 
 _LEAKY_PREFIXES = ("PIP_", "PYTHON", "VIRTUAL_ENV", "UV_", "CONDA_PREFIX")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from installer.names import canonical
+from installer.core.names import canonical
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -254,12 +254,12 @@ class Synthetic:
         self.target = root / ".venv"
 
     def manifest(self) -> Any:
-        from installer.manifest import load_manifest
+        from installer.core.manifest import load_manifest
 
         return load_manifest(self.manifest_path)
 
     def engine(self, reporter: Any = None) -> Any:
-        from installer.engine import Engine
+        from installer.build.engine import Engine
 
         return Engine(self.target, self.house, reporter=reporter or (lambda e: None))
 

@@ -1,0 +1,515 @@
+"""The command line: the only typer user. Options -> services; InstallerError -> exit code (one place).
+
+Start-up matters (``--help`` under 100 ms): this module imports only typer and the error classes; every
+service, rich renderer, pip or virtualenv import happens inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from installer import __version__
+from installer.core.errors import ExitCode, InstallerError, UsageError
+
+if TYPE_CHECKING:  # real types for mypy, no import cost at start-up
+    from installer.cli.console import HumanRenderer, JsonRenderer
+    from installer.core.events import Reporter
+    from installer.core.manifest import Manifest, Platform, Variant
+    from installer.wheelhouse.scan import ScanResult
+
+app = typer.Typer(
+    name="immutable-installer",
+    help="Deterministic, offline, atomic environments for PyTorch + transformers.\n\n"
+         "Run with no command to install the manifest into .venv (same as `install`).",
+    add_completion=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ManifestOpt = Annotated[Path, typer.Option("--manifest", help="The frozen manifest.")]
+VenvOpt = Annotated[Path, typer.Option("--venv", help="The target: a link to the current generation.")]
+WheelhouseOpt = Annotated[Path, typer.Option("--wheelhouse", help="Folder of downloaded wheels.")]
+VariantOpt = Annotated[str, typer.Option("--variant", help="auto (detect the GPU driver), cpu, or a cuXYZ variant.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (JSON lines for long "
+                                                      "commands, one document otherwise).")]
+DEFAULT_MANIFEST = Path("metadata/dependencies.json")
+DEFAULT_VENV = Path(".venv")
+DEFAULT_WHEELHOUSE = Path("wheelhouse")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"immutable-installer {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    verify_flag: Annotated[bool, typer.Option("--verify", help="Health check of the current environment "
+                                                               "(same as `verify`).")] = False,
+    skip_wheelhouse: Annotated[bool, typer.Option("--skip-wheelhouse", help="Install from the wheels already in "
+                                                                           "the wheelhouse, no network.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Seed-compatible entry: bare command installs; --verify and --skip-wheelhouse as top-level flags."""
+    if ctx.invoked_subcommand is not None:
+        if verify_flag or skip_wheelhouse:
+            raise UsageError("--verify and --skip-wheelhouse go either alone or after the subcommand",
+                             hint="e.g. `immutable-installer install --skip-wheelhouse`")
+        return
+    if verify_flag:
+        verify(manifest=DEFAULT_MANIFEST, venv=DEFAULT_VENV, json_out=False)
+    else:
+        install(skip_wheelhouse=skip_wheelhouse)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _reporter(json_out: bool) -> JsonRenderer | HumanRenderer:
+    from installer.cli.console import HumanRenderer, JsonRenderer
+
+    return JsonRenderer() if json_out else HumanRenderer()
+
+
+def _load(manifest: Path) -> Manifest:
+    from installer.core.manifest import load_manifest
+
+    return load_manifest(manifest)
+
+
+def _platform_and_variant(m: Manifest, variant: str) -> tuple[Platform, Variant]:
+    from installer.build.hardware import detect, host_platform, resolve_variant
+
+    hardware = detect() if variant == "auto" else None
+    return host_platform(m, hardware), resolve_variant(m, variant, hardware)
+
+
+def _download_and_scan(m: Manifest, variant: str, platform: Platform, wheelhouse: Path, skip: bool,
+                       find_links: list[Path], reporter: Reporter, wait: bool = True) -> ScanResult:
+    from installer.wheelhouse.download import Downloader
+    from installer.wheelhouse.scan import scan
+
+    if not skip:
+        links = [str(p) for p in find_links]
+        Downloader(wheelhouse, reporter=reporter, find_links=links).download(m, variant, platform, wait)
+    return scan(m, wheelhouse, variant, platform.name, reporter)
+
+
+# ----------------------------------------------------------------------------------------------- commands
+@app.command()
+def install(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    venv: VenvOpt = DEFAULT_VENV,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    variant: VariantOpt = "auto",
+    skip_wheelhouse: Annotated[bool, typer.Option("--skip-wheelhouse", help="No network: every wheel must already "
+                                                                           "be in the wheelhouse.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Build a new generation even if up to date.")] = False,
+    keep: Annotated[int, typer.Option("--keep", min=0, help="Old generations to keep besides the current.")] = 2,
+    json_out: JsonOpt = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 5 instead of waiting for another "
+                                                            "installer.")] = False,
+    find_links: Annotated[list[Path] | None, typer.Option("--find-links", help="Extra folder to take wheels "
+                                                                               "from (by sha256).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the install plan (groups, wheels, what is "
+                                                            "missing) and touch nothing.")] = False,
+) -> None:
+    """Download, scan, build a fresh verified generation and switch VENV to it atomically.
+
+    Example: immutable-installer install --variant cpu --venv .venv
+    """
+    if dry_run:
+        _dry_run(manifest, wheelhouse, variant, json_out)
+        return
+    from installer.build.engine import Engine
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    platform, var = _platform_and_variant(m, variant)
+    engine = Engine(venv, wheelhouse, reporter=reporter)
+    engine.generations.check_target()
+    result = engine.install(
+        m, var.name, platform.name, force=force, keep=keep, wait=not no_wait,
+        download=lambda: _download_and_scan(m, var.name, platform, wheelhouse, skip_wheelhouse, find_links or [],
+                                            reporter, not no_wait),
+    )
+    _close(reporter)
+    if json_out:
+        _result(reporter, result.to_json())
+        return
+    from installer.cli.console import print_summary
+
+    if not result.changed:
+        what = "nothing (up to date)"
+    elif result.changes:
+        what = f"{len(result.changes)} package change(s): " + ", ".join(result.changes[:6]) + (
+            " ..." if len(result.changes) > 6 else "")
+    else:
+        what = "same packages, fresh generation"
+    rows = [("result", "built, verified and switched" if result.changed else "up to date, nothing changed"),
+            ("changes", what),
+            ("target", f"{venv} -> {result.generation}"), ("variant", result.variant),
+            ("fingerprint", str(result.fingerprint)[:16])]
+    rows += [(f"time {k}", f"{v:.1f} s") for k, v in result.phases.items()]
+    if result.pruned:
+        rows.append(("pruned", ", ".join(result.pruned)))
+    print_summary("immutable-installer install", rows)
+
+
+def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool) -> None:
+    from installer.core.plan import make_plan
+    from installer.wheelhouse.download import audit, needed_wheels
+
+    m = _load(manifest)
+    platform, var = _platform_and_variant(m, variant)
+    state = audit(wheelhouse, needed_wheels(m, var.name, platform.name))
+    plan = make_plan(m, var.name, platform.name, {n.wheel.filename for n in state.present},
+                     {n.wheel.filename for n, _ in state.bad_hash})
+    if json_out:
+        import json
+
+        typer.echo(json.dumps({"event": "result", "dry_run": True, **plan.to_json()}))
+        return
+    from installer.cli.console import print_table
+
+    rows = [[f"{s.number}/{s.of} {s.group}", w.name, w.version, w.state] for s in plan.steps for w in s.wheels]
+    print_table(f"install plan: variant {plan.variant} on {plan.platform} (nothing was changed)",
+                ["group", "package", "version", "wheelhouse"], rows)
+
+
+@app.command()
+def verify(
+    venv: VenvOpt = DEFAULT_VENV,
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check an environment against the manifest; exit 0 when healthy, 1 otherwise.
+
+    Example: immutable-installer verify --json
+    """
+    from installer.build.hardware import host_platform
+    from installer.core.layout import RECEIPT
+    from installer.verify.verifier import ProbeRun, Verifier, _read_json, early_probe_config, venv_python
+
+    if not venv.exists():
+        raise UsageError(f"{venv} does not exist", hint="build it with `immutable-installer install`")
+    receipt = _read_json(Path(os.path.realpath(venv)) / RECEIPT)
+    early = None
+    try:  # start the probe (torch + transformers imports, seconds) while the manifest is validated
+        config = early_probe_config(manifest.read_bytes(), str(receipt.get("variant", "")))
+        if config is not None and venv_python(Path(os.path.realpath(venv))).exists():
+            early = ProbeRun(venv, config)
+    except OSError:
+        early = None
+    try:
+        m = _load(manifest)
+        variant = receipt.get("variant") or m.default_variant
+        platform = host_platform(m)
+        reporter = None if json_out else _reporter(False)
+        report = Verifier(reporter or (lambda e: None)).verify(venv, m, variant, platform.name, probe_run=early)
+    except BaseException:
+        if early is not None:
+            early.kill()
+        raise
+    if reporter is not None:
+        _close(reporter)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        from installer.cli.console import print_checks
+
+        print_checks(report.to_json())
+    if not report.ok:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@app.command()
+def download(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    variant: VariantOpt = "auto",
+    find_links: Annotated[list[Path] | None, typer.Option("--find-links", help="Folder to take wheels from "
+                                                                               "(matched by sha256).")] = None,
+    json_out: JsonOpt = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 5 if another installer holds the "
+                                                            "wheelhouse.")] = False,
+) -> None:
+    """Fill the wheelhouse with exactly the pinned wheels (hash-verified, resumable).
+
+    Example: immutable-installer download --variant cpu
+    """
+    from installer.wheelhouse.download import Downloader
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    platform, var = _platform_and_variant(m, variant)
+    state = Downloader(wheelhouse, reporter=reporter, find_links=[str(p) for p in find_links or []]).download(
+        m, var.name, platform, wait=not no_wait)
+    _close(reporter)
+    if json_out:
+        _result(reporter, {"ok": True, "present": len(state.present), "variant": var.name})
+    else:
+        from installer.cli.console import print_line
+
+        print_line(f"wheelhouse complete: {len(state.present)} wheels for {var.name} on {platform.name}")
+
+
+@app.command()
+def scan(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    variant: VariantOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Check the wheelhouse: hashes, blacklist (with the chain that pulls it in), closure. Installs nothing.
+
+    Example: immutable-installer scan --variant cpu
+    """
+    from installer.wheelhouse.scan import scan as run_scan
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    platform, var = _platform_and_variant(m, variant)
+    result = run_scan(m, wheelhouse, var.name, platform.name, reporter)
+    _close(reporter)
+    if json_out:
+        _result(reporter, {"ok": True, "wheels": len(result.wheels), "strays": result.audit.strays,
+                         "variant": var.name})
+    else:
+        from installer.cli.console import print_line
+
+        print_line(f"scan clean: {len(result.wheels)} wheels verified, no blacklisted package, closure holds "
+                   f"({result.seconds:.1f} s)")
+
+
+@app.command()
+def lock(
+    requirements: Annotated[list[str] | None, typer.Argument(help="Requirements (instead of --spec).")] = None,
+    requirement_files: Annotated[list[Path] | None, typer.Option("-r", "--requirement", help="requirements.txt "
+                                                                                            "file.")] = None,
+    spec: Annotated[Path, typer.Option("--spec", help="The lock input.")] = Path("metadata/requirements.toml"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Manifest to write.")] = DEFAULT_MANIFEST,
+    index_url: Annotated[str | None, typer.Option("--index-url", help="Override the default index.")] = None,
+    extra_index_url: Annotated[list[str] | None, typer.Option("--extra-index-url")] = None,
+    find_links: Annotated[list[str] | None, typer.Option("--find-links")] = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Resolve from --find-links only.")] = False,
+    python_version: Annotated[str, typer.Option("--python-version")] = "3.11",
+    platform: Annotated[list[str] | None, typer.Option("--platform", help="Wheel platform tag (for plain "
+                                                                          "requirements).")] = None,
+    blacklist: Annotated[list[str] | None, typer.Option("--blacklist", help="Forbidden distribution "
+                                                                            "(plain requirements).")] = None,
+    upgrade: Annotated[bool, typer.Option("--upgrade", help="Ignore the current pins.")] = False,
+    upgrade_package: Annotated[list[str] | None, typer.Option("--upgrade-package", "-P")] = None,
+    isolated: Annotated[bool, typer.Option("--isolated", help="Ignore the user's pip configuration.")] = False,
+    pylock: Annotated[Path | None, typer.Option("--pylock", help="Also write a PEP 751 pylock.toml "
+                                                                 "(default variant).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Resolve with pip's resolver and write the frozen manifest (deterministic bytes; keeps existing pins).
+
+    Example: immutable-installer lock --spec metadata/requirements.toml -o metadata/dependencies.json
+    """
+    from installer.core.errors import ManifestError
+    from installer.core.manifest import load_manifest, write_manifest
+    from installer.core.spec import load_spec, read_requirements_file, spec_from_requirements
+    from installer.lock.locker import Locker, LockOptions
+
+    reqs = list(requirements or [])
+    for f in requirement_files or []:
+        reqs += read_requirements_file(f)
+    if reqs:
+        the_spec = spec_from_requirements(reqs, python_version, platform or [],
+                                          index_url or "https://pypi.org/simple", blacklist or [])
+    else:
+        the_spec = load_spec(spec)
+    existing = None
+    if output.exists() and not upgrade:
+        try:
+            existing = load_manifest(output)
+        except ManifestError:
+            existing = None
+    reporter = _reporter(json_out)
+    options = LockOptions(find_links=list(find_links or []), no_index=no_index, index_url=index_url,
+                          extra_index_urls=list(extra_index_url or []), isolated=isolated, upgrade=upgrade,
+                          upgrade_packages=list(upgrade_package or []))
+    manifest = Locker(reporter=reporter).lock(the_spec, options, existing)
+    raw = write_manifest(manifest, output)
+    _close(reporter)
+    if pylock is not None:
+        from installer.lock import pylock as pylock_mod
+
+        pylock_mod.export(manifest, manifest.default_variant, manifest.platforms[0].name, str(pylock),
+                          str(DEFAULT_WHEELHOUSE))
+    import hashlib
+
+    if json_out:
+        _result(reporter, {"ok": True, "output": str(output), "packages": len(manifest.packages),
+                         "sha256": hashlib.sha256(raw).hexdigest()})
+    else:
+        from installer.cli.console import print_line
+
+        print_line(f"wrote {output}: {len(manifest.packages)} pins, sha256 {hashlib.sha256(raw).hexdigest()[:16]}")
+
+
+@app.command("export-pylock")
+def export_pylock(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("pylock.toml"),
+    variant: Annotated[str, typer.Option("--variant", help="Variant to export.")] = "cpu",
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+) -> None:
+    """Write the pins of one variant as a PEP 751 pylock.toml (for uv / pip).
+
+    Example: immutable-installer export-pylock --variant cpu -o pylock.toml
+    """
+    from installer.build.hardware import host_platform
+    from installer.lock import pylock as pylock_mod
+
+    m = _load(manifest)
+    m.variant(variant)
+    pylock_mod.export(m, variant, host_platform(m).name, str(output), str(wheelhouse))
+    typer.echo(f"wrote {output}")
+
+
+@app.command()
+def rollback(
+    venv: VenvOpt = DEFAULT_VENV,
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    to: Annotated[str | None, typer.Option("--to", help="Generation name (see `status`).")] = None,
+) -> None:
+    """Switch back to the previous (or a named) generation, after verifying it.
+
+    Example: immutable-installer rollback --to g0003
+    """
+    from installer.build.engine import Engine
+    from installer.build.hardware import host_platform
+
+    m = _load(manifest)
+    reporter = _reporter(False)
+    Engine(venv, DEFAULT_WHEELHOUSE, reporter=reporter).rollback(m, host_platform(m).name, to)
+    _close(reporter)
+
+
+@app.command()
+def status(venv: VenvOpt = DEFAULT_VENV, json_out: JsonOpt = False) -> None:
+    """List generations: manifest, variant, fingerprint, date, and which one is current.
+
+    Example: immutable-installer status --venv .venv
+    """
+    from installer.build.generations import Generations
+
+    gens = Generations(venv)
+    current = gens.current()
+    rows = []
+    for g in gens.complete():
+        r = g.receipt
+        rows.append({"generation": g.name, "current": current is not None and g.name == current.name,
+                     "manifest": r.get("manifest_name"), "manifest_sha256": r.get("manifest_sha256"),
+                     "variant": r.get("variant"), "fingerprint": r.get("fingerprint"), "created": r.get("created")})
+    if json_out:
+        import json
+
+        typer.echo(json.dumps({"venv": str(venv), "current": current.name if current else None,
+                               "generations": rows}, indent=2))
+        return
+    from installer.cli.console import print_table
+
+    print_table(f"generations of {venv}", ["", "generation", "variant", "manifest", "fingerprint", "created"],
+                [["*" if r["current"] else "", str(r["generation"]), str(r["variant"]),
+                  f"{r['manifest']} {str(r['manifest_sha256'])[:12]}", str(r["fingerprint"])[:16],
+                  str(r["created"])] for r in rows])
+
+
+@app.command()
+def detect(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show python, platform tags, the NVIDIA driver and the variant `--variant auto` picks.
+
+    Example: immutable-installer detect --json
+    """
+    from installer.build.hardware import choose_variant
+    from installer.build.hardware import detect as run_detect
+
+    hw = run_detect()
+    chosen = None
+    if manifest.exists():
+        chosen = choose_variant(_load(manifest), hw).name
+    data = {"python": hw.python, "implementation": hw.implementation, "platform_tags": list(hw.platform_tags[:6]),
+            "driver": hw.driver, "driver_source": hw.driver_source, "cuda_driver_api": hw.cuda_driver_api,
+            "gpus": list(hw.gpus), "variant": chosen}
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        typer.echo(f"{key:16} {value}")
+
+
+def _result(reporter: Reporter, data: dict[str, Any]) -> None:
+    """The one result document of a ``--json`` run (its reporter is always the JSON renderer)."""
+    from installer.cli.console import JsonRenderer
+
+    assert isinstance(reporter, JsonRenderer)
+    reporter.result(data)
+
+
+def _close(reporter: Reporter) -> None:
+    if hasattr(reporter, "close"):
+        reporter.close()
+
+
+# ---------------------------------------------------------------------------------------------- entry
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the app and turn every failure into its documented exit code."""
+    try:  # typer >= 0.2x vendors click
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - older typer
+        from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,unused-ignore]
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="immutable-installer", standalone_mode=False)
+        if isinstance(code, int) and code != 0:  # click hands typer.Exit codes back in this mode
+            sys.exit(code)
+    except InstallerError as exc:
+        from installer.cli.console import print_error
+
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print_error(exc.message, exc.hint, exc.details, exc.exit_code)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("interrupted\n")
+        sys.exit(ExitCode.INTERRUPTED)
+    except ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; the previous environment is untouched\n")
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:  # an unexpected bug: say how to report it
+        if debug:
+            raise
+        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n"
+                         "this is a bug in immutable-installer: rerun with --debug and report the traceback\n")
+        sys.exit(ExitCode.FAILED)

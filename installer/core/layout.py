@@ -1,0 +1,4 @@
+"""Names of the files every generation holds: the builder writes them, the verifier and status read them."""
+
+RECEIPT = "installer-receipt.json"
+TORCH_LOCK = ".torch_lock"

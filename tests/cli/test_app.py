@@ -1,0 +1,186 @@
+"""The command line: exit codes of the contract, --json, seed-style flags, help, stale docs, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REPO, Synthetic, make_wheel, manifest_data, write_json
+from installer.cli.app import app
+
+
+def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def test_help_and_version_through_clirunner() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "--skip-wheelhouse" in result.output and "--verify" in result.output
+    for command in ("install", "verify", "download", "scan", "lock", "rollback", "status", "detect"):
+        sub = runner.invoke(app, [command, "--help"])
+        assert sub.exit_code == 0 and "Example: immutable-installer" in sub.output, command
+
+
+def test_console_script_version() -> None:
+    script = Path(sys.executable).with_name("immutable-installer")
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("immutable-installer ")
+
+
+def test_exit_2_for_a_bad_manifest_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "m.json"
+    bad.write_text('{"schema_version": 1, "name": ')
+    proc = run("scan", "--manifest", str(bad), "--variant", "cpu")
+    assert proc.returncode == 2
+    assert "invalid JSON" in proc.stderr and "Traceback" not in proc.stderr and "hint:" in proc.stderr
+    debug = run("--debug", "scan", "--manifest", str(bad), "--variant", "cpu")
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_exit_2_for_an_unknown_variant_and_a_bad_flag(synthetic: Synthetic) -> None:
+    proc = run("scan", "--manifest", str(synthetic.manifest_path), "--variant", "cu999")
+    assert proc.returncode == 2 and "cu999" in proc.stderr
+    assert run("install", "--keep", "-1").returncode == 2
+
+
+def test_exit_3_for_a_blacklisted_pin(tmp_path: Path) -> None:
+    ao = make_wheel(tmp_path, "torchao", "0.6")
+    path = write_json(tmp_path / "m.json", manifest_data([(ao, {})], blacklist=[{"name": "torchao", "reason": "r"}]))
+    proc = run("scan", "--manifest", str(path), "--variant", "cpu")
+    assert proc.returncode == 3 and "torchao 0.6 (pinned) is blacklisted" in proc.stderr
+
+
+def test_exit_4_skip_wheelhouse_with_a_missing_file(synthetic: Synthetic) -> None:
+    synthetic.wheels["tiny-a"].unlink()
+    proc = run("install", "--manifest", str(synthetic.manifest_path), "--venv", str(synthetic.target),
+               "--wheelhouse", str(synthetic.house), "--skip-wheelhouse", "--variant", "cpu")
+    assert proc.returncode == 4 and "tiny_a-2.0-py3-none-any.whl" in proc.stderr
+    assert not synthetic.target.exists()
+
+
+def test_json_events_and_seed_style_flags(synthetic: Synthetic) -> None:
+    shutil.copy(synthetic.manifest_path, synthetic.root / "metadata.json")
+    (synthetic.root / "metadata").mkdir()
+    shutil.copy(synthetic.manifest_path, synthetic.root / "metadata" / "dependencies.json")
+    proc = run("install", "--skip-wheelhouse", "--variant", "cpu", "--json", cwd=synthetic.root)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = {e["event"] for e in events}
+    assert {"phase", "phase_done", "result"} <= kinds
+    assert [e["name"] for e in events if e["event"] == "phase"][:3] == ["scan", "build", "install"]
+    seed = run("--skip-wheelhouse", cwd=synthetic.root)  # the original installer's interface
+    assert seed.returncode == 0 and "up to date" in seed.stdout + seed.stderr
+    healthy = run("--verify", cwd=synthetic.root)
+    assert healthy.returncode == 0 and "healthy" in healthy.stdout
+    (synthetic.target.resolve() / "lib").rename(synthetic.target.resolve() / "lib-moved")
+    assert run("--verify", cwd=synthetic.root).returncode == 2  # not a venv any more: invalid input
+
+
+def test_verify_exit_1_when_unhealthy(synthetic: Synthetic) -> None:
+    synthetic.install()
+    from installer.verify.verifier import site_packages
+
+    (site_packages(synthetic.target.resolve()) / "tiny_a" / "__init__.py").write_text("broken = True\n")
+    proc = run("verify", "--venv", str(synthetic.target), "--manifest", str(synthetic.manifest_path))
+    assert proc.returncode == 1 and "integrity" in proc.stdout
+
+
+def test_ctrl_c_exits_130_and_leaves_the_target(synthetic: Synthetic) -> None:
+    synthetic.install()
+    proc = subprocess.Popen([sys.executable, "-m", "installer", "install", "--manifest", str(synthetic.manifest_path),
+                             "--venv", str(synthetic.target), "--wheelhouse", str(synthetic.house),
+                             "--skip-wheelhouse", "--variant", "cpu", "--force"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # the build finished before the signal arrived
+        pytest.skip("install finished before SIGINT")
+    assert proc.returncode == 130, err
+    assert os.readlink(synthetic.target) == ".venv.generations/g0001"
+    assert not list((synthetic.root / ".venv.generations").glob("*.incomplete"))
+
+
+def test_cli_reference_is_not_stale() -> None:
+    from installer.cli.docs import render
+
+    assert (REPO / "docs" / "reference" / "cli.md").read_text() == render(), \
+        "regenerate with: python -m installer.cli.docs > docs/reference/cli.md"
+
+
+HEAVY = ("rich.progress", "rich.markdown", "rich.table", "virtualenv", "pip", "installer.build.engine", "installer.lock.locker",
+         "installer.verify.verifier", "installer.wheelhouse.download", "installer.core.manifest", "packaging.requirements", "filelock")
+
+
+@pytest.mark.parametrize("argv", [None, ["--help"], ["--version"]])
+def test_start_up_imports_stay_light(argv: list[str] | None) -> None:
+    code = ("import sys, atexit\n"
+            "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"
+            "import installer.cli.app\n")
+    if argv is not None:
+        code += f"installer.cli.app.main({argv!r})\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    loaded = set(proc.stderr.split("MODULES ", 1)[1].split())
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_cached_top_level_help_is_not_stale() -> None:
+    from installer.cli.docs import root_help
+
+    assert (REPO / "installer" / "cli" / "help.txt").read_text() == root_help(), \
+        "regenerate with: python -m installer.cli.docs --help-cache"
+    proc = subprocess.run([sys.executable, "-m", "installer", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == root_help()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"]])
+def test_fast_paths_do_not_import_typer(argv: list[str]) -> None:
+    code = ("import sys, atexit\n"
+            "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"
+            f"from installer.cli.entry import main\nmain({argv!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    loaded = set(proc.stderr.split("MODULES ", 1)[1].split())
+    assert "typer" not in loaded and "rich" not in loaded
+
+
+def test_lock_command_with_plain_requirements(tmp_path: Path, index) -> None:  # type: ignore[no-untyped-def]
+    make_wheel(index.root, "helper", "1.0")
+    make_wheel(index.root, "app", "1.0", requires=["helper>=1"])
+    make_wheel(index.root, "bad", "1.0", requires=["torchao"])
+    make_wheel(index.root, "torchao", "0.6")
+    out = tmp_path / "m.json"
+    proc = run("lock", "app", "--index-url", index.url, "--isolated", "--platform", "manylinux_2_17_x86_64",
+               "-o", str(out), "--pylock", str(tmp_path / "pylock.toml"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["packages"] == 2
+    assert (tmp_path / "pylock.toml").read_text().startswith('lock-version = "1.0"')
+    first = out.read_bytes()
+    assert run("lock", "app", "--index-url", index.url, "--isolated", "--platform", "manylinux_2_17_x86_64",
+               "-o", str(out)).returncode == 0
+    assert out.read_bytes() == first
+    blocked = run("lock", "bad", "--index-url", index.url, "--isolated", "--blacklist", "torchao", "-o",
+                  str(tmp_path / "b.json"))
+    assert blocked.returncode == 3 and "bad 1.0 -> torchao" in blocked.stderr
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_install_dry_run_touches_nothing(synthetic: Synthetic) -> None:
+    synthetic.wheels["tiny-b"].unlink()
+    proc = run("install", "--dry-run", "--json", "--manifest", str(synthetic.manifest_path), "--venv",
+               str(synthetic.target), "--wheelhouse", str(synthetic.house), "--variant", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert [s["group"] for s in plan["steps"]] == ["base", "app"]
+    assert plan["to_fetch"] == [synthetic.wheels["tiny-b"].name]
+    assert not synthetic.target.exists() and not (synthetic.root / ".venv.generations").exists()

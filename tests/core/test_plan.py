@@ -1,0 +1,21 @@
+"""The install plan is pure: groups in manifest order, each wheel's wheelhouse state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import make_wheel, manifest_data
+from installer.core.manifest import manifest_from_data
+from installer.core.plan import make_plan
+
+
+def test_plan_orders_groups_and_marks_states(tmp_path: Path) -> None:
+    b = make_wheel(tmp_path, "tiny-b", "1.0")
+    a = make_wheel(tmp_path, "tiny-a", "2.0", requires=["tiny-b"])
+    c = make_wheel(tmp_path, "tiny-c", "1.0")
+    manifest = manifest_from_data(manifest_data([(b, {}), (c, {}), (a, {"requires": ["tiny-b"], "group": "app"})]))
+    plan = make_plan(manifest, "cpu", "linux_x86_64", present={b.name}, bad={c.name})
+    assert [(s.group, s.number, s.of) for s in plan.steps] == [("base", 1, 2), ("app", 2, 2)]
+    states = {w.name: w.state for s in plan.steps for w in s.wheels}
+    assert states == {"tiny-b": "present", "tiny-c": "bad-hash", "tiny-a": "missing"}
+    assert [w.filename for w in plan.to_fetch()] == [c.name, a.name]

@@ -1,0 +1,147 @@
+"""`lock` against a real local index: markers, extras, blacklist chains, determinism, pin keeping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import PY, Index, make_wheel
+from installer.core.errors import BlacklistError, SpecError
+from installer.core.manifest import dump_manifest, load_manifest, write_manifest
+from installer.core.spec import load_spec
+from installer.core.tags import expand_platform_tags
+from installer.lock.locker import Locker, LockOptions, assign_groups, variant_requirements
+
+SPEC = """
+name = "tiny"
+requirements = [{reqs}]
+default_index = "local"
+[python]
+version = "{py}"
+[[platforms]]
+name = "linux_x86_64"
+tags = ["manylinux_2_17_x86_64"]
+[indexes]
+local = "{url}"
+[variants.cpu]
+index = "local"
+torch_packages = []
+[[groups]]
+name = "base"
+packages = ["helper"]
+[[groups]]
+name = "app"
+packages = ["app"]
+[[blacklist]]
+name = "torchao"
+reason = "breaks transformers' PreTrainedModel import"
+import_names = ["torchao"]
+"""
+
+
+def write_spec(path: Path, index: Index, reqs: list[str]) -> Path:
+    path.write_text(SPEC.format(reqs=", ".join(f'"{r}"' for r in reqs), py=PY, url=index.url), encoding="utf-8")
+    return path
+
+
+def build_stack(index: Index) -> None:
+    root = index.root
+    make_wheel(root, "helper", "1.0")
+    make_wheel(root, "speedup", "1.0")
+    make_wheel(root, "winonly", "1.0")
+    make_wheel(root, "featured", "1.0", extras=["fast"], requires=["speedup>=1; extra == 'fast'"])
+    make_wheel(root, "app", "1.0", requires=["helper>=1", "winonly>=1; sys_platform == 'win32'", "featured[fast]>=1"])
+
+
+def lock(spec: Path, existing: Path | None = None, **options: object) -> object:
+    opts = LockOptions(isolated=True, **options)  # type: ignore[arg-type]
+    current = load_manifest(existing) if existing and existing.exists() else None
+    return Locker(size_lookup=lambda url: None).lock(load_spec(spec), opts, current)
+
+
+def test_lock_follows_markers_and_extras(tmp_path: Path, index: Index) -> None:
+    build_stack(index)
+    manifest = lock(write_spec(tmp_path / "spec.toml", index, ["app"]))
+    pins = {p.name: p for p in manifest.packages}  # type: ignore[attr-defined]
+    assert set(pins) == {"app", "helper", "featured", "speedup"}  # winonly is win32-only
+    assert pins["featured"].extras == ("fast",)
+    assert pins["app"].group == "app" and pins["helper"].group == "base"
+    assert pins["app"].order > pins["featured"].order > pins["speedup"].order
+    assert all(len(f.sha256) == 64 for p in pins.values() for f in p.files)
+    assert all(f.url is None for p in pins.values() for f in p.files)  # no machine-local paths
+
+
+def test_blacklisted_three_levels_deep_names_the_chain(tmp_path: Path, index: Index) -> None:
+    make_wheel(index.root, "torchao", "0.6")
+    make_wheel(index.root, "deep", "1.0", requires=["torchao>=0.5"])
+    make_wheel(index.root, "mid", "1.0", requires=["deep>=1"])
+    make_wheel(index.root, "app", "1.0", requires=["mid>=1"])
+    with pytest.raises(BlacklistError) as info:
+        lock(write_spec(tmp_path / "spec.toml", index, ["app"]))
+    assert info.value.exit_code == 3
+    assert "app 1.0 -> mid 1.0 -> deep 1.0 -> torchao>=0.5" in info.value.message
+    assert "PreTrainedModel" in info.value.message
+
+
+def test_lock_twice_is_byte_identical_and_keeps_pins(tmp_path: Path, index: Index) -> None:
+    build_stack(index)
+    spec = write_spec(tmp_path / "spec.toml", index, ["app"])
+    out = tmp_path / "m.json"
+    first = write_manifest(lock(spec), out)  # type: ignore[arg-type]
+    second = dump_manifest(lock(spec, existing=out))  # type: ignore[arg-type]
+    assert first == second
+    make_wheel(index.root, "helper", "1.1")  # a newer release appears
+    kept = lock(spec, existing=out)
+    assert dump_manifest(kept) == first  # type: ignore[arg-type]
+    upgraded = lock(spec, existing=out, upgrade_packages=["helper"])
+    assert {p.name: p.version for p in upgraded.packages}["helper"] == "1.1"  # type: ignore[attr-defined]
+
+
+def test_lock_no_index_find_links(tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    make_wheel(links, "helper", "1.0")
+    make_wheel(links, "app", "1.0", requires=["helper"])
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(reqs='"app"', py=PY, url="https://example.invalid/simple"), encoding="utf-8")
+    manifest = lock(spec, no_index=True, find_links=[str(links)])
+    assert {p.name for p in manifest.packages} == {"app", "helper"}  # type: ignore[attr-defined]
+
+
+def test_group_assignment_refuses_inverted_explicit_groups() -> None:
+    deps = {"torch": {"numpy"}, "numpy": set(), "transformers": {"torch"}}
+    placed = assign_groups([("base", []), ("torch", ["torch"]), ("hf", ["transformers"])], deps)
+    assert placed["numpy"][0] == "base" and placed["transformers"][0] == "hf"
+    with pytest.raises(SpecError, match="depends on 'torch'"):
+        assign_groups([("base", ["transformers"]), ("torch", ["torch"])], deps)
+
+
+def test_torch_pins_become_exact_per_variant(tmp_path: Path, index: Index) -> None:
+    spec_path = write_spec(tmp_path / "s.toml", index, ["torch==2.13.0"])
+    text = spec_path.read_text().replace('torch_packages = []', 'torch_packages = ["torch"]\nlocal_label = "cpu"')
+    text += '\n[variants.cu124]\nindex = "local"\ntorch_packages = ["torch"]\ncuda = "12.4"\n'
+    spec_path.write_text(text)
+    spec = load_spec(spec_path)
+    cpu, cu = sorted(spec.variants, key=lambda v: v.variant.name)
+    assert variant_requirements(spec, cpu) == ["torch==2.13.0+cpu"]
+    assert variant_requirements(spec, cu) == ["torch===2.13.0"]
+
+
+def test_expand_platform_tags_adds_older_glibc() -> None:
+    tags = expand_platform_tags(["manylinux_2_28_x86_64"])
+    assert "manylinux_2_17_x86_64" in tags and "manylinux2014_x86_64" in tags and "linux_x86_64" in tags
+
+
+def test_cuda_and_cpu_builds_of_a_torch_like_package(tmp_path: Path, index: Index, cuda_index: Index) -> None:
+    make_wheel(index.root, "torch", "2.0.0")  # what a default index would quietly hand out
+    make_wheel(cuda_index.root, "torch", "2.0.0+cpu")
+    make_wheel(cuda_index.root, "torch", "2.0.0+cu124")
+    spec_path = tmp_path / "s.toml"
+    spec_path.write_text(SPEC.format(reqs='"torch==2.0.0"', py=PY, url=index.url).replace(
+        'torch_packages = []', 'torch_packages = ["torch"]\nlocal_label = "cpu"').replace(
+        '[variants.cpu]\nindex = "local"', '[variants.cpu]\nindex = "cuda"').replace(
+        'local = "', f'cuda = "{cuda_index.url}"\nlocal = "') + (
+        '\n[variants.cu124]\nindex = "cuda"\ntorch_packages = ["torch"]\ncuda = "12.4"\nlocal_label = "cu124"\n'))
+    manifest = lock(spec_path)
+    torches = {p.variants: (p.version, p.index) for p in manifest.packages if p.name == "torch"}  # type: ignore[attr-defined]
+    assert torches == {("cpu",): ("2.0.0+cpu", "cuda"), ("cu124",): ("2.0.0+cu124", "cuda")}

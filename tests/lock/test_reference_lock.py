@@ -1,0 +1,21 @@
+"""Re-locking the shipped inputs keeps every pin and writes the same bytes (needs PyPI: about 80 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from installer.core.manifest import dump_manifest, load_manifest
+from installer.core.spec import load_spec
+from installer.lock.locker import Locker, LockOptions
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+
+def test_relock_of_the_shipped_spec_is_byte_identical() -> None:
+    shipped = REPO / "metadata" / "dependencies.json"
+    manifest = Locker().lock(load_spec(REPO / "metadata" / "requirements.toml"), LockOptions(),
+                             load_manifest(shipped))
+    assert dump_manifest(manifest) == Path(shipped).read_bytes()

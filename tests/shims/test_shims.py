@@ -1,0 +1,98 @@
+"""Runtime shims inside real environments built by the engine, run through the environment's own python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import Synthetic
+
+
+def test_absent_blocks_import_find_spec_and_submodules(built: Synthetic) -> None:
+    code = (
+        "import importlib.util, sys\n"
+        "assert importlib.util.find_spec('torchao') is None\n"
+        "assert importlib.util.find_spec('triton') is None\n"
+        "for name in ('torchao', 'triton.language', 'bitsandbytes'):\n"
+        "    try:\n        __import__(name)\n    except ModuleNotFoundError as e:\n        print('blocked', name)\n"
+        "    else:\n        raise SystemExit('imported ' + name)\n"
+        "import importlib.metadata as md; print('dist-info', md.version('torchao'))\n"
+    )
+    proc = built.run_py(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("blocked") == 3 and "dist-info 0.6" in proc.stdout
+
+
+def test_uncaught_import_error_carries_our_message(built: Synthetic) -> None:
+    proc = built.run_py("import torchao")
+    assert proc.returncode == 1
+    assert "ModuleNotFoundError" in proc.stderr
+    assert "'torchao' is blocked in this environment by immutable-installer: breaks transformers" in proc.stderr
+
+
+def test_sentinel_removed_is_restored_with_a_clear_message(built: Synthetic) -> None:
+    code = (
+        "import sys\n"
+        "del sys.modules['torchao']\n"
+        "try:\n    import torchao\nexcept ModuleNotFoundError as e:\n    print('MSG', e)\n"
+        "print('SENTINEL', sys.modules.get('torchao', 'gone') is None)\n"
+    )
+    proc = built.run_py(code)
+    assert "MSG 'torchao' is blocked in this environment by immutable-installer" in proc.stdout, proc.stderr
+    assert "SENTINEL True" in proc.stdout
+
+
+@pytest.mark.parametrize("var", ["IMMUTABLE_INSTALLER_SHIMS_DISABLE"])
+def test_shims_off_with_the_variable(built: Synthetic, var: str) -> None:
+    proc = built.run_py("import torchao, triton.language; print('imported', torchao.__version__)", **{var: "1"})
+    assert proc.returncode == 0 and "imported 0.6" in proc.stdout, proc.stderr
+
+
+def test_status_reports_what_is_blocked(built: Synthetic) -> None:
+    proc = built.run_py("import _immutable_blocker as b, json; print(json.dumps(b.status()))")
+    import json
+
+    status = json.loads(proc.stdout)
+    assert status["active"] and set(status["blocked"]) == {"torchao", "triton", "bitsandbytes"}
+    assert status["already_imported"] == []
+
+
+def test_broken_config_never_stops_python(synthetic: Synthetic) -> None:
+    synthetic.install()
+    from installer.verify.verifier import site_packages
+
+    config = site_packages(synthetic.target.resolve()) / "_immutable_shims_config.py"
+    config.write_text("this is not python (\n")
+    for cache in config.parent.glob("__pycache__/_immutable_shims_config*"):
+        cache.unlink()
+    proc = synthetic.run_py("print('started')")
+    assert proc.returncode == 0 and "started" in proc.stdout
+    assert proc.stderr.count("immutable-installer shims disabled") == 1
+
+
+def test_stub_mode(tmp_path: Path) -> None:
+    stack = Synthetic(tmp_path, blocked=[{"name": "bitsandbytes", "mode": "stub", "reason": "placeholder"}])
+    stack.install()
+    code = (
+        "import importlib.util, bitsandbytes as bnb\n"
+        "assert bnb.__version__ == '0.0.0+blocked', bnb.__version__\n"
+        "assert importlib.util.find_spec('bitsandbytes').origin == 'blocked'\n"
+        "@bnb.jit\ndef f(x):\n    return x + 1\n"
+        "@bnb.autotune(configs=[], key=['n'])\ndef g(x):\n    return x * 2\n"
+        "assert f(1) == 2 and g(2) == 4\n"
+        "bnb.nn.Linear8bitLt(3, 4).cuda()\n"
+        "import bitsandbytes.functional as F; F.quantize(1)\n"
+        "try:\n    bnb.__wrapped__\nexcept AttributeError:\n    print('dunder ok')\n"
+    )
+    proc = stack.run_py(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "dunder ok" in proc.stdout
+
+
+def test_shim_start_up_imports_only_sys_and_os(built: Synthetic) -> None:
+    code = ("import sys\nmods = [m for m in sys.modules if m.startswith('_immutable')]\n"
+            "print(sorted(mods)); print('json' in sys.modules, 'importlib.util' in sys.modules)")
+    proc = built.run_py(code, PYTHONNOUSERSITE="1")
+    assert "_immutable_blocker" in proc.stdout and "_immutable_hf_patch" not in proc.stdout
+    assert proc.stdout.splitlines()[1].startswith("False")

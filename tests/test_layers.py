@@ -1,0 +1,117 @@
+"""The import direction between stages (docs/architecture.md), read from the source of every module.
+
+A small AST reader instead of a plugin: it sees function-level (lazy) imports too, which the CLI uses for
+start-up speed and which a dependency graph built from module-level imports alone would miss.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import REPO
+
+PACKAGE = REPO / "installer"
+
+# stage -> the stages it may import (besides itself and the version in ``installer/__init__.py``)
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "shims": set(),
+    "probe": set(),
+    "runner": {"core"},
+    "wheelhouse": {"core", "runner"},
+    "lock": {"core", "runner", "wheelhouse"},
+    "verify": {"core", "runner", "shims"},
+    "build": {"core", "runner", "wheelhouse", "verify", "shims"},
+    "cli": {"core", "runner", "wheelhouse", "lock", "verify", "build", "shims"},
+    "version": set(),
+    "main": {"cli"},
+}
+# what the pure core never touches: processes, the network, threads, the terminal
+CORE_FORBIDDEN = {"subprocess", "socket", "ssl", "http", "urllib.request", "concurrent", "threading",
+                  "multiprocessing", "rich", "typer", "filelock", "virtualenv", "pip"}
+
+
+def stage_of(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    if rel.parts == ("__init__.py",):
+        return "version"
+    if rel.parts == ("__main__.py",):
+        return "main"
+    if rel.parts == ("runner.py",):
+        return "runner"
+    if rel.parts == ("verify", "probe.py"):
+        return "probe"
+    return rel.parts[0]
+
+
+def target_stage(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "installer":
+        return None
+    if len(parts) == 1:
+        return "version"
+    if parts[1] == "runner":
+        return "runner"
+    if parts[1:3] == ["verify", "probe"]:
+        return "probe"
+    return parts[1]
+
+
+def imports(path: Path) -> list[str]:
+    """Every module named by an import statement anywhere in the file (``from installer.x import y`` gives
+    both ``installer.x`` and ``installer.x.y``, since ``y`` may be a submodule)."""
+    out: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append(node.module)
+            if node.module == "installer":
+                out += [f"installer.{alias.name}" for alias in node.names if alias.name != "__version__"]
+    return out
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_module_belongs_to_a_known_stage() -> None:
+    assert {stage_of(p) for p in modules()} <= set(ALLOWED)
+
+
+def test_stages_import_only_downwards() -> None:
+    wrong = []
+    for path in modules():
+        own = stage_of(path)
+        for module in imports(path):
+            target = target_stage(module)
+            if target not in (None, own, "version") and target not in ALLOWED[own]:
+                wrong.append(f"{path.relative_to(REPO)} ({own}) imports {module} ({target})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_core_has_no_side_effect_imports() -> None:
+    wrong = [f"{p.relative_to(REPO)} imports {m}" for p in modules() if stage_of(p) == "core"
+             for m in imports(p) if m in CORE_FORBIDDEN or m.split(".")[0] in CORE_FORBIDDEN]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_nothing_below_the_cli_imports_it() -> None:
+    wrong = [f"{p.relative_to(REPO)} imports {m}" for p in modules() if stage_of(p) not in ("cli", "main")
+             for m in imports(p) if target_stage(m) == "cli"]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_shims_and_probe_import_nothing_of_the_tool() -> None:
+    """They run inside target environments, where ``installer`` is never installed."""
+    wrong = [f"{p.relative_to(REPO)} imports {m}" for p in modules() if stage_of(p) in ("shims", "probe")
+             and p.name != "__init__.py" for m in imports(p) if m.split(".")[0] == "installer"]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_reader_sees_a_violation(tmp_path: Path) -> None:
+    """The checks above would pass vacuously if the reader found no imports: prove it finds lazy ones."""
+    bad = tmp_path / "m.py"
+    bad.write_text("def f():\n    from installer.cli import app\n    from installer import blacklist\n")
+    assert imports(bad) == ["installer.cli", "installer", "installer.blacklist"]

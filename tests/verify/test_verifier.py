@@ -1,0 +1,112 @@
+"""The verifier on the synthetic stack: healthy passes, each tampering fails its own check with a named cause."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import Synthetic, make_wheel
+from installer.core.manifest import manifest_from_data
+from installer.verify.verifier import Verifier, site_packages
+
+
+def verify(stack: Synthetic, manifest=None):  # type: ignore[no-untyped-def]
+    return Verifier().verify(stack.target, manifest or stack.manifest(), "cpu", "linux_x86_64")
+
+
+def status(report, name: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    check = next(c for c in report.checks if c.name == name)
+    return check.status, check.detail
+
+
+def pip(stack: Synthetic, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(stack.python()), *args, "--isolated",
+                    "--disable-pip-version-check", "-q"], check=True)
+
+
+def test_healthy_environment_passes_and_json_matches(built: Synthetic) -> None:
+    report = verify(built)
+    assert report.ok, report.failures()
+    data = json.loads(json.dumps(report.to_json()))
+    assert [c["name"] for c in data["checks"]] == [c.name for c in report.checks]
+    assert status(report, "cuda")[0] == "skip"  # no GPU, not required for cpu: skip, never pass
+
+
+def test_edited_file(synthetic: Synthetic) -> None:
+    synthetic.install()
+    target = site_packages(synthetic.target.resolve()) / "tiny_a" / "__init__.py"
+    target.write_text(target.read_text() + "# edited\n")
+    report = verify(synthetic)
+    assert status(report, "integrity") == ("fail", "1 changed (tiny-a: tiny_a/__init__.py)")
+    assert status(report, "fingerprint")[0] == "pass"  # RECORD unchanged; integrity names the file
+
+
+def test_package_added_removed_and_blacklisted(synthetic: Synthetic) -> None:
+    synthetic.install()
+    extra = make_wheel(synthetic.root / "extra", "evil-pkg", "1.0")
+    pip(synthetic, "install", "--no-index", "--no-deps", str(extra))
+    data = json.loads(json.dumps(synthetic.data))
+    data["blacklist"] = [{"name": "evil-*", "reason": "test rule"}]
+    report = verify(synthetic, manifest_from_data(data))
+    assert "unexpected: evil-pkg 1.0" in status(report, "packages")[1]
+    assert status(report, "fingerprint")[0] == "fail" and "drift" in status(report, "fingerprint")[1]
+    assert "evil-pkg 1.0 is installed (forbidden: test rule)" in status(report, "blacklist")[1]
+    pip(synthetic, "uninstall", "-y", "tiny-b")
+    report = verify(synthetic)
+    assert "missing: tiny-b" in status(report, "packages")[1]
+    assert "tiny-a requires tiny-b>=1.0, which is not installed" in status(report, "dependencies")[1]
+
+
+def test_wrong_torch_variant(synthetic: Synthetic) -> None:
+    synthetic.install()
+    other = make_wheel(synthetic.root / "other", "torch", "1.0+cu124", files={"torch/__init__.py": "__version__='x'"})
+    gen = synthetic.target.resolve()
+    refused = subprocess.run([str(synthetic.python()), "-c", "import sys"], check=True)  # env is usable
+    assert refused.returncode == 0
+    # the environment's own pip.conf pins torch: a later `pip install` cannot swap it ...
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(synthetic.python()), "install", "--no-index",
+                           "--no-deps", str(other), "--disable-pip-version-check"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "conflicting dependencies" in proc.stderr
+    # ... so tamper the hard way, as someone deleting the guard would
+    (gen / "pip.conf").unlink()
+    pip(synthetic, "install", "--no-index", "--no-deps", "--force-reinstall", str(other))
+    status_, detail = status(verify(synthetic), "torch lock")
+    assert status_ == "fail" and "installed torch 1.0+cu124 != .torch_lock 1.0+cpu" in detail
+
+
+def test_shim_pth_removed(synthetic: Synthetic) -> None:
+    synthetic.install()
+    (site_packages(synthetic.target.resolve()) / "zz_immutable_installer.pth").unlink()
+    report = verify(synthetic)
+    assert status(report, "shims") == ("fail", "missing from site-packages: zz_immutable_installer.pth")
+    assert "import torchao succeeded" in status(report, "blacklist")[1]
+
+
+def test_cuda_required_without_gpu_fails(built: Synthetic) -> None:
+    data = json.loads(json.dumps(built.data))
+    data["verify"]["cuda"] = "required"
+    report = verify(built, manifest_from_data(data))
+    assert not report.ok
+    assert status(report, "cuda")[0] == "fail" and "is_available() is False" in status(report, "cuda")[1]
+
+
+def test_cli_json_and_exit_codes(built: Synthetic, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "installer", "verify", "--venv", str(built.target), "--manifest",
+           str(built.manifest_path), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["ok"] and {"name", "status", "detail"} <= set(data["checks"][0])
+
+
+def test_an_early_probe_with_the_wrong_configuration_is_discarded(built: Synthetic) -> None:
+    from installer.verify.verifier import ProbeRun, probe_config
+
+    manifest = built.manifest()
+    wrong = {**probe_config(manifest, "cpu", "linux_x86_64"), "blocked": []}
+    early = ProbeRun(built.target, wrong)
+    report = Verifier().verify(built.target, manifest, "cpu", "linux_x86_64", probe_run=early)
+    assert report.ok and "torchao" in status(report, "blacklist")[1]
+    assert early.proc.poll() is not None  # killed, not leaked

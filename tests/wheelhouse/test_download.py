@@ -1,0 +1,148 @@
+"""Downloads against a real local index: sources, resume, tampering, failures, concurrency, offline mode."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from conftest import PLATFORM, Index, make_wheel, manifest_data, write_json
+from installer.core.errors import WheelhouseError
+from installer.core.manifest import Platform, load_manifest, manifest_from_data
+from installer.wheelhouse.download import Downloader, audit, needed_wheels, require_complete
+from installer.wheelhouse.fetch import fetch
+
+PLAT = Platform(PLATFORM["name"], tuple(PLATFORM["tags"]), PLATFORM["environment"])
+
+
+def stack(index: Index, with_urls: bool = False) -> tuple[dict, list[Path]]:
+    b = make_wheel(index.root, "tiny-b", "1.0")
+    a = make_wheel(index.root, "tiny-a", "2.0", requires=["tiny-b>=1"])
+    urls = {p.name: index.file_url(p.name) for p in (a, b)} if with_urls else None
+    data = manifest_data([(b, {}), (a, {"requires": ["tiny-b>=1"], "group": "app"})], index_url=index.url, urls=urls)
+    data["indexes"]["default"] = index.url if not with_urls else data["indexes"]["default"]
+    return data, [a, b]
+
+
+def downloader(wheelhouse: Path) -> Downloader:
+    return Downloader(wheelhouse, use_configured_sources=False)
+
+
+def test_download_with_pip_from_the_pinned_index_then_skip_present(tmp_path: Path, index: Index) -> None:
+    data, wheels = stack(index)
+    manifest = manifest_from_data(data)
+    house = tmp_path / "wh"
+    state = downloader(house).download(manifest, "cpu", PLAT)
+    assert state.ok and len(state.present) == 2
+    before = {p.name: p.stat().st_mtime_ns for p in house.glob("*.whl")}
+    index.faults.update({w.name: "500" for w in wheels})  # a second run must not touch the network
+    downloader(house).download(manifest, "cpu", PLAT)
+    assert {p.name: p.stat().st_mtime_ns for p in house.glob("*.whl")} == before
+
+
+def test_download_from_pinned_urls_and_find_links(tmp_path: Path, index: Index) -> None:
+    data, wheels = stack(index, with_urls=True)
+    manifest = manifest_from_data(data)
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / wheels[1].name).write_bytes(wheels[1].read_bytes())
+    house = tmp_path / "wh"
+    events: list = []
+    Downloader(house, reporter=events.append, find_links=[links], use_configured_sources=False).download(
+        manifest, "cpu", PLAT)
+    text = " ".join(getattr(e, "text", "") for e in events)
+    assert f"{wheels[1].name}: from {links}" in text and f"{wheels[0].name}: from http" in text
+
+
+@pytest.mark.parametrize("fault", ["tamper", "truncate", "404", "500"])
+def test_bad_responses_exit_4_and_leave_no_partial_file(tmp_path: Path, index: Index, fault: str) -> None:
+    wheel = make_wheel(index.root, "tiny-b", "1.0")
+    sha = __import__("hashlib").sha256(wheel.read_bytes()).hexdigest()
+    index.faults[wheel.name] = fault
+    house = tmp_path / "wh"
+    house.mkdir()
+    with pytest.raises(WheelhouseError) as info:
+        fetch(index.file_url(wheel.name), house / wheel.name, sha, sleep=lambda s: None)
+    assert info.value.exit_code == 4
+    assert wheel.name in info.value.message and "127.0.0.1" in info.value.message
+    assert list(house.iterdir()) == []
+
+
+def test_tampered_file_in_wheelhouse_is_refetched_and_offline_mode_lists_it(tmp_path: Path, index: Index) -> None:
+    data, wheels = stack(index)
+    manifest = manifest_from_data(data)
+    house = tmp_path / "wh"
+    downloader(house).download(manifest, "cpu", PLAT)
+    target = house / wheels[0].name
+    target.write_bytes(target.read_bytes() + b"x")
+    (house / wheels[1].name).unlink()
+    with pytest.raises(WheelhouseError) as info:
+        require_complete(house, manifest, "cpu", "linux_x86_64")
+    assert info.value.exit_code == 4
+    assert any("sha256 mismatch" in d and wheels[0].name in d for d in info.value.details)
+    assert any("missing" in d and wheels[1].name in d for d in info.value.details)
+    downloader(house).download(manifest, "cpu", PLAT)
+    assert audit(house, needed_wheels(manifest, "cpu", "linux_x86_64")).ok
+
+
+def _download_worker(args: tuple[str, str]) -> bool:
+    manifest_path, house = args
+    manifest = load_manifest(manifest_path)
+    Downloader(Path(house), use_configured_sources=False).download(manifest, "cpu", PLAT)
+    return True
+
+
+def test_four_concurrent_downloaders(tmp_path: Path, index: Index) -> None:
+    wheels = [make_wheel(index.root, f"tiny-{i}", "1.0", files={f"tiny_{i}/data.bin": "x" * 200_000}) for i in range(6)]
+    data = manifest_data([(w, {}) for w in wheels], index_url=index.url)
+    path = write_json(tmp_path / "m.json", data)
+    house = tmp_path / "wh"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        assert all(pool.map(_download_worker, [(str(path), str(house))] * 4))
+    manifest = load_manifest(path)
+    assert audit(house, needed_wheels(manifest, "cpu", "linux_x86_64")).ok
+    assert sorted(p.name for p in house.iterdir() if not p.name.startswith(".")) == sorted(w.name for w in wheels)
+    assert not list(house.glob(".*.part-*"))
+
+
+def test_missing_from_every_source_exits_4(tmp_path: Path, index: Index) -> None:
+    data, wheels = stack(index)
+    for w in wheels:
+        w.unlink()
+    with pytest.raises(WheelhouseError) as info:
+        downloader(tmp_path / "wh").download(manifest_from_data(data), "cpu", PLAT)
+    assert info.value.exit_code == 4
+    json.dumps(info.value.details)
+
+
+def test_download_reports_byte_progress(tmp_path: Path, index: Index) -> None:
+    data, wheels = stack(index)
+    manifest = manifest_from_data(data)
+    events: list = []
+    Downloader(tmp_path / "wh", reporter=events.append, use_configured_sources=False).download(manifest, "cpu", PLAT)
+    progress = [e for e in events if getattr(e, "kind", "") == "progress"]
+    total = sum(w.stat().st_size for w in wheels)
+    assert progress and progress[-1].unit == "bytes" and progress[-1].total == total
+    assert progress[-1].done == total
+
+
+def test_variant_selects_the_torch_build_from_the_cuda_index(tmp_path: Path, index: Index, cuda_index: Index) -> None:
+    helper = make_wheel(index.root, "helper", "1.0")
+    cpu = make_wheel(cuda_index.root, "torch", "2.0.0+cpu")
+    cu = make_wheel(cuda_index.root, "torch", "2.0.0+cu124")
+    data = manifest_data([(helper, {"variants": ["cpu", "cu124"]}), (cpu, {"variants": ["cpu"], "index": "cuda"}),
+                          (cu, {"variants": ["cu124"], "index": "cuda"})], index_url=index.url,
+                         variants={"cpu": {"index": "cuda", "torch_packages": ["torch"], "cuda": None,
+                                           "min_driver": None},
+                                   "cu124": {"index": "cuda", "torch_packages": ["torch"], "cuda": "12.4",
+                                             "min_driver": "550.54.14"}})
+    data["indexes"]["cuda"] = cuda_index.url
+    manifest = manifest_from_data(data)
+    house = tmp_path / "wh"
+    downloader(house).download(manifest, "cu124", PLAT)
+    assert sorted(p.name for p in house.glob("*.whl")) == sorted([cu.name, helper.name])
+    downloader(house).download(manifest, "cpu", PLAT)
+    assert (house / cpu.name).exists()
+    assert audit(house, needed_wheels(manifest, "cpu", "linux_x86_64")).strays == [cu.name]
