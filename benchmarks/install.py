@@ -1,15 +1,26 @@
-"""Offline install of the reference wheelhouse: immutable-installer vs pip vs uv, side by side in one run.
+"""Offline install of the reference wheelhouse: immutable-installer (store) vs pip vs uv, side by side in one run.
 
-All three install the same pinned wheels from the same wheelhouse into a fresh environment with no index.
-pip and uv only install; immutable-installer also precompiles, writes shims/locks/receipt and runs the full
-verifier (torch + transformers forward pass) before switching, so its time is an upper bound of "usable and
-proven". uv is installed into the running tool venv if missing (from PyPI).
-Usage: python benchmarks/install.py --project DIR [--runs 1]   (DIR: metadata/ + a complete wheelhouse/)
+All contenders install the same pinned wheels from the same wheelhouse into a fresh environment with no index.
+pip and uv only install (and compile bytecode); immutable-installer also writes shims/locks/receipt and runs the
+full verifier (torch + transformers forward pass) before switching, so its time is "usable and proven".
+
+Contenders, interleaved run by run (medians):
+  pip                      fresh venv, pip install --no-index --no-deps --require-hashes (compiles bytecode)
+  uv (warm cache)          fresh venv, uv pip install --offline --compile-bytecode, cache filled beforehand
+  ours, warm store         install --skip-wheelhouse --force of an unchanged manifest
+  ours, empty store        the same with a new, empty --store (first install on a machine)
+  ours, one package new    a manifest that changes one small package (tqdm) whose store entry is removed first
+Then the disk cost of generations (du, hard links counted once).
+
+Usage: python benchmarks/install.py --project DIR [--runs 3]   (DIR: metadata/ + a complete wheelhouse/;
+network is needed once to download the other tqdm version)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import statistics
 import subprocess
@@ -21,6 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import base_env  # noqa: E402
 
+OTHER_TQDM = "4.67.1"
+
 
 def ensure_uv() -> str:
     uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
@@ -29,10 +42,34 @@ def ensure_uv() -> str:
     return uv
 
 
+def du(*paths: Path) -> int:
+    """Bytes on disk of ``paths`` together, each hard-linked file counted once (GNU du's default)."""
+    out = subprocess.run(["du", "-s", "-B1", "-c", *map(str, paths)], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1].split()[0])
+
+
+def changed_manifest(project: Path, out: Path, env: dict[str, str]) -> tuple[Path, str]:
+    """The reference manifest with tqdm at another version (downloaded into the wheelhouse once)."""
+    house = project / "wheelhouse"
+    if not list(house.glob(f"tqdm-{OTHER_TQDM}-*.whl")):
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+                        "-d", str(house), f"tqdm=={OTHER_TQDM}"], check=True, env=env)
+    wheel = next(house.glob(f"tqdm-{OTHER_TQDM}-*.whl"))
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    data = json.loads((project / "metadata/dependencies.json").read_text())
+    for package in data["packages"]:
+        if package["name"] == "tqdm":
+            package["version"] = OTHER_TQDM
+            package["files"] = [{**package["files"][0], "filename": wheel.name, "sha256": sha,
+                                 "size": wheel.stat().st_size, "url": None}]
+    out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return out, sha
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--project", default=".")
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--variant", default="cpu")
     args = parser.parse_args()
     project = Path(args.project).resolve()
@@ -45,37 +82,76 @@ def main() -> None:
     house = project / "wheelhouse"
     uv = ensure_uv()
     env = base_env()
-    samples: dict[str, list[float]] = {"pip": [], "uv (cold cache)": [], "uv (warm cache)": [],
-                                       "immutable-installer": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        reqs = Path(tmp) / "reqs.txt"
+    names = ["pip", "uv (warm cache)", "ours, warm store", "ours, empty store", "ours, one package new"]
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    with tempfile.TemporaryDirectory(dir=project) as tmp_name:
+        tmp = Path(tmp_name)
+        reqs = tmp / "reqs.txt"
         reqs.write_text("".join(f"{n.package.name}=={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
                                 for n in needed))
-        cache = Path(tmp) / "uv-cache"
+        cache = tmp / "uv-cache"
+        warm_store = tmp / "store"
+        other, other_sha = changed_manifest(project, tmp / "changed.json", env)
+        other_key = f"cp{manifest.python.version.replace('.', '')}-{other_sha}"
+
+        def ours(venv: str, store: Path, manifest_file: Path | None = None) -> float:
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "installer", "install", "--skip-wheelhouse", "--force", "--keep",
+                            "0", "--variant", args.variant, "--json", "--venv", str(tmp / venv), "--store", str(store),
+                            *(["--manifest", str(manifest_file)] if manifest_file else [])],
+                           check=True, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return time.perf_counter() - started
+
+        # fill the warm store and uv's cache once (not timed)
+        ours("warm", warm_store)
+        ours("changed", warm_store, other)
+        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(tmp / "uv-fill")], check=True, env=env)
+        subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links", str(house),
+                        "--compile-bytecode", "--cache-dir", str(cache), "--python", str(tmp / "uv-fill/bin/python"),
+                        "-r", str(reqs)], check=True, env=env)
         for run in range(args.runs):
-            venv = Path(tmp) / f"pip-{run}"
+            venv = tmp / f"pip-{run}"
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
             subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "-q",
                             "--isolated", "--no-index", "--no-deps", "--require-hashes", "--find-links", str(house),
                             "-r", str(reqs)], check=True, env=env)
             samples["pip"].append(time.perf_counter() - started)
-            for label, cache_dir in (("uv (cold cache)", Path(tmp) / f"cold-{run}"), ("uv (warm cache)", cache)):
-                venv = Path(tmp) / f"uv-{label[4:8]}-{run}"
-                started = time.perf_counter()
-                subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
-                subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps",
-                                "--find-links", str(house), "--compile-bytecode", "--cache-dir", str(cache_dir),
-                                "--python", str(venv / "bin/python"), "-r", str(reqs)], check=True, env=env)
-                samples[label].append(time.perf_counter() - started)
+            shutil.rmtree(venv)
+            venv = tmp / f"uv-{run}"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "installer", "install", "--skip-wheelhouse", "--force", "--keep",
-                            "0", "--variant", args.variant, "--json"], check=True, cwd=project, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            samples["immutable-installer"].append(time.perf_counter() - started)
-    medians = {k: statistics.median(v) for k, v in samples.items()}
-    for name, seconds in medians.items():
-        print(f"{name:22} {seconds:6.1f} s  (ratio to pip {seconds / medians['pip']:.2f})")
+            subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
+            subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links",
+                            str(house), "--compile-bytecode", "--cache-dir", str(cache), "--python",
+                            str(venv / "bin/python"), "-r", str(reqs)], check=True, env=env)
+            samples["uv (warm cache)"].append(time.perf_counter() - started)
+            shutil.rmtree(venv)
+            samples["ours, warm store"].append(ours("warm", warm_store))
+            cold = tmp / f"cold-{run}"
+            samples["ours, empty store"].append(ours(f"cold-venv-{run}", cold))
+            shutil.rmtree(cold)
+            shutil.rmtree(tmp / f"cold-venv-{run}.generations")
+            shutil.rmtree(warm_store / "entries" / other_key)  # the changed package is new to the store again
+            samples["ours, one package new"].append(ours("changed", warm_store, other))
+
+        medians = {k: statistics.median(v) for k, v in samples.items()}
+        for name, seconds in medians.items():
+            print(f"{name:24} {seconds:6.1f} s  ratio to pip {seconds / medians['pip']:.2f}  "
+                  f"to uv {seconds / medians['uv (warm cache)']:.2f}   runs: "
+                  + ", ".join(f"{s:.1f}" for s in samples[name]))
+        print(f"one package new / warm store: {medians['ours, one package new'] / medians['ours, warm store']:.2f}")
+
+        # disk: the first generation with its store, then what one more generation adds
+        subprocess.run([sys.executable, "-m", "installer", "install", "--skip-wheelhouse", "--force", "--keep", "5",
+                        "--variant", args.variant, "--json", "--venv", str(tmp / "warm"), "--store", str(warm_store)],
+                       check=True, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        gens = sorted(p for p in (tmp / "warm.generations").iterdir() if p.is_dir())
+        first = du(warm_store, gens[0])
+        second = du(warm_store, gens[0], gens[1]) - first
+        print(f"disk: store + first generation {first / 1e9:.2f} GB; a second generation adds {second / 1e6:.1f} MB "
+              f"({100 * second / first:.2f} %); --keep 5 (6 generations) costs {5 * second / 1e6:.0f} MB over the "
+              "first")
+        print(f"plain pip venv for comparison: {du(tmp / 'uv-fill') / 1e9:.2f} GB (uv's, compiled)")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,20 @@ from installer.core.names import canonical
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Tests never touch the user's real store: one temporary store for the session (tests that need their
+    own pass ``--store`` / ``Store(root)``), set in the environment so CLI subprocesses see it too."""
+    store = tmp_path_factory.mktemp("store")
+    old = os.environ.get("IMMUTABLE_INSTALLER_STORE")
+    os.environ["IMMUTABLE_INSTALLER_STORE"] = str(store)
+    yield store
+    if old is None:
+        os.environ.pop("IMMUTABLE_INSTALLER_STORE", None)
+    else:
+        os.environ["IMMUTABLE_INSTALLER_STORE"] = old
+
+
 def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
@@ -241,13 +255,17 @@ class Synthetic:
             "bitsandbytes": make_wheel(w, "bitsandbytes", "0.4"),
             "torchao": make_wheel(w, "torchao", "0.6"),
         }
+        extra: dict[str, dict[str, str]] = manifest_opts.pop("extra", {})  # name -> files, version 1.0, group app
+        for name, files in extra.items():
+            self.wheels[name] = make_wheel(w, name, "1.0", files=files)
         blocked = manifest_opts.pop("blocked", [
             {"name": "torchao", "mode": "absent", "reason": "breaks transformers' PreTrainedModel import"},
             {"name": "triton", "mode": "absent", "reason": "torch.compile on CPU"},
             {"name": "bitsandbytes", "mode": "absent", "reason": "CUDA only"},
         ])
         opts = {"tiny-a": {"requires": ["tiny-b>=1.0"], "group": "app"}}
-        order = ["tiny-b", "torch", "triton", "bitsandbytes", "torchao", "tiny-a"]
+        order = ["tiny-b", "torch", "triton", "bitsandbytes", "torchao", "tiny-a", *extra]
+        opts.update({name: {"group": "app"} for name in extra})
         self.data = manifest_data([(self.wheels[n], opts.get(n, {})) for n in order], blocked=blocked,
                                   imports=manifest_opts.pop("imports", ["tiny_a"]), **manifest_opts)
         self.manifest_path = write_json(root / "dependencies.json", self.data)
@@ -258,13 +276,21 @@ class Synthetic:
 
         return load_manifest(self.manifest_path)
 
-    def engine(self, reporter: Any = None) -> Any:
+    def engine(self, reporter: Any = None, store: Path | None = None, link_mode: str = "auto") -> Any:
+        """An engine for this stack; its store is the stack's own (``root/store``) unless given."""
         from installer.build.engine import Engine
+        from installer.build.store import Store
 
-        return Engine(self.target, self.house, reporter=reporter or (lambda e: None))
+        return Engine(self.target, self.house, reporter=reporter or (lambda e: None),
+                      store=Store(store or self.store), link_mode=link_mode)
 
-    def install(self, **kwargs: Any) -> Any:
-        return self.engine().install(self.manifest(), "cpu", "linux_x86_64", **kwargs)
+    @property
+    def store(self) -> Path:
+        return self.root / "store"
+
+    def install(self, store: Path | None = None, link_mode: str = "auto", **kwargs: Any) -> Any:
+        return self.engine(store=store, link_mode=link_mode).install(self.manifest(), "cpu", "linux_x86_64",
+                                                                     **kwargs)
 
     def python(self) -> Path:
         return self.target / "bin" / "python"

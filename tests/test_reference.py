@@ -129,10 +129,20 @@ def test_from_pretrained_patcher_routes_to_the_shared_cache(ref: Path, tmp_path:
 
 
 def test_skip_wheelhouse_reinstall_then_rollback(ref: Path) -> None:
+    first = json.loads((ref / ".venv" / "installer-receipt.json").read_text())
     proc = cli(ref, "install", "--variant", "cpu", "--skip-wheelhouse", "--force", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["generation"] == "g0002"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["generation"] == "g0002" and result["verify"]["ok"]
     assert os.readlink(ref / ".venv").endswith("g0002")
+    # a fresh generation linked from the warm store: nothing installed again, same fingerprint, shared inodes
+    assert "store" not in result["phases"] and "link" in result["phases"]
+    assert result["fingerprint"] == first["fingerprint"]
+    second = json.loads((ref / ".venv" / "installer-receipt.json").read_text())
+    assert second["link_mode"] == "hardlink"
+    init = "lib/python3.11/site-packages/torch/__init__.py"
+    gens = ref / ".venv.generations"
+    assert (gens / "g0001" / init).stat().st_ino == (gens / "g0002" / init).stat().st_ino
     back = cli(ref, "rollback")
     assert back.returncode == 0, back.stderr[-2000:]
     assert os.readlink(ref / ".venv").endswith("g0001")
@@ -215,13 +225,17 @@ def test_concurrent_downloads_into_the_shared_cache(ref: Path, tmp_path: Path) -
 def test_tampering_with_transformers_is_caught_and_named(ref: Path) -> None:
     init = next((ref / ".venv" / "lib").glob("python*/site-packages/transformers/__init__.py"))
     original = init.read_bytes()
+    mode = init.stat().st_mode
     try:
+        init.chmod(0o644)  # store files are read-only; an attacker (or a careless editor) changes that first
         init.write_bytes(original + b"\n# tampered\n")
         proc = cli(ref, "verify", "--json")
         assert proc.returncode == 1
         checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
         assert checks["integrity"]["status"] == "fail"
         assert "transformers: transformers/__init__.py" in checks["integrity"]["detail"]
+        assert "store verify --repair" in checks["integrity"]["detail"]  # the linked file is the store's
     finally:
         init.write_bytes(original)
+        init.chmod(mode)
     assert cli(ref, "verify").returncode == 0

@@ -1,5 +1,8 @@
-"""Build a generation: virtualenv, strict offline pip installs in group order, shims, locks, receipt, verify,
-then switch. Never repairs an environment in place.
+"""Build a generation: virtualenv, every wheel linked from the store in group order, shims, locks, receipt,
+verify, then switch. Never repairs an environment in place.
+
+Wheels reach the store through pip (installer/build/store.py) once per interpreter; every generation after
+that is linked from it (installer/build/populate.py), so a fresh generation costs seconds, not minutes.
 
 Every failure before the switch deletes the new generation and leaves the current one untouched; the
 target lock serialises installers; leftovers of killed runs are removed by the next run.
@@ -20,8 +23,11 @@ from typing import Any
 
 from installer import __version__
 from installer.build.generations import Generations
+from installer.build.linking import Linker
+from installer.build.populate import populate
+from installer.build.store import Store, StoreWheel, interpreter_tag
 from installer.core.errors import BuildError, InterpreterNotFound, VerificationFailed
-from installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
+from installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
 from installer.core.layout import RECEIPT, TORCH_LOCK
 from installer.core.manifest import Manifest, Package
 from installer.runner import Runner, clean_env
@@ -104,12 +110,14 @@ class Engine:
     """`install` and `rollback` for one target."""
 
     def __init__(self, target: Path, wheelhouse: Path, runner: Runner | None = None,
-                 reporter: Reporter = null_reporter) -> None:
+                 reporter: Reporter = null_reporter, store: Store | None = None, link_mode: str = "auto") -> None:
         self.target = target
         self.wheelhouse = Path(os.path.abspath(wheelhouse))
         self.runner = runner or Runner()
         self.report = reporter
         self.generations = Generations(target, reporter)
+        self.store = store or Store(runner=self.runner, reporter=reporter)
+        self.link_mode = Linker(link_mode).requested  # validated before anything is built
 
     # ------------------------------------------------------------------------------------------ install
     def install(self, manifest: Manifest, variant: str, platform: str, *, force: bool = False, keep: int = 2,
@@ -172,25 +180,24 @@ class Engine:
         needed = needed_wheels(manifest, variant, platform)
         groups = [g for g in manifest.groups if any(n.package.group == g for n in needed)]
         site = site_packages(path)
-        compiler = _BackgroundCompiler(self.runner, target_python, path)
-        try:
-            with self._timed(phases, "install", f"{len(needed)} wheels in {len(groups)} groups, offline "
-                                                "(each group is precompiled while the next installs)"):
-                for k, group in enumerate(groups, 1):
-                    items = [n for n in needed if n.package.group == group]
-                    self.report(Message("info", f"group {k}/{len(groups)} {group}: {len(items)} package(s)"))
-                    self._pip_install(path, target_python, items)
-                    dists = installed_dists(site)
-                    group_dists = [dists[n.package.name] for n in items if n.package.name in dists]
-                    if manifest.build.clear_pycache:
-                        clear_stale_pycache(site, group_dists)
-                    compiler.start(site, group_dists)
-                    self.report(Progress("install", sum(1 for n in needed if groups.index(n.package.group) < k),
-                                         len(needed), "packages", group))
-            with self._timed(phases, "compile", "waiting for bytecode compilation"):
-                compiler.wait()
-        finally:
-            compiler.kill()
+        interp = interpreter_tag(manifest.python.implementation, manifest.python.version)
+        ordered = [[StoreWheel(n.package.name, n.package.version, n.wheel.filename, n.wheel.sha256,
+                               self.wheelhouse / n.wheel.filename) for n in needed if n.package.group == g]
+                   for g in groups]
+        keys = {w.sha256: self.store.key(w.sha256, interp) for g in ordered for w in g}
+        self.store.register(path, keys.values())  # before building or linking: gc never takes these away
+        started = time.monotonic()
+        entries = self.store.ensure(ordered, python, interp)
+        phases["store"] = time.monotonic() - started
+        linker = Linker(self.link_mode)
+        with self._timed(phases, "link", f"{len(needed)} packages in {len(groups)} groups from the store "
+                                         f"{self.store.root}"):
+            stats = populate(str(path), [entries[w.sha256] for g in ordered for w in g], linker,
+                             str(target_python))
+            how = linker.mode or "nothing to link"
+            note = f" ({linker.fallbacks} copied: too many links)" if linker.fallbacks else ""
+            self.report(Message("info", f"{stats.files} files placed by {how}{note}, {stats.written} written for "
+                                        f"this generation" + (" (auto)" if self.link_mode == "auto" else "")))
         with self._timed(phases, "shims", "runtime shims, locks, receipt"):
             self._write_shims(site, manifest)
             packages = [n.package for n in needed]
@@ -207,7 +214,8 @@ class Engine:
                 "manifest_sha256": manifest.raw_sha256, "variant": variant, "platform": platform,
                 "python": manifest.python.version, "created": now, "fingerprint": fingerprint(installed_dists(site)),
                 "packages": [{"name": n.package.name, "version": n.package.version, "filename": n.wheel.filename,
-                              "sha256": n.wheel.sha256} for n in needed],
+                              "sha256": n.wheel.sha256, "store_entry": keys[n.wheel.sha256]} for n in needed],
+                "store": str(self.store.root), "link_mode": linker.mode,
             }
             _write_json(path / RECEIPT, receipt)
         report = Verifier(self.report).verify(path, manifest, variant, platform)
@@ -218,26 +226,6 @@ class Engine:
                                      details=[f"{c.name}: {c.detail}" for c in failed],
                                      hint="the previous environment is untouched; see the details above")
         return report, receipt
-
-    def _pip_install(self, venv: Path, python: Path, items: list[Any]) -> None:
-        """One strict offline pip call: no index, no deps, hashes required, user config ignored."""
-        reqs = venv / ".install-requirements.txt"
-        reqs.write_text("".join(f"{n.package.name}=={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
-                                for n in items), encoding="utf-8")
-        try:
-            result = self.runner.run(
-                [self.runner.python(), "-m", "pip", "--python", str(python), "install", "--isolated", "--no-index",
-                 "--no-deps", "--require-hashes", "--only-binary", ":all:", "--no-compile", "--no-cache-dir",
-                 "--disable-pip-version-check", "--no-warn-script-location", "--find-links", str(self.wheelhouse),
-                 "-r", str(reqs)],
-                env=clean_env(), timeout=3600)
-        finally:
-            reqs.unlink(missing_ok=True)
-        if not result.ok:
-            names = ", ".join(n.package.name for n in items[:4])
-            raise BuildError(f"pip failed installing {names}{' ...' if len(items) > 4 else ''}: {result.tail(2)}",
-                             details=result.tail(30).splitlines(),
-                             hint="the previous environment is untouched; run with --debug for pip's output")
 
     def _write_shims(self, site: Path, manifest: Manifest) -> None:
         if not manifest.shims.blocked_modules and not manifest.shims.transformers_patcher:
@@ -271,64 +259,10 @@ class Engine:
             lock.release()
 
 
-def clear_stale_pycache(site: Path, dists: list[Any]) -> None:
-    """Remove ``.pyc`` files under the packages' directories that no RECORD lists (stale caches shipped
-    outside the wheel's own file list); what a wheel's RECORD lists is kept, so integrity still holds."""
-    listed = {p for d in dists for p, _ in d.record}
-    tops = {p.split("/", 1)[0] for d in dists for p, _ in d.record if "/" in p and not p.startswith("..")}
-    for top in tops:
-        root = site / top
-        if not root.is_dir() or top.endswith(".dist-info"):
-            continue
-        for pyc in root.rglob("__pycache__/*.pyc"):
-            if pyc.relative_to(site).as_posix() not in listed:
-                pyc.unlink(missing_ok=True)
-
-
 def _cache_path(module: Path) -> str:
     import importlib.util
 
     return importlib.util.cache_from_source(str(module))
-
-
-class _BackgroundCompiler:
-    """Precompiles each installed group with the target interpreter while the next group installs.
-
-    pip runs with ``--no-compile`` (see docs/decisions.md); compiling group k beside pip installing group
-    k+1 uses the second core, which a sequential compile at the end would leave idle.
-    """
-
-    def __init__(self, runner: Runner, python: Path, workdir: Path) -> None:
-        self.runner, self.python, self.workdir = runner, python, workdir
-        self.running: list[Any] = []
-
-    def start(self, site: Path, dists: list[Any]) -> None:
-        files = sorted({str(site / p) for d in dists for p, _ in d.record
-                        if p.endswith(".py") and not p.startswith("..")})
-        if not files:
-            return
-        listing = self.workdir / f".compile-{len(self.running)}.txt"
-        listing.write_text("\n".join(files) + "\n", encoding="utf-8")
-        proc = self.runner.start([str(self.python), "-m", "compileall", "-q", "-i", str(listing)], env=clean_env())
-        self.running.append((proc, listing))
-
-    def wait(self) -> None:
-        for proc, listing in self.running:
-            _out, err = proc.communicate(timeout=3600)
-            listing.unlink(missing_ok=True)
-            # compileall exits 1 when a file does not compile (e.g. py2-only test data in some wheels):
-            # those modules stay uncompiled, which costs speed, not correctness
-            if proc.returncode not in (0, 1):
-                raise BuildError(f"bytecode compilation failed: {err.strip()[-300:]}")
-        self.running = []
-
-    def kill(self) -> None:
-        for proc, listing in self.running:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-            listing.unlink(missing_ok=True)
-        self.running = []
 
 
 class _PhaseTimer:

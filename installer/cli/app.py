@@ -39,6 +39,11 @@ WheelhouseOpt = Annotated[Path, typer.Option("--wheelhouse", help="Folder of dow
 VariantOpt = Annotated[str, typer.Option("--variant", help="auto (detect the GPU driver), cpu, or a cuXYZ variant.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (JSON lines for long "
                                                       "commands, one document otherwise).")]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="The store of unpacked, compiled wheels [default: "
+                                                                 "$IMMUTABLE_INSTALLER_STORE or "
+                                                                 "~/.cache/immutable-installer/store].")]
+LinkModeOpt = Annotated[str, typer.Option("--link-mode", help="How store files enter a generation: auto, hardlink, "
+                                                              "clone (copy-on-write) or copy.")]
 DEFAULT_MANIFEST = Path("metadata/dependencies.json")
 DEFAULT_VENV = Path(".venv")
 DEFAULT_WHEELHOUSE = Path("wheelhouse")
@@ -122,6 +127,8 @@ def install(
                                                                                "from (by sha256).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the install plan (groups, wheels, what is "
                                                             "missing) and touch nothing.")] = False,
+    store: StoreOpt = None,
+    link_mode: LinkModeOpt = "auto",
 ) -> None:
     """Download, scan, build a fresh verified generation and switch VENV to it atomically.
 
@@ -131,11 +138,12 @@ def install(
         _dry_run(manifest, wheelhouse, variant, json_out)
         return
     from installer.build.engine import Engine
+    from installer.build.store import Store
 
     reporter = _reporter(json_out)
     m = _load(manifest)
     platform, var = _platform_and_variant(m, variant)
-    engine = Engine(venv, wheelhouse, reporter=reporter)
+    engine = Engine(venv, wheelhouse, reporter=reporter, store=Store(store, reporter=reporter), link_mode=link_mode)
     engine.generations.check_target()
     result = engine.install(
         m, var.name, platform.name, force=force, keep=keep, wait=not no_wait,
@@ -457,6 +465,102 @@ def detect(
         return
     for key, value in data.items():
         typer.echo(f"{key:16} {value}")
+
+
+store_app = typer.Typer(help="The store of unpacked, compiled wheels that generations are linked from.",
+                        no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("status")
+def store_status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Entries, bytes (each store file counted once) and which generations use each entry.
+
+    Example: immutable-installer store status --json
+    """
+    from installer.build.store import Store
+
+    data = Store(store).status()
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(data, indent=2))
+        return
+    from installer.cli.console import print_line, print_table
+
+    print_table(f"store {data['store']}", ["entry", "wheel", "MB", "used by"],
+                [[e["key"][:24], str(e["wheel"]), f"{e['bytes'] / 1e6:.1f}",
+                  ", ".join(_short_generation(g) for g in e["used_by"]) or "-"] for e in data["entries"]])
+    print_line(f"{data['count']} entries, {data['bytes'] / 1e6:.1f} MB, {data['unused']} unused "
+               "(`immutable-installer store gc` removes them)")
+
+
+@store_app.command("verify")
+def store_verify(
+    store: StoreOpt = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Rebuild damaged entries from the wheelhouse.")] = False,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check every file of every entry against the sha256 recorded when it was built; exit 1 if damaged.
+
+    Example: immutable-installer store verify --repair
+    """
+    from installer.build.store import Store
+
+    s = Store(store, reporter=_reporter(json_out) if repair else (lambda e: None))
+    damaged = s.verify()
+    repaired: list[str] = []
+    if damaged and repair:
+        from installer.build.engine import find_interpreter
+
+        repaired = s.repair(damaged, wheelhouse, find_interpreter)
+    data: dict[str, Any] = {"store": str(s.root), "entries": len(s.entry_keys()),
+                            "damaged": [d.describe() for d in damaged], "repaired": repaired,
+                            "ok": not damaged or len(repaired) == len(damaged)}
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        from installer.cli.console import print_line
+
+        for line in data["damaged"]:
+            print_line(f"damaged: {line}")
+        for key in repaired:
+            print_line(f"repaired: {key}")
+        if not damaged:
+            print_line(f"{data['entries']} entries, every file matches its sha256")
+        elif not repair:
+            print_line("run `immutable-installer store verify --repair` to rebuild them from the wheelhouse, then "
+                       "`immutable-installer install --force` for generations that linked the damaged files")
+    if not data["ok"]:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@store_app.command("gc")
+def store_gc(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Remove entries that no existing generation uses (safe beside a running install).
+
+    Example: immutable-installer store gc
+    """
+    from installer.build.store import Store
+
+    data = Store(store).gc()
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(data, indent=2))
+        return
+    from installer.cli.console import print_line
+
+    print_line(f"removed {len(data['removed'])} unused entries ({data['bytes'] / 1e6:.1f} MB); "
+               f"{data['kept']} kept")
+
+
+def _short_generation(path: str) -> str:
+    p = Path(path)
+    return f"{p.parent.name.removesuffix('.generations')}/{p.name}"
 
 
 def _result(reporter: Reporter, data: dict[str, Any]) -> None:

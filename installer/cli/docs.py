@@ -19,7 +19,8 @@ def render() -> str:
     out = ["# Command-line reference", "",
            "Generated from the typer app by `python -m installer.cli.docs`; do not edit by hand.", "",
            "Exit codes: 0 success, 1 verification or build failed (previous environment untouched), 2 usage or "
-           "invalid input, 3 blacklisted package, 4 wheelhouse problem, 5 lock held (`--no-wait`), 130 interrupted.",
+           "invalid input, 3 blacklisted package, 4 wheelhouse problem, 5 lock held (`--no-wait`), 6 file clash "
+           "between two wheels, 130 interrupted.",
            ""]
     ctx = typer.Context(command, info_name="immutable-installer", terminal_width=100,
                       max_content_width=100)

@@ -16,6 +16,7 @@ class ExitCode:
     BLACKLISTED = 3
     WHEELHOUSE = 4
     LOCKED = 5
+    FILE_CLASH = 6
     INTERRUPTED = 130
 
 
@@ -101,6 +102,14 @@ class LockHeldError(InstallerError):
 
     exit_code = ExitCode.LOCKED
     default_hint = "wait for the other installer to finish, or run without --no-wait to queue behind it"
+
+
+class FileClashError(InstallerError):
+    """Two wheels of the environment would install the same path with different contents."""
+
+    exit_code = ExitCode.FILE_CLASH
+    default_hint = ("pin only one of the two distributions (e.g. opencv-python or opencv-python-headless) and "
+                    "re-lock")
 
 
 class BuildError(InstallerError):

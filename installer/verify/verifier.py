@@ -97,7 +97,7 @@ def installed_dists(site: Path) -> dict[str, Dist]:
     return out
 
 
-def _file_hash(path: Path) -> str | None:
+def file_hash(path: Path) -> str | None:
     try:
         with open(path, "rb") as fh:
             if hasattr(hashlib, "file_digest"):  # 3.11+: the read loop runs in C
@@ -120,9 +120,9 @@ def hash_records(site: Path, dists: dict[str, Dist], workers: int = 1) -> dict[t
     """
     jobs = [(d.name, p) for d in dists.values() for p, h in d.record if h.startswith("sha256=")]
     if workers <= 1:
-        return {job: _file_hash(site / job[1]) for job in jobs}
+        return {job: file_hash(site / job[1]) for job in jobs}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(lambda job: _file_hash(site / job[1]), jobs)
+        results = pool.map(lambda job: file_hash(site / job[1]), jobs)
         return dict(zip(jobs, results, strict=True))
 
 
@@ -240,7 +240,7 @@ class Verifier:
         checks = [
             self._interpreter(manifest, probe, probe_error),
             self._packages(manifest, variant, platform, dists),
-            self._integrity(dists, hashes),
+            self._integrity(dists, hashes, receipt),
             self._dependencies(manifest, variant, platform, dists, probe),
             self._torch_lock(manifest, variant, platform, dists, venv),
             self._blacklist(manifest, dists, probe),
@@ -285,7 +285,8 @@ class Verifier:
         return Check("packages", PASS, f"{len(wanted)} distributions, exactly the manifest's set")
 
     @staticmethod
-    def _integrity(dists: dict[str, Dist], hashes: dict[tuple[str, str], str | None]) -> Check:
+    def _integrity(dists: dict[str, Dist], hashes: dict[tuple[str, str], str | None],
+                   receipt: dict[str, Any]) -> Check:
         changed, missing = [], []
         for dist in dists.values():
             for path, digest in dist.record:
@@ -302,7 +303,7 @@ class Verifier:
                 parts.append(f"{len(changed)} changed ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})")
             if missing:
                 parts.append(f"{len(missing)} missing ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
-            return Check("integrity", FAIL, "; ".join(parts))
+            return Check("integrity", FAIL, "; ".join(parts) + _store_note(receipt, changed))
         return Check("integrity", PASS, f"{len(hashes)} files match their RECORD sha256")
 
     @staticmethod
@@ -442,6 +443,22 @@ class Verifier:
         if want != fp:
             return Check("fingerprint", FAIL, f"drift: files differ from the receipt ({fp[:16]} != {str(want)[:16]})")
         return Check("fingerprint", PASS, f"{fp[:16]} matches the receipt")
+
+
+def _store_note(receipt: dict[str, Any], changed: list[str]) -> str:
+    """Where a changed file of a hard-linked generation really lives: its store entry, damaged for every
+    generation that links it, and how to heal it."""
+    if not changed or receipt.get("link_mode") != "hardlink" or not receipt.get("store"):
+        return ""
+    entries = {p.get("name"): p.get("store_entry") for p in receipt.get("packages", [])}
+    keys = sorted({str(entries[name]) for name in (c.split(":", 1)[0] for c in changed) if entries.get(name)})
+    if not keys:
+        return ""
+    store = receipt["store"]
+    return (f"; the files are hard links into the store: store entr{'y' if len(keys) == 1 else 'ies'} "
+            f"{', '.join(k[:24] for k in keys)} in {store} {'is' if len(keys) == 1 else 'are'} damaged for every "
+            f"generation linking {'it' if len(keys) == 1 else 'them'}: run `immutable-installer store verify --repair "
+            f"--store {store}`, then `immutable-installer install --force`")
 
 
 def _parse_probe(stdout: str, stderr: str, code: int | None) -> tuple[dict[str, Any], str | None]:

@@ -2,7 +2,8 @@
 
 Checks, in this order, so the most useful message wins: every needed wheel present with its sha256 (exit 4),
 no blacklisted package by any route with its provenance chain (exit 3), and the wheels' *real* METADATA
-closed over the pinned set (exit 2: the manifest does not describe its own wheels).
+closed over the pinned set (exit 2: the manifest does not describe its own wheels), and no path installed by
+two wheels with different contents (exit 6: pip would let the later one overwrite the earlier silently).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from installer.core import blacklist
-from installer.core.errors import BlacklistError, ManifestError
+from installer.core.errors import BlacklistError, FileClashError, ManifestError
 from installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
 from installer.core.manifest import Manifest, Package
 from installer.core.names import canonical
+from installer.wheelhouse.clashes import find_clashes
 from installer.wheelhouse.download import Audit, needed_wheels, require_complete
-from installer.wheelhouse.wheels import WheelInfo, read_wheel
+from installer.wheelhouse.wheels import WheelInfo, installed_files, read_wheel
 
 
 @dataclass
@@ -64,6 +66,10 @@ def scan(manifest: Manifest, wheelhouse: Path, variant: str, platform: str,
     for name, node in sorted(nodes.items()):
         for req in blacklist.active(node, env):
             _check_requirement(name, req, pinned)
+    clashes = find_clashes({n.wheel.filename: installed_files(wheelhouse / n.wheel.filename) for n in needed})
+    if clashes:
+        lines = [c.describe() for c in clashes]
+        raise FileClashError(f"two wheels would install the same file: {lines[0]}", details=lines)
     if state.strays:
         reporter(Message("info", f"{len(state.strays)} other wheel(s) in the wheelhouse are not used by this variant"))
     seconds = time.monotonic() - started

@@ -83,3 +83,53 @@ def read_record(text: str) -> list[tuple[str, str, str]]:
         if row:
             rows.append((row[0], row[1] if len(row) > 1 else "", row[2] if len(row) > 2 else ""))
     return rows
+
+
+def installed_files(path: str | Path) -> dict[str, str]:
+    """Where each file of a wheel lands, mapped to its content identity, without installing it.
+
+    Keys are scheme-qualified (``purelib/cv2/__init__.py``, ``scripts/tool``, ``data/share/x``,
+    ``headers/pkg/x.h``; purelib and platlib are one folder in a virtualenv, so both map to ``purelib``);
+    values are the RECORD hash (or the zip CRC when RECORD has none). Console and GUI scripts pip generates
+    from ``entry_points.txt`` are included as ``scripts/<name>`` valued by their target.
+    """
+    path = Path(path)
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        info = dist_info_dir(names, path.name)
+        record = {p: h for p, h, _ in read_record(zf.read(f"{info}/RECORD").decode("utf-8"))} \
+            if f"{info}/RECORD" in names else {}
+        crc = {i.filename: f"crc32={i.CRC:08x}" for i in zf.infolist()}
+        entry_points = zf.read(f"{info}/entry_points.txt").decode("utf-8") \
+            if f"{info}/entry_points.txt" in names else ""
+    data_dir = info[: -len(".dist-info")] + ".data"
+    out: dict[str, str] = {}
+    for name in names:
+        if name.endswith("/"):
+            continue
+        ident = record.get(name) or crc[name]
+        head, _, rest = name.partition("/")
+        if head == data_dir:
+            scheme, _, sub = rest.partition("/")
+            scheme = "purelib" if scheme in ("purelib", "platlib") else scheme
+            if scheme == "headers":
+                sub = f"{canonical(path.name.split('-')[0])}/{sub}"
+            out[f"{scheme}/{sub}"] = ident
+        else:
+            out[f"purelib/{name}"] = ident
+    for script, target in entry_point_targets(entry_points).items():
+        out[f"scripts/{script}"] = f"entry-point={target}"
+    return out
+
+
+def entry_point_targets(text: str) -> dict[str, str]:
+    """Console and GUI script names -> their ``module:function`` targets."""
+    out, section = {}, ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif "=" in line and section in ("console_scripts", "gui_scripts"):
+            name, _, target = line.partition("=")
+            out[name.strip()] = target.strip()
+    return out

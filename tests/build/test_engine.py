@@ -62,8 +62,8 @@ def test_failing_pip_step_keeps_the_old_environment(synthetic: Synthetic) -> Non
     synthetic.install()
     broken = synthetic.wheels["tiny-a"]
     broken.write_bytes(b"not a zip")  # sha no longer matches: pip's --require-hashes refuses it
-    with pytest.raises(BuildError, match="pip failed installing tiny-a"):
-        synthetic.install(force=True)
+    with pytest.raises(BuildError, match="pip failed installing tiny-a"):  # an empty store must take it from pip
+        synthetic.install(force=True, store=synthetic.root / "empty-store")
     assert Generations(synthetic.target).current().name == "g0001"
     assert not (Generations(synthetic.target).root / "g0002").exists()
 

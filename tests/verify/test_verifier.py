@@ -37,9 +37,12 @@ def test_healthy_environment_passes_and_json_matches(built: Synthetic) -> None:
 def test_edited_file(synthetic: Synthetic) -> None:
     synthetic.install()
     target = site_packages(synthetic.target.resolve()) / "tiny_a" / "__init__.py"
+    target.chmod(0o644)  # linked from the read-only store
     target.write_text(target.read_text() + "# edited\n")
     report = verify(synthetic)
-    assert status(report, "integrity") == ("fail", "1 changed (tiny-a: tiny_a/__init__.py)")
+    state, detail = status(report, "integrity")
+    assert state == "fail" and detail.startswith("1 changed (tiny-a: tiny_a/__init__.py); the files are hard links")
+    assert f"in {synthetic.store} is damaged" in detail
     assert status(report, "fingerprint")[0] == "pass"  # RECORD unchanged; integrity names the file
 
 
