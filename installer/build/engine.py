@@ -187,8 +187,10 @@ class Engine:
         keys = {w.sha256: self.store.key(w.sha256, interp) for g in ordered for w in g}
         self.store.register(path, keys.values())  # before building or linking: gc never takes these away
         started = time.monotonic()
+        cold = any(not self.store.entry_path(k).is_dir() for k in keys.values())
         entries = self.store.ensure(ordered, python, interp)
-        phases["store"] = time.monotonic() - started
+        if cold:  # a phase of its own only when wheels were new to the store
+            phases["store"] = time.monotonic() - started
         linker = Linker(self.link_mode)
         with self._timed(phases, "link", f"{len(needed)} packages in {len(groups)} groups from the store "
                                          f"{self.store.root}"):

@@ -252,6 +252,9 @@ def download(
     json_out: JsonOpt = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 5 if another installer holds the "
                                                             "wheelhouse.")] = False,
+    index_url: Annotated[str | None, typer.Option("--index-url", help="One index for every package (a mirror, or "
+                                                                      "an `export-index` served over HTTP): "
+                                                                      "replaces the manifest's indexes.")] = None,
 ) -> None:
     """Fill the wheelhouse with exactly the pinned wheels (hash-verified, resumable).
 
@@ -262,8 +265,8 @@ def download(
     reporter = _reporter(json_out)
     m = _load(manifest)
     platform, var = _platform_and_variant(m, variant)
-    state = Downloader(wheelhouse, reporter=reporter, find_links=[str(p) for p in find_links or []]).download(
-        m, var.name, platform, wait=not no_wait)
+    state = Downloader(wheelhouse, reporter=reporter, find_links=[str(p) for p in find_links or []],
+                       index_url=index_url).download(m, var.name, platform, wait=not no_wait)
     _close(reporter)
     if json_out:
         _result(reporter, {"ok": True, "present": len(state.present), "variant": var.name})
@@ -467,6 +470,98 @@ def detect(
         typer.echo(f"{key:16} {value}")
 
 
+@app.command("export-index")
+def export_index(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the static index into.")],
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the wheelhouse as a static PEP 503 + PEP 691 index (plus the manifest) for any file server.
+
+    Example: immutable-installer export-index /srv/www/ml && download --index-url https://host/ml/simple
+    """
+    from installer.wheelhouse.index_export import export_index as run_export
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    result = run_export(m, manifest.read_bytes(), wheelhouse, directory, reporter)
+    _close(reporter)
+    if json_out:
+        _result(reporter, result.to_json())
+        return
+    from installer.cli.console import print_line
+
+    print_line(f"wrote {result.files} wheels of {result.projects} projects ({result.bytes / 1e6:.1f} MB) to "
+               f"{directory}; serve it and run `immutable-installer download --index-url <url>/simple`")
+
+
+bundle_app = typer.Typer(help="One file that installs the stack on a machine with no network.",
+                         invoke_without_command=True)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.callback()
+def bundle(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The bundle to write (a .tar file).")] = None,
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    variants: Annotated[list[str] | None, typer.Option("--variant", help="Variant to include (repeatable; "
+                                                                          "default: the manifest's default).")] = None,
+    tool_wheel: Annotated[Path | None, typer.Option("--tool-wheel", help="A wheel of immutable-installer to "
+                                                                         "ship (default: built from this "
+                                                                         "checkout).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write one archive: manifest, wheels, the tool and its dependencies, SHA256SUMS and install.sh.
+
+    Example: immutable-installer bundle -o stack.tar --variant cpu
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if output is None:
+        raise UsageError("bundle needs -o FILE (or `bundle verify FILE`)", hint="e.g. immutable-installer bundle "
+                                                                                "-o stack.tar")
+    from installer.build.hardware import host_platform
+    from installer.wheelhouse.bundle import write_bundle
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    data = write_bundle(output, m, manifest.read_bytes(), wheelhouse, variants or [m.default_variant],
+                        host_platform(m), tool_wheel=tool_wheel, reporter=reporter)
+    _close(reporter)
+    if json_out:
+        _result(reporter, data)
+        return
+    from installer.cli.console import print_line
+
+    print_line(f"wrote {output} ({int(str(data['bytes'])) / 1e6:.1f} MB, sha256 {data['sha256']}): carry it to the "
+               f"target, then `tar xf {output.name}` and run `{output.name.split('.')[0]}/install.sh`")
+
+
+@bundle_app.command("verify")
+def bundle_verify(
+    file: Annotated[Path, typer.Argument(help="The bundle to check.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Check every member of a bundle against its SHA256SUMS before anything is unpacked; exit 4 if not.
+
+    Example: immutable-installer bundle verify stack.tar
+    """
+    from installer.wheelhouse.bundle import verify_bundle
+
+    reporter = _reporter(json_out)
+    data = verify_bundle(file, reporter)
+    _close(reporter)
+    if json_out:
+        _result(reporter, data)
+        return
+    from installer.cli.console import print_line
+
+    print_line(f"{file}: all {data['members']} members match SHA256SUMS")
+
+
 store_app = typer.Typer(help="The store of unpacked, compiled wheels that generations are linked from.",
                         no_args_is_help=True)
 app.add_typer(store_app, name="store")
@@ -508,7 +603,7 @@ def store_verify(
     """
     from installer.build.store import Store
 
-    s = Store(store, reporter=_reporter(json_out) if repair else (lambda e: None))
+    s = Store(store, reporter=_reporter(False) if repair and not json_out else (lambda e: None))
     damaged = s.verify()
     repaired: list[str] = []
     if damaged and repair:
@@ -597,7 +692,9 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             import traceback
 
-            traceback.print_exc()
+            from installer.core.urls import mask_text
+
+            sys.stderr.write(mask_text(traceback.format_exc()))
         print_error(exc.message, exc.hint, exc.details, exc.exit_code)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
@@ -614,6 +711,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # an unexpected bug: say how to report it
         if debug:
             raise
-        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n"
+        from installer.core.urls import mask_text
+
+        sys.stderr.write(f"internal error: {type(exc).__name__}: {mask_text(str(exc))}\n"
                          "this is a bug in immutable-installer: rerun with --debug and report the traceback\n")
         sys.exit(ExitCode.FAILED)

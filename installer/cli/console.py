@@ -14,6 +14,7 @@ import sys
 from typing import Any, TextIO
 
 from installer.core.events import Event, Message, Phase, PhaseDone, Progress
+from installer.core.urls import mask_text
 
 
 def _console(stderr: bool = True, wrap: bool = False) -> Any:
@@ -30,11 +31,11 @@ class JsonRenderer:
         self.stream = stream or sys.stdout
 
     def __call__(self, event: Event) -> None:
-        self.stream.write(json.dumps(event.to_json(), sort_keys=True) + "\n")
+        self.stream.write(mask_text(json.dumps(event.to_json(), sort_keys=True)) + "\n")
         self.stream.flush()
 
     def result(self, data: dict[str, Any]) -> None:
-        self.stream.write(json.dumps({"event": "result", **data}, sort_keys=True) + "\n")
+        self.stream.write(mask_text(json.dumps({"event": "result", **data}, sort_keys=True)) + "\n")
         self.stream.flush()
 
 
@@ -56,7 +57,7 @@ class HumanRenderer:
             self.console.print(f"    [dim]{event.name} done in {event.seconds:.1f} s[/]")
         elif isinstance(event, Message):
             style = {"warn": "yellow", "error": "red"}.get(event.level, "dim")
-            self.console.print(f"    [{style}]{event.text}[/]")
+            self.console.print(f"    [{style}]{mask_text(event.text)}[/]")
         elif isinstance(event, Progress) and self.live:
             self._update(event)
 
@@ -98,12 +99,12 @@ class HumanRenderer:
 def print_error(message: str, hint: str, details: list[str], code: int) -> None:
     """One red line with the cause, one line with the hint, then the details (chains, missing files)."""
     console = _console()
-    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    console.print(f"[bold red]error:[/] {mask_text(message)}", markup=True, highlight=False)
     for line in details[:40]:
         if line != message:
-            console.print(f"  [red]-[/] {line}")
+            console.print(f"  [red]-[/] {mask_text(line)}")
     if hint:
-        console.print(f"[yellow]hint:[/] {hint}")
+        console.print(f"[yellow]hint:[/] {mask_text(hint)}")
     console.print(f"[dim](exit code {code})[/]")
 
 

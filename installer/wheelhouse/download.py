@@ -26,6 +26,7 @@ from installer.core.errors import LockHeldError, WheelhouseError
 from installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from installer.core.manifest import Manifest, Package, Platform, WheelFile
 from installer.core.tags import expand_platform_tags
+from installer.core.urls import mask_text, mask_url
 from installer.runner import Runner, clean_env
 from installer.wheelhouse.fetch import fetch, reachable, sha256_file
 
@@ -122,15 +123,36 @@ def wheelhouse_lock(wheelhouse: Path, wait: bool, reporter: Reporter = null_repo
     return lock
 
 
-def configured_find_links(runner: Runner) -> list[str]:
-    """Local find-links folders of the user's pip configuration (files and PIP_* variables), as pip itself
-    reads them: ``pip config list`` knows every location and precedence rule, so we do not re-implement them."""
+def pip_config(runner: Runner) -> dict[str, str]:
+    """The user's pip configuration (files and PIP_* variables) as pip itself reads it: ``pip config list``
+    knows every location and precedence rule, so we do not re-implement them. Later lines win."""
     result = runner.run([runner.python(), "-m", "pip", "config", "list"], env=clean_env(keep_pip=True), timeout=60)
-    found: list[str] = []
+    out: dict[str, str] = {}
     for line in result.stdout.splitlines() if result.ok else []:
         key, _, value = line.partition("=")
-        if key.rsplit(".", 1)[-1] == "find-links":
-            found += value.strip().strip("'\"").split()
+        out[key.rsplit(".", 1)[-1]] = value.strip().strip("'\"")
+    return out
+
+
+# what a node's pip configuration may say about *how* to reach an index (never *which* index): kept when
+# `--index-url` replaces every index
+NETWORK_OPTIONS = ("cert", "client-cert", "trusted-host", "proxy", "timeout", "retries", "keyring-provider")
+
+
+def configured_network_options(runner: Runner) -> list[str]:
+    """pip options for certificates, proxies and credentials from the user's configuration."""
+    config = pip_config(runner)
+    args: list[str] = []
+    for key in NETWORK_OPTIONS:
+        for value in config.get(key, "").split() if key == "trusted-host" else [config.get(key, "")]:
+            if value:
+                args += [f"--{key}", value]
+    return args
+
+
+def configured_find_links(runner: Runner) -> list[str]:
+    """Local find-links folders of the user's pip configuration."""
+    found = pip_config(runner).get("find-links", "").split()
     out = []
     for item in found:
         local = item[7:] if item.startswith("file://") else item
@@ -143,12 +165,17 @@ class Downloader:
     """Fills the wheelhouse with exactly the needed files."""
 
     def __init__(self, wheelhouse: Path, runner: Runner | None = None, reporter: Reporter = null_reporter,
-                 find_links: Iterable[str] = (), use_configured_sources: bool = True) -> None:
+                 find_links: Iterable[str] = (), use_configured_sources: bool = True,
+                 index_url: str | None = None) -> None:
+        """``index_url`` replaces every index of the manifest (a mirror, an exported static index): the
+        pinned files are then taken from it alone (and explicit ``find_links``), with the node's certificate,
+        proxy and credential settings kept."""
         self.wheelhouse = wheelhouse
         self.runner = runner or Runner()
         self.report = reporter
         self.find_links = [str(p) for p in find_links]
-        self.use_configured = use_configured_sources
+        self.use_configured = use_configured_sources and index_url is None
+        self.index_url = index_url
         self._done_bytes = 0.0
         self._total: float | None = None
         self._files_seen: set[str] = set()
@@ -173,7 +200,8 @@ class Downloader:
             self._total = float(total) if total else None
             self._files_seen, self._files_total = set(), len(todo)
             todo = self._from_local(todo)
-            todo = self._from_urls(todo)
+            if self.index_url is None:
+                todo = self._from_urls(todo)
             if todo:
                 self._with_pip(manifest, platform, todo)
             final = audit(self.wheelhouse, needed)
@@ -234,7 +262,7 @@ class Downloader:
             try:
                 fetch(item.wheel.url, self.wheelhouse / item.wheel.filename, item.wheel.sha256,
                       on_bytes=functools.partial(self._progress, item=item.wheel.filename))
-                self.report(Message("info", f"{item.wheel.filename}: from {item.wheel.url}"))
+                self.report(Message("info", f"{item.wheel.filename}: from {mask_url(item.wheel.url)}"))
             except WheelhouseError as exc:
                 if "sha256 mismatch" in exc.message:
                     raise
@@ -243,49 +271,69 @@ class Downloader:
         return left
 
     def _with_pip(self, manifest: Manifest, platform: Platform, todo: list[Needed]) -> None:
-        """``pip download --no-deps --only-binary :all: --require-hashes``, one call per pinned index."""
+        """``pip download --no-deps --only-binary :all: --require-hashes``, one call per pinned index.
+
+        pip saves nothing when one file of a call fails, so a failed call is followed by one call per file
+        still missing: every file that can be fetched is kept, and the next run fetches only the rest.
+        """
         by_index: dict[str, list[Needed]] = {}
         for item in todo:
-            by_index.setdefault(item.package.index, []).append(item)
+            by_index.setdefault("--index-url" if self.index_url else item.package.index, []).append(item)
         for index_name, items in sorted(by_index.items()):
-            url = manifest.index(index_name).url
-            use_index = reachable(url)
+            url = self.index_url or manifest.index(index_name).url
+            use_index = self.index_url is not None or reachable(url)
             if not use_index:
-                self.report(Message("warn", f"index {index_name} ({url}) is unreachable; looking for the same files "
-                                            "in your configured pip sources"))
-            with tempfile.TemporaryDirectory(prefix=".download-", dir=self.wheelhouse) as tmp:
-                reqs = Path(tmp) / "requirements.txt"
-                reqs.write_text("".join(f"{n.package.name}=={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
-                                        for n in items), encoding="utf-8")
-                out = Path(tmp) / "out"
-                args = [self.runner.python(), "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                        "--require-hashes", "--disable-pip-version-check", "--progress-bar", "off",
-                        "-d", str(out), "-r", str(reqs),
-                        "--python-version", manifest.python.version,
-                        "--implementation", "cp" if manifest.python.implementation == "cpython" else "pp"]
-                for tag in expand_platform_tags(platform.tags):
-                    args += ["--platform", tag]
-                if use_index:
-                    args += ["--index-url", url]
-                if not self.use_configured:
-                    args.append("--isolated")
-                for folder in self.find_links:
-                    args += ["--find-links", folder]
-                if _pip_has_raw_progress():
-                    args += ["--progress-bar", "raw"]
-                self.report(Message("info", f"pip download: {len(items)} wheel(s) from {index_name}"))
-                tracker = _PipProgress(self._progress, {n.wheel.filename: n.wheel.size or 0 for n in items})
-                result = self.runner.stream(args, on_line=tracker.line, env=clean_env(keep_pip=self.use_configured),
-                                            timeout=3600)
-                for item in items:
-                    got = out / item.wheel.filename
-                    if got.is_file():
-                        self._place(got, item, count=False)  # pip's own progress already counted it
-                if not result.ok:
-                    missing = [n.wheel.filename for n in items if not (self.wheelhouse / n.wheel.filename).is_file()]
-                    if missing:
-                        raise WheelhouseError(f"{missing[0]}: pip download from {index_name} failed: "
-                                              f"{_last_error(result.stderr)}", details=missing)
+                self.report(Message("warn", f"index {index_name} ({mask_url(url)}) is unreachable; looking for the "
+                                            "same files in your configured pip sources"))
+            self.report(Message("info", f"pip download: {len(items)} wheel(s) from {index_name}"))
+            error = self._pip_download(manifest, platform, items, url if use_index else None)
+            missing = [n for n in items if not (self.wheelhouse / n.wheel.filename).is_file()]
+            if error and len(items) > 1 and missing:
+                errors = [e for n in missing if (e := self._pip_download(manifest, platform, [n],
+                                                                           url if use_index else None))]
+                error = errors[0] if errors else error
+                missing = [n for n in items if not (self.wheelhouse / n.wheel.filename).is_file()]
+            if missing:
+                names = [n.wheel.filename for n in missing]
+                raise WheelhouseError(f"{names[0]}: pip download from {mask_url(url)} failed: {error}",
+                                      details=names, hint="run the same command again: files already fetched are "
+                                                          "kept and only the missing ones are downloaded")
+
+    def _pip_download(self, manifest: Manifest, platform: Platform, items: list[Needed], url: str | None) -> str:
+        """One pip call for ``items``; every file it fetched is placed. Returns pip's error ("" if none)."""
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=self.wheelhouse) as tmp:
+            reqs = Path(tmp) / "requirements.txt"
+            reqs.write_text("".join(f"{n.package.name}=={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
+                                    for n in items), encoding="utf-8")
+            out = Path(tmp) / "out"
+            args = [self.runner.python(), "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                    "--require-hashes", "--disable-pip-version-check", "--progress-bar", "off",
+                    "-d", str(out), "-r", str(reqs),
+                    "--python-version", manifest.python.version,
+                    "--implementation", "cp" if manifest.python.implementation == "cpython" else "pp"]
+            for tag in expand_platform_tags(platform.tags):
+                args += ["--platform", tag]
+            if url is not None:
+                args += ["--index-url", url]
+            env = clean_env(keep_pip=self.use_configured)
+            if self.index_url is not None:  # no other index or find-links of the node's configuration
+                args += configured_network_options(self.runner)
+                env = clean_env({"PIP_CONFIG_FILE": os.devnull})
+            elif not self.use_configured:
+                args.append("--isolated")
+            for folder in self.find_links:
+                args += ["--find-links", folder]
+            if _pip_at_least(24, 1):
+                args += ["--progress-bar", "raw"]  # byte progress we can parse
+            if _pip_at_least(25, 1):
+                args += ["--resume-retries", "5"]  # an interrupted body is resumed with a Range request
+            tracker = _PipProgress(self._progress, {n.wheel.filename: n.wheel.size or 0 for n in items})
+            result = self.runner.stream(args, on_line=tracker.line, env=env, timeout=3600)
+            for item in items:
+                got = out / item.wheel.filename
+                if got.is_file():
+                    self._place(got, item, count=False)  # pip's own progress already counted it
+        return "" if result.ok else mask_text(_last_error(result.stderr))
 
     def _remove_partials(self) -> None:
         """Part files left by a killed downloader (we hold the lock, so none is being written)."""
@@ -337,15 +385,20 @@ class _PipProgress:
             self.current = ""
 
 
-def _pip_has_raw_progress() -> bool:
-    """``--progress-bar raw`` exists since pip 24.1."""
+@functools.cache
+def _pip_version() -> tuple[int, int]:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         major, minor = (int(p) for p in version("pip").split(".")[:2])
     except (PackageNotFoundError, ValueError):
-        return False
-    return (major, minor) >= (24, 1)
+        return (0, 0)
+    return (major, minor)
+
+
+def _pip_at_least(major: int, minor: int) -> bool:
+    """``--progress-bar raw`` exists since pip 24.1, ``--resume-retries`` since 25.1."""
+    return _pip_version() >= (major, minor)
 
 
 def _last_error(stderr: str) -> str:

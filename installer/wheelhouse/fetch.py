@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from installer.core.errors import WheelhouseError
+from installer.core.urls import mask_url
 
 CHUNK = 1 << 20
 RETRIES = 3
@@ -87,11 +88,11 @@ def fetch(url: str, dest: Path, sha256: str, *, retries: int = RETRIES, timeout:
                     if on_bytes:
                         on_bytes(len(chunk))
             if expected_len is not None and received != expected_len:
-                raise WheelhouseError(f"{dest.name}: truncated download from {url} "
+                raise WheelhouseError(f"{dest.name}: truncated download from {mask_url(url)} "
                                       f"({received} of {expected_len} bytes)")
             if digest.hexdigest() != sha256:
                 raise WheelhouseError(
-                    f"{dest.name}: sha256 mismatch for the file from {url} "
+                    f"{dest.name}: sha256 mismatch for the file from {mask_url(url)} "
                     f"(expected {sha256[:16]}..., got {digest.hexdigest()[:16]}...)",
                     hint="the source serves a different file than the manifest pins; do not trust it")
             os.replace(tmp, dest)
@@ -113,7 +114,7 @@ def fetch(url: str, dest: Path, sha256: str, *, retries: int = RETRIES, timeout:
             raise
         if attempt + 1 < retries:
             sleep(min(0.5 * 2**attempt, 4.0))
-    raise WheelhouseError(f"{dest.name}: download from {url} failed: {last_error}")
+    raise WheelhouseError(f"{dest.name}: download from {mask_url(url)} failed: {last_error}")
 
 
 

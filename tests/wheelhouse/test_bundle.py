@@ -1,0 +1,114 @@
+"""The bundle round trip: write, verify, carry to a directory with no network and a clean HOME, run only the
+bootstrap, get a verified generation; a changed byte, a missing member or a cut archive is refused by name."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Synthetic
+
+pytestmark = pytest.mark.network  # building the tool's own wheel and fetching its dependencies needs an index
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False, timeout=1200)
+
+
+def base_python() -> str:
+    return getattr(sys, "_base_executable", sys.executable)
+
+
+def offline_env(home: Path) -> dict[str, str]:
+    """No index, no find-links, no pip configuration, an unreachable proxy, a clean HOME."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(home), "PATH": f"{Path(base_python()).parent}:/usr/bin:/bin", "PYTHON": base_python(),
+            "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "http_proxy": "http://127.0.0.1:9",
+            "https_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "", "LANG": "C.UTF-8"}
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthetic, Path]:
+    root = tmp_path_factory.mktemp("bundle")
+    stack = Synthetic(root / "stack")
+    out = root / "stack.tar"
+    proc = cli("bundle", "-o", str(out), "--manifest", str(stack.manifest_path), "--wheelhouse", str(stack.house),
+               "--json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["wheels"] == len(stack.wheels) and result["tool_wheels"] >= 5
+    return stack, out
+
+
+def test_bundle_installs_a_verified_generation_with_no_network(bundle: tuple[Synthetic, Path],
+                                                              tmp_path: Path) -> None:
+    _, out = bundle
+    assert cli("bundle", "verify", str(out), cwd=tmp_path).returncode == 0
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+        assert names[0] == "stack/SHA256SUMS"
+        tar.extractall(tmp_path / "site", filter="data")
+    top = tmp_path / "site" / "stack"
+    env = offline_env(tmp_path / "home")
+    boot = subprocess.run(["sh", str(top / "install.sh"), "--variant", "cpu"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False, timeout=900)
+    assert boot.returncode == 0, boot.stdout[-2000:] + boot.stderr[-3000:]
+    verify = subprocess.run([str(top / ".tool/bin/immutable-installer"), "verify", "--venv", str(top / ".venv"),
+                             "--manifest", str(top / "metadata/dependencies.json"), "--json"], env=env,
+                            capture_output=True, text=True, check=False, cwd=top)
+    assert verify.returncode == 0, verify.stdout[-2000:]
+    assert json.loads(verify.stdout)["ok"]
+    # the store went where a clean HOME puts it: nothing outside the temporary tree was touched
+    assert (tmp_path / "home" / ".cache" / "immutable-installer" / "store" / "entries").is_dir()
+    assert "install.ps1" in {Path(n).name for n in names}
+    assert "UNTESTED" in (top / "install.ps1").read_text()
+
+
+def rewrite(src: Path, dst: Path, change: str, victim: str) -> None:
+    """Copy a bundle, altering one member: flip a byte, or leave it out."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w", format=tarfile.PAX_FORMAT) as tout:
+        for ti in tin:
+            data = tin.extractfile(ti).read()  # type: ignore[union-attr]
+            if ti.name.endswith(victim):
+                if change == "drop":
+                    continue
+                data = data[:100] + bytes([data[100] ^ 1]) + data[101:]
+            tout.addfile(ti, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("change", ["flip", "drop"])
+def test_altered_or_incomplete_bundle_is_refused_naming_the_member(bundle: tuple[Synthetic, Path], tmp_path: Path,
+                                                                   change: str) -> None:
+    stack, out = bundle
+    victim = stack.wheels["tiny-a"].name
+    bad = tmp_path / "stack.tar"
+    rewrite(out, bad, change, victim)
+    proc = cli("bundle", "verify", str(bad), cwd=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    assert f"wheelhouse/{victim}" in proc.stderr and "Traceback" not in proc.stderr
+    assert ("does not match its sha256" if change == "flip" else "is missing") in proc.stderr
+    # the bootstrap refuses too, before anything is created
+    with tarfile.open(bad) as tar:
+        tar.extractall(tmp_path / "site", filter="data")
+    top = tmp_path / "site" / "stack"
+    boot = subprocess.run(["sh", str(top / "install.sh")], cwd=tmp_path, env=offline_env(tmp_path / "home"),
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert boot.returncode != 0
+    assert not (top / ".tool").exists() and not (top / ".venv").exists()
+
+
+def test_truncated_bundle_is_refused(bundle: tuple[Synthetic, Path], tmp_path: Path) -> None:
+    _, out = bundle
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    proc = cli("bundle", "verify", str(cut), cwd=tmp_path)
+    assert proc.returncode == 4 and ("truncated" in proc.stderr or "is missing" in proc.stderr), proc.stderr
