@@ -26,9 +26,9 @@ from installer.build.generations import Generations
 from installer.build.linking import Linker
 from installer.build.populate import populate
 from installer.build.store import Store, StoreWheel, interpreter_tag
-from installer.core.errors import BuildError, InterpreterNotFound, VerificationFailed
+from installer.core.errors import BuildError, InterpreterNotFound, UsageError, VerificationFailed
 from installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
-from installer.core.layout import RECEIPT, TORCH_LOCK
+from installer.core.layout import MANIFEST_COPY, RECEIPT, TORCH_LOCK
 from installer.core.manifest import Manifest, Package
 from installer.runner import Runner, clean_env
 from installer.shims import CONFIG_MODULE, PTH_NAME
@@ -220,6 +220,8 @@ class Engine:
                 "store": str(self.store.root), "link_mode": linker.mode,
             }
             _write_json(path / RECEIPT, receipt)
+            if manifest.raw:  # rollback and verify need no manifest file: the generation carries its own
+                (path / MANIFEST_COPY).write_bytes(manifest.raw)
         report = Verifier(self.report).verify(path, manifest, variant, platform)
         phases["verify"] = report.duration_s
         if not report.ok:
@@ -245,12 +247,21 @@ class Engine:
             py_compile.compile(str(module), cfile=_cache_path(module), doraise=False)
 
     # ------------------------------------------------------------------------------------------ rollback
-    def rollback(self, manifest: Manifest, platform: str, to: str | None = None, wait: bool = True) -> Report:
+    def rollback(self, to: str | None = None, wait: bool = True, manifest: Manifest | None = None) -> Report:
+        """Verify the previous (or named) generation against the manifest it was built from, then switch.
+
+        Needs no manifest file: each generation carries its own copy (``installer-manifest.json``) and receipt;
+        ``manifest`` is only a fallback for generations built before they did."""
         lock = self.generations.lock(wait)
         try:
             gen = self.generations.get(to) if to else self.generations.previous()
-            variant = gen.receipt.get("variant") or manifest.default_variant
-            report = Verifier(self.report).verify(gen.path, manifest, variant, platform)
+            own = generation_manifest(gen.path) or manifest
+            if own is None:
+                raise UsageError(f"{gen.name} carries no copy of its manifest and no --manifest was given",
+                                 hint="pass --manifest with the manifest it was built from")
+            variant = gen.receipt.get("variant") or own.default_variant
+            platform = gen.receipt.get("platform") or own.platforms[0].name
+            report = Verifier(self.report).verify(gen.path, own, variant, platform)
             if not report.ok:
                 failed = report.failures()[0]
                 raise VerificationFailed(f"{gen.name} does not verify ({failed.name}: {failed.detail}); not switching")
@@ -259,6 +270,18 @@ class Engine:
             return report
         finally:
             lock.release()
+
+
+def generation_manifest(generation: Path) -> Manifest | None:
+    """The manifest a generation was built from (its own copy), or None when it has none."""
+    from installer.core.manifest import parse_manifest
+
+    copy = generation / MANIFEST_COPY
+    try:
+        raw = copy.read_bytes()
+    except OSError:
+        return None
+    return parse_manifest(raw, file=str(copy))
 
 
 def _cache_path(module: Path) -> str:

@@ -202,15 +202,19 @@ def verify(
 ) -> None:
     """Check an environment against the manifest; exit 0 when healthy, 1 otherwise.
 
+    Without a manifest file the environment is checked against the manifest it was built from (its own copy).
     Example: immutable-installer verify --json
     """
     from installer.build.hardware import host_platform
-    from installer.core.layout import RECEIPT
+    from installer.core.layout import MANIFEST_COPY, RECEIPT
     from installer.verify.verifier import ProbeRun, Verifier, _read_json, early_probe_config, venv_python
 
     if not venv.exists():
         raise UsageError(f"{venv} does not exist", hint="build it with `immutable-installer install`")
-    receipt = _read_json(Path(os.path.realpath(venv)) / RECEIPT)
+    generation = Path(os.path.realpath(venv))
+    if manifest == DEFAULT_MANIFEST and not manifest.exists() and (generation / MANIFEST_COPY).is_file():
+        manifest = generation / MANIFEST_COPY
+    receipt = _read_json(generation / RECEIPT)
     early = None
     try:  # start the probe (torch + transformers imports, seconds) while the manifest is validated
         config = early_probe_config(manifest.read_bytes(), str(receipt.get("variant", "")))
@@ -396,19 +400,19 @@ def export_pylock(
 @app.command()
 def rollback(
     venv: VenvOpt = DEFAULT_VENV,
-    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    manifest: Annotated[Path | None, typer.Option("--manifest", help="Only for generations that carry no copy of "
+                                                                    "their manifest.")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Generation name (see `status`).")] = None,
 ) -> None:
-    """Switch back to the previous (or a named) generation, after verifying it.
+    """Switch back to the previous (or a named) generation, after verifying it against its own manifest.
 
+    Needs no manifest file: every generation carries the manifest it was built from and its receipt.
     Example: immutable-installer rollback --to g0003
     """
     from installer.build.engine import Engine
-    from installer.build.hardware import host_platform
 
-    m = _load(manifest)
     reporter = _reporter(False)
-    Engine(venv, DEFAULT_WHEELHOUSE, reporter=reporter).rollback(m, host_platform(m).name, to)
+    Engine(venv, DEFAULT_WHEELHOUSE, reporter=reporter).rollback(to, manifest=_load(manifest) if manifest else None)
     _close(reporter)
 
 

@@ -2,3 +2,4 @@
 
 RECEIPT = "installer-receipt.json"
 TORCH_LOCK = ".torch_lock"
+MANIFEST_COPY = "installer-manifest.json"  # the exact manifest bytes a generation was built from

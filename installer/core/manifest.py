@@ -196,6 +196,7 @@ class Manifest:
     shims: ShimSettings = field(default_factory=ShimSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
     raw_sha256: str = ""
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
     # -- lookups
     def variant(self, name: str) -> Variant:
@@ -375,6 +376,7 @@ def parse_manifest(raw: bytes, file: str | None = None) -> Manifest:
         raise ManifestError("", "invalid JSON: nested too deeply", file=file) from None
     manifest = manifest_from_data(data, file=file)
     object.__setattr__(manifest, "raw_sha256", hashlib.sha256(raw).hexdigest())
+    object.__setattr__(manifest, "raw", raw)
     return manifest
 
 

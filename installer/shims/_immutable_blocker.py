@@ -3,7 +3,10 @@
 ``absent`` (default): ``sys.modules[name] = None``, so ``import name`` raises ModuleNotFoundError and
 ``importlib.util.find_spec(name)`` returns None: transformers' ``is_torchao_available()`` and torch's
 ``has_triton_package()`` say False even if the package is on disk. A backstop finder first on
-``sys.meta_path`` restores the sentinel if something removed it and raises a clear message.
+``sys.meta_path`` restores the sentinel if something removed it and raises a clear message on import.
+``importlib.util.find_spec`` itself is guarded too (when ``importlib.util`` is first imported, so start-up
+pays nothing): an availability probe after ``sys.modules.pop(name)`` gets None, never an exception, even when
+the package is installed (the finder alone cannot stop a later finder from finding it).
 
 ``stub`` (opt-in): a placeholder module with a valid spec whose attributes and calls never raise and whose
 decorators hand the function back. Never for triton when torch is present (the manifest refuses it).
@@ -14,6 +17,7 @@ import sys
 _BLOCKED = {}
 _ALREADY_IMPORTED = []
 _FINDER = None
+_GUARDED = []
 
 
 def _message(name, reason):
@@ -25,6 +29,8 @@ class BlockFinder:
     """First on sys.meta_path: answers for blocked names only."""
 
     def find_spec(self, fullname, path=None, target=None):
+        if fullname == "importlib.util" and not _GUARDED:
+            return _guard_on_load(fullname, path, target)
         top = fullname.partition(".")[0]
         entry = _BLOCKED.get(top)
         if entry is None:
@@ -37,6 +43,54 @@ class BlockFinder:
 
     def invalidate_caches(self):
         pass
+
+
+# ------------------------------------------------------------------------------ importlib.util.find_spec
+def _guard_find_spec(util):
+    """Wrap ``util.find_spec``: a blocked ``absent`` name is None (and its sentinel restored)."""
+    original = util.find_spec
+    if getattr(original, "_immutable_guard", False):
+        return
+
+    def find_spec(name, package=None):
+        top = name.partition(".")[0]
+        entry = _BLOCKED.get(top)
+        if entry is not None and entry[0] == "absent":
+            sys.modules[top] = None
+            return None
+        return original(name, package)
+
+    find_spec._immutable_guard = True
+    find_spec.__wrapped__ = original
+    find_spec.__doc__ = original.__doc__
+    util.find_spec = find_spec
+    _GUARDED.append(True)
+
+
+def _guard_on_load(fullname, path, target):
+    """The real spec of ``importlib.util``, whose loader guards ``find_spec`` right after executing it."""
+    for finder in sys.meta_path:
+        if finder is _FINDER or not hasattr(finder, "find_spec"):
+            continue
+        spec = finder.find_spec(fullname, path, target)
+        if spec is None:
+            continue
+        loader = spec.loader
+        original = getattr(loader, "exec_module", None)
+        if original is not None:
+            def exec_module(module, _original=original):
+                _original(module)
+                try:
+                    _guard_find_spec(module)
+                except Exception:
+                    pass
+
+            try:
+                loader.exec_module = exec_module
+            except Exception:
+                pass
+        return spec
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- stubs
@@ -117,6 +171,9 @@ def install(blocked):
         _FINDER = BlockFinder()
         sys.meta_path.insert(0, _FINDER)
         _chain_excepthook()
+    util = sys.modules.get("importlib.util")
+    if util is not None:
+        _guard_find_spec(util)
 
 
 def _chain_excepthook():

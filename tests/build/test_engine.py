@@ -39,12 +39,12 @@ def test_install_switch_up_to_date_force_prune_rollback(synthetic: Synthetic) ->
     gens = Generations(synthetic.target)
     assert [g.name for g in gens.complete()] == ["g0002", "g0003"]
 
-    synthetic.engine().rollback(synthetic.manifest(), "linux_x86_64")
+    synthetic.engine().rollback()
     assert gens.current().name == "g0002"
-    synthetic.engine().rollback(synthetic.manifest(), "linux_x86_64", to="g0003")
+    synthetic.engine().rollback(to="g0003")
     assert gens.current().name == "g0003"
     with pytest.raises(UsageError):
-        synthetic.engine().rollback(synthetic.manifest(), "linux_x86_64", to="g0001")
+        synthetic.engine().rollback(to="g0001")
 
 
 def test_failing_verification_keeps_the_old_environment(synthetic: Synthetic) -> None:

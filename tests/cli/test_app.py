@@ -92,9 +92,28 @@ def test_verify_exit_1_when_unhealthy(synthetic: Synthetic) -> None:
     synthetic.install()
     from installer.verify.verifier import site_packages
 
-    (site_packages(synthetic.target.resolve()) / "tiny_a" / "__init__.py").write_text("broken = True\n")
+    module = site_packages(synthetic.target.resolve()) / "tiny_a" / "__init__.py"
+    module.chmod(0o644)  # linked read-only from the store
+    module.write_text("broken = True\n")
     proc = run("verify", "--venv", str(synthetic.target), "--manifest", str(synthetic.manifest_path))
     assert proc.returncode == 1 and "integrity" in proc.stdout
+
+
+def test_rollback_status_and_verify_need_no_manifest_file(synthetic: Synthetic) -> None:
+    """A broken or missing manifest is exactly when people roll back: generations carry their own."""
+    synthetic.install()
+    synthetic.install(force=True)
+    elsewhere = synthetic.root / "no-manifest-here"
+    elsewhere.mkdir()
+    venv = str(synthetic.target)
+    healthy = run("verify", "--venv", venv, "--json", cwd=elsewhere)
+    assert healthy.returncode == 0, healthy.stdout[-2000:] + healthy.stderr
+    back = run("rollback", "--venv", venv, cwd=elsewhere)
+    assert back.returncode == 0, back.stderr
+    status = json.loads(run("status", "--venv", venv, "--json", cwd=elsewhere).stdout)
+    assert status["current"] == "g0001"
+    synthetic.manifest_path.write_text("{ broken")  # the user's manifest is damaged: rollback still works
+    assert run("rollback", "--venv", venv, "--to", "g0002", cwd=synthetic.root).returncode == 0
 
 
 def test_ctrl_c_exits_130_and_leaves_the_target(synthetic: Synthetic) -> None:

@@ -43,6 +43,28 @@ def test_sentinel_removed_is_restored_with_a_clear_message(built: Synthetic) -> 
     assert "SENTINEL True" in proc.stdout
 
 
+@pytest.mark.parametrize("imported_first", [False, True])
+def test_find_spec_never_raises_without_the_sentinel(built: Synthetic, imported_first: bool) -> None:
+    """torchao's dist-info and files are installed in the synthetic stack: a probe after the sentinel was
+    popped must still say None (not raise, not find the real package), and an import still names the block."""
+    code = (
+        ("import importlib.util\n" if imported_first else "")
+        + "import sys\n"
+        "sys.modules.pop('torchao', None)\n"
+        "import importlib.util\n"
+        "print('SPEC', importlib.util.find_spec('torchao'), importlib.util.find_spec('torchao.sub'))\n"
+        "print('SENTINEL', sys.modules.get('torchao', 'gone') is None)\n"
+        "sys.modules.pop('torchao', None)\n"
+        "try:\n    import torchao\nexcept ModuleNotFoundError as e:\n    print('MSG', e.name, e)\n"
+        "print('OTHER', importlib.util.find_spec('tiny_a') is not None)\n"
+    )
+    proc = built.run_py(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "SPEC None None" in proc.stdout and "SENTINEL True" in proc.stdout
+    assert "MSG torchao 'torchao' is blocked in this environment by immutable-installer" in proc.stdout
+    assert "OTHER True" in proc.stdout
+
+
 @pytest.mark.parametrize("var", ["IMMUTABLE_INSTALLER_SHIMS_DISABLE"])
 def test_shims_off_with_the_variable(built: Synthetic, var: str) -> None:
     proc = built.run_py("import torchao, triton.language; print('imported', torchao.__version__)", **{var: "1"})
