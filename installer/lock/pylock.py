@@ -1,8 +1,9 @@
 """Export the pins of one variant and platform as a PEP 751 ``pylock.toml``. Pure.
 
-So other tools (uv, pip) can consume our lock. PEP 751 wants a ``url`` or a ``path`` for every wheel:
-files with a known public URL get it, the rest point into the wheelhouse relative to the lock file, which
-is where `download` puts them. The result is checked with ``packaging.pylock`` before it is returned.
+So other tools (uv, pip) can consume our lock. PEP 751 wants a ``url`` or a ``path`` for every wheel: every
+wheel gets a ``path`` into the wheelhouse relative to the lock file (where `download` puts it), so pip and uv
+install the export offline, and files with a known public URL get the ``url`` too. The result is checked with
+``packaging.pylock`` before it is returned; tests install it with real pip and uv.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ def pylock_data(manifest: Manifest, variant: str, platform: str, wheelhouse_rel:
         entry: dict[str, Any] = {"name": wheel.filename}
         if wheel.url:
             entry["url"] = wheel.url
-        else:
-            entry["path"] = f"{wheelhouse_rel.rstrip('/')}/{wheel.filename}"
+        entry["path"] = f"{wheelhouse_rel.rstrip('/')}/{wheel.filename}"
         if wheel.size is not None:
             entry["size"] = wheel.size
         entry["hashes"] = {"sha256": wheel.sha256}

@@ -12,7 +12,7 @@ else:  # pragma: no cover
 
 from packaging.pylock import Pylock
 
-from conftest import REPO, make_wheel, manifest_data
+from conftest import REPO, Synthetic, make_wheel, manifest_data
 from installer.core.manifest import load_manifest, manifest_from_data
 from installer.lock import pylock
 
@@ -39,3 +39,40 @@ def test_reference_manifest_exports_both_variants(tmp_path: Path) -> None:
         assert str(torch.version).endswith("+cpu") == (variant == "cpu")
         if variant == "cpu":
             assert torch.wheels[0].url.startswith("https://download.pytorch.org/whl/cpu/")
+
+
+def test_real_pip_and_uv_install_the_export_offline(tmp_path: Path) -> None:
+    """A pinned URL that cannot be reached (like download.pytorch.org offline): both clients take the path."""
+    import os
+    import shutil
+    import subprocess
+
+    stack = Synthetic(tmp_path, urls={"torch-1.0+cpu-py3-none-any.whl": "https://download.invalid/torch-1.0%2Bcpu.whl"})
+    manifest = stack.manifest()
+    out = tmp_path / "pylock.toml"
+    pylock.export(manifest, "cpu", "linux_x86_64", str(out), str(stack.house))
+    wanted = {(p.name, p.version) for p in manifest.packages_for("cpu", "linux_x86_64")}
+    offline = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "https_proxy": "http://127.0.0.1:9",
+               "http_proxy": "http://127.0.0.1:9"}
+    venv = tmp_path / "pip-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "--no-index",
+                          "--disable-pip-version-check", "-r", str(out)], capture_output=True, text=True,
+                         env=offline, check=False, cwd=tmp_path)
+    assert pip.returncode == 0, pip.stderr
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    uv_venv = tmp_path / "uv-venv"
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(uv_venv)], check=True)
+    uvi = subprocess.run([uv, "pip", "install", "--no-config", "--offline", "--python", str(uv_venv / "bin/python"),
+                          "--cache-dir", str(tmp_path / "uv-cache"), "-r", str(out)], capture_output=True, text=True,
+                         env=offline, check=False, cwd=tmp_path)
+    assert uvi.returncode == 0, uvi.stderr
+    for v in (venv, uv_venv):
+        site = next((v / "lib").glob("python*/site-packages"))
+        got = set()
+        for info in site.glob("*.dist-info"):
+            meta = (info / "METADATA").read_text()
+            name = next(line.split(": ", 1)[1] for line in meta.splitlines() if line.startswith("Name: "))
+            version = next(line.split(": ", 1)[1] for line in meta.splitlines() if line.startswith("Version: "))
+            got.add((name.lower(), version))
+        assert got == wanted, v
