@@ -51,6 +51,17 @@ def clean_env(extra: Mapping[str, str] | None = None, keep_pip: bool = False) ->
     return env
 
 
+def _debug_echo(result: Result) -> None:
+    """With ``--debug`` (``IMMUTABLE_INSTALLER_DEBUG=1``): the command and everything it printed, on stderr,
+    credentials in URLs masked."""
+    if not os.environ.get("IMMUTABLE_INSTALLER_DEBUG"):
+        return
+    from installer.core.urls import mask_text
+
+    text = f"$ {' '.join(result.args)}\n{result.stdout}{result.stderr}[exit {result.returncode}]\n"
+    sys.stderr.write(mask_text(text))
+
+
 @dataclass
 class Runner:
     """Runs commands with captured output; records every command for tests and --debug."""
@@ -69,7 +80,9 @@ class Runner:
             raise InstallerError(f"command not found: {argv[0]}") from None
         except subprocess.TimeoutExpired:
             raise InstallerError(f"command timed out after {timeout:.0f} s: {' '.join(argv[:4])} ...") from None
-        return Result(argv, proc.returncode, proc.stdout, proc.stderr)
+        result = Result(argv, proc.returncode, proc.stdout, proc.stderr)
+        _debug_echo(result)
+        return result
 
     def start(self, args: Sequence[str], *, env: Mapping[str, str] | None = None,
               cwd: str | None = None) -> subprocess.Popen[str]:
@@ -109,7 +122,9 @@ class Runner:
             proc.wait()
             raise
         reader.join()
-        return Result(argv, proc.returncode, "".join(lines), "".join(errors))
+        result = Result(argv, proc.returncode, "".join(lines), "".join(errors))
+        _debug_echo(result)
+        return result
 
     def python(self) -> str:
         """The interpreter running the tool (it carries pip, our pinned resolver and downloader)."""

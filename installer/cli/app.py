@@ -62,11 +62,14 @@ def main_callback(
                                                                "(same as `verify`).")] = False,
     skip_wheelhouse: Annotated[bool, typer.Option("--skip-wheelhouse", help="Install from the wheels already in "
                                                                            "the wheelhouse, no network.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error and the output of every "
+                                                        "command run (pip, virtualenv); accepted anywhere.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """Seed-compatible entry: bare command installs; --verify and --skip-wheelhouse as top-level flags."""
+    """Seed-compatible entry: bare command installs; --verify and --skip-wheelhouse as top-level flags.
+
+    Both forms take every option of the command they stand for (`expand_seed_form` rewrites them)."""
     if ctx.invoked_subcommand is not None:
         if verify_flag or skip_wheelhouse:
             raise UsageError("--verify and --skip-wheelhouse go either alone or after the subcommand",
@@ -676,6 +679,22 @@ def _close(reporter: Reporter) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- entry
+ROOT_OPTIONS = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
+
+
+def expand_seed_form(args: list[str]) -> tuple[list[str], bool]:
+    """The seed installer's forms stand for commands and take all of their options: no command (or only
+    options, e.g. ``--skip-wheelhouse --manifest m.json``) is ``install ...``, and ``--verify ...`` is
+    ``verify ...``. ``--debug`` is accepted anywhere. Returns the arguments for the app and the debug flag."""
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    if not args or (args[0].startswith("-") and args[0] not in ROOT_OPTIONS):
+        if "--verify" in args:
+            return ["verify", *[a for a in args if a != "--verify"]], debug
+        return ["install", *args], debug
+    return args, debug
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the app and turn every failure into its documented exit code."""
     try:  # typer >= 0.2x vendors click
@@ -683,8 +702,9 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:  # pragma: no cover - older typer
         from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,unused-ignore]
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    args, debug = expand_seed_form(list(sys.argv[1:] if argv is None else argv))
+    if debug:  # the runner shows every command it starts and its output (pip's, virtualenv's)
+        os.environ["IMMUTABLE_INSTALLER_DEBUG"] = "1"
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="immutable-installer", standalone_mode=False)

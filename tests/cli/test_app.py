@@ -99,6 +99,17 @@ def test_verify_exit_1_when_unhealthy(synthetic: Synthetic) -> None:
     assert proc.returncode == 1 and "integrity" in proc.stdout
 
 
+def test_seed_forms_take_every_option_and_debug_goes_anywhere(synthetic: Synthetic) -> None:
+    files = ["--manifest", str(synthetic.manifest_path), "--venv", str(synthetic.target), "--wheelhouse",
+             str(synthetic.house)]
+    seed = run("--skip-wheelhouse", *files, "--variant", "cpu", "--store", str(synthetic.store), "--debug")
+    assert seed.returncode == 0, seed.stderr
+    assert "$ " in seed.stderr and " -m pip " in seed.stderr, "--debug shows the commands run and their output"
+    checked = run("--verify", "--venv", str(synthetic.target), "--manifest", str(synthetic.manifest_path), "--json")
+    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"]
+    assert run("--verify", "--no-such-flag").returncode == 2
+
+
 def test_rollback_status_and_verify_need_no_manifest_file(synthetic: Synthetic) -> None:
     """A broken or missing manifest is exactly when people roll back: generations carry their own."""
     synthetic.install()
@@ -193,6 +204,23 @@ def test_lock_command_with_plain_requirements(tmp_path: Path, index) -> None:  #
                   str(tmp_path / "b.json"))
     assert blocked.returncode == 3 and "bad 1.0 -> torchao" in blocked.stderr
     assert not (tmp_path / "b.json").exists()
+
+
+def test_command_line_blacklist_covers_the_import_name(tmp_path: Path, index) -> None:  # type: ignore[no-untyped-def]
+    """`--blacklist torchao` also refuses a wheel of another name that ships `torchao/`, and blocks the module."""
+    make_wheel(index.root, "aofork", "1.0", files={"torchao/__init__.py": "", "aofork/__init__.py": ""})
+    out = tmp_path / "m.json"
+    locked = run("lock", "aofork", "--index-url", index.url, "--isolated", "--platform", "manylinux_2_17_x86_64",
+                 "--blacklist", "torchao", "-o", str(out))
+    assert locked.returncode == 0, locked.stderr
+    data = json.loads(out.read_text())
+    assert data["blacklist"] == [{"import_names": ["torchao"], "name": "torchao",
+                                  "reason": "blacklisted on the command line"}]
+    assert [b["name"] for b in data["shims"]["blocked_modules"]] == ["torchao"]
+    house = tmp_path / "wheelhouse"
+    assert run("download", "--manifest", str(out), "--wheelhouse", str(house), "--variant", "cpu").returncode == 0
+    scanned = run("scan", "--manifest", str(out), "--wheelhouse", str(house), "--variant", "cpu")
+    assert scanned.returncode == 3 and "ships importable 'torchao/'" in scanned.stderr, scanned.stderr
 
 
 def test_install_dry_run_touches_nothing(synthetic: Synthetic) -> None:
