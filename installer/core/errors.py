@@ -17,6 +17,7 @@ class ExitCode:
     WHEELHOUSE = 4
     LOCKED = 5
     FILE_CLASH = 6
+    STARTUP_CODE = 7
     INTERRUPTED = 130
 
 
@@ -110,6 +111,14 @@ class FileClashError(InstallerError):
     exit_code = ExitCode.FILE_CLASH
     default_hint = ("pin only one of the two distributions (e.g. opencv-python or opencv-python-headless) and "
                     "re-lock")
+
+
+class StartupCodeError(InstallerError):
+    """A wheel ships a .pth file with an executable line: code run at every interpreter start."""
+
+    exit_code = ExitCode.STARTUP_CODE
+    default_hint = ("executable .pth lines run at every Python start (a known supply-chain vector); if this one is "
+                    "expected, allow it by name in the spec's verify.allowed_pth and re-lock")
 
 
 class BuildError(InstallerError):

@@ -150,6 +150,7 @@ class VerifySettings:
     imports: tuple[str, ...] = ("torch", "transformers")
     gpu_alloc_mb: int = 64
     model_smoke_test: bool = True
+    allowed_pth: tuple[str, ...] = ()  # .pth files allowed to run code at start-up (e.g. distutils-precedence.pth)
 
 
 @dataclass(frozen=True)
@@ -597,7 +598,8 @@ def _parse_files(
 
 
 def _parse_verify(r: _Reader, value: Any) -> VerifySettings:
-    obj = r.obj(value, "verify", required=(), optional=("cuda", "imports", "gpu_alloc_mb", "model_smoke_test"))
+    obj = r.obj(value, "verify", required=(),
+                optional=("cuda", "imports", "gpu_alloc_mb", "model_smoke_test", "allowed_pth"))
     defaults = VerifySettings()
     cuda = r.choice(obj.get("cuda", defaults.cuda), "verify.cuda", CUDA_MODES)
     imports = r.strings(obj.get("imports", list(defaults.imports)), "verify.imports")
@@ -606,7 +608,12 @@ def _parse_verify(r: _Reader, value: Any) -> VerifySettings:
             raise r.fail(f"verify.imports[{i}]", f"{mod!r} is not a module name")
     alloc = r.integer(obj.get("gpu_alloc_mb", defaults.gpu_alloc_mb), "verify.gpu_alloc_mb", minimum=0)
     smoke = r.boolean(obj.get("model_smoke_test", defaults.model_smoke_test), "verify.model_smoke_test")
-    return VerifySettings(cuda, imports, alloc, smoke)
+    allowed = r.strings(obj.get("allowed_pth", []), "verify.allowed_pth")
+    for i, name in enumerate(allowed):
+        if not name.endswith(".pth") or "/" in name or "\\" in name:
+            raise r.fail(f"verify.allowed_pth[{i}]", f"{name!r} is not a .pth file name",
+                         hint="name the file as it lands in site-packages, e.g. distutils-precedence.pth")
+    return VerifySettings(cuda, imports, alloc, smoke, tuple(sorted(set(allowed))))
 
 
 def _parse_shims(r: _Reader, value: Any) -> ShimSettings:
@@ -764,7 +771,8 @@ def manifest_to_data(manifest: Manifest) -> dict[str, Any]:
         ],
         "verify": {"cuda": manifest.verify.cuda, "imports": list(manifest.verify.imports),
                    "gpu_alloc_mb": manifest.verify.gpu_alloc_mb,
-                   "model_smoke_test": manifest.verify.model_smoke_test},
+                   "model_smoke_test": manifest.verify.model_smoke_test,
+                   **({"allowed_pth": list(manifest.verify.allowed_pth)} if manifest.verify.allowed_pth else {})},
         "shims": {
             "blocked_modules": [{"name": b.name, "mode": b.mode, "reason": b.reason}
                                 for b in manifest.shims.blocked_modules],

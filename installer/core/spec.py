@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from installer.core.errors import SpecError
 from installer.core.manifest import (
     BlacklistRule,
+    BlockedModule,
     BuildSettings,
     Index,
     Platform,
@@ -221,17 +222,31 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
             seen[n] = gname
         groups.append(Group(gname, members))
 
+    blacklist = _parse_blacklist(r, top.get("blacklist", []))
+    shims = _parse_shims(r, top.get("shims", {}))
+    if not isinstance(top.get("shims"), dict) or "blocked_modules" not in top["shims"]:
+        shims = replace(shims, blocked_modules=blocked_from_blacklist(blacklist))
     return LockSpec(
         name=name, python=python, platforms=tuple(platforms), indexes=tuple(indexes),
         default_index=default_index, variants=tuple(variants), default_variant=default_variant,
         requirements=requirements, groups=tuple(groups),
-        blacklist=_parse_blacklist(r, top.get("blacklist", [])),
+        blacklist=blacklist,
         verify=_parse_verify(r, top.get("verify", {})),
-        shims=_parse_shims(r, top.get("shims", {})),
+        shims=shims,
         build=BuildSettings(clear_pycache=r.boolean(
             r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",)).get("clear_pycache", True),
             "build.clear_pycache")),
     )
+
+
+def blocked_from_blacklist(rules: tuple[BlacklistRule, ...]) -> tuple[BlockedModule, ...]:
+    """The blocked-module shims a blacklist implies when the spec names none: each forbidden import name is
+    kept absent in the environment (a fork that slipped in under another name still cannot be imported)."""
+    out: dict[str, BlockedModule] = {}
+    for rule in rules:
+        for mod in rule.import_names:
+            out.setdefault(mod, BlockedModule(mod, "absent", rule.reason))
+    return tuple(out.values())
 
 
 def spec_from_requirements(requirements: list[str], python_version: str, platform_tags: list[str],
@@ -246,7 +261,10 @@ def spec_from_requirements(requirements: list[str], python_version: str, platfor
         "variants": {"cpu": {"index": "default", "local_label": "", "torch_packages": []}},
         "requirements": requirements,
         "groups": [{"name": "default"}],
-        "blacklist": [{"name": n, "reason": "blacklisted on the command line"} for n in blacklist],
+        # the importable name too: a wheel of another name shipping `torchao/` is caught like torchao itself
+        "blacklist": [{"name": n, "reason": "blacklisted on the command line",
+                       **({} if any(c in n for c in "*?[") else {"import_names": [canonical(n).replace("-", "_")]})}
+                      for n in blacklist],
     }
     return spec_from_data(data)
 

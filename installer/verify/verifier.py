@@ -24,6 +24,7 @@ from installer.core.events import Phase, PhaseDone, Progress, Reporter, null_rep
 from installer.core.layout import RECEIPT, TORCH_LOCK
 from installer.core.manifest import Manifest, Package, applicable_requirements
 from installer.core.names import canonical
+from installer.core.pth import executable_pth_lines
 from installer.runner import Runner, clean_env
 from installer.shims import CONFIG_MODULE, PTH_NAME, SHIM_MODULES
 
@@ -245,6 +246,7 @@ class Verifier:
             self._torch_lock(manifest, variant, platform, dists, venv),
             self._blacklist(manifest, dists, probe),
             self._shims(manifest, site, probe),
+            self._startup(manifest, site),
             *self._torch(manifest, probe, config["use_cuda"], config["torch"]),
             self._transformers(probe, config),
             self._imports(probe),
@@ -384,6 +386,26 @@ class Verifier:
             note = f"; transformers patcher off ({patcher.get('why_off')})"
         where = "first on" if blocker.get("first_on_meta_path") else "on"
         return Check("shims", PASS, f"blocker {where} sys.meta_path{note}")
+
+    @staticmethod
+    def _startup(manifest: Manifest, site: Path) -> Check:
+        """Executable ``.pth`` lines run at every interpreter start: only ours and the allowed ones may."""
+        found = []
+        for pth in sorted(site.glob("*.pth")):
+            if pth.name == PTH_NAME or pth.name in manifest.verify.allowed_pth:
+                continue
+            try:
+                text = pth.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            lines = executable_pth_lines(text)
+            if lines:
+                found.append(f"{pth.name} ({lines[0][:80]})")
+        if found:
+            return Check("startup", FAIL, "code runs at every Python start from " + "; ".join(found)
+                         + ": not ours and not in verify.allowed_pth")
+        allowed = ", ".join(manifest.verify.allowed_pth)
+        return Check("startup", PASS, "no start-up code but the shims" + (f" and {allowed}" if allowed else ""))
 
     @staticmethod
     def _torch(manifest: Manifest, probe: dict[str, Any], cuda_required: bool, pinned: bool) -> list[Check]:

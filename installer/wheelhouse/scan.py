@@ -3,7 +3,8 @@
 Checks, in this order, so the most useful message wins: every needed wheel present with its sha256 (exit 4),
 no blacklisted package by any route with its provenance chain (exit 3), and the wheels' *real* METADATA
 closed over the pinned set (exit 2: the manifest does not describe its own wheels), and no path installed by
-two wheels with different contents (exit 6: pip would let the later one overwrite the earlier silently).
+two wheels with different contents (exit 6: pip would let the later one overwrite the earlier silently), and no
+``.pth`` file with an executable line the manifest does not allow by name (exit 7: code at every start-up).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from installer.core import blacklist
-from installer.core.errors import BlacklistError, FileClashError, ManifestError
+from installer.core.errors import BlacklistError, FileClashError, ManifestError, StartupCodeError
 from installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
 from installer.core.manifest import Manifest, Package
 from installer.core.names import canonical
 from installer.wheelhouse.clashes import find_clashes
 from installer.wheelhouse.download import Audit, needed_wheels, require_complete
-from installer.wheelhouse.wheels import WheelInfo, installed_files, read_wheel
+from installer.wheelhouse.wheels import WheelInfo, installed_files, read_wheel, startup_code
 
 
 @dataclass
@@ -66,6 +67,11 @@ def scan(manifest: Manifest, wheelhouse: Path, variant: str, platform: str,
     for name, node in sorted(nodes.items()):
         for req in blacklist.active(node, env):
             _check_requirement(name, req, pinned)
+    startup = [f"{n.wheel.filename} ships {pth}, which runs at every Python start: {lines[0][:100]}"
+               for n in needed for pth, lines in sorted(startup_code(wheelhouse / n.wheel.filename).items())
+               if pth not in manifest.verify.allowed_pth]
+    if startup:
+        raise StartupCodeError(f"start-up code not allowed by the manifest: {startup[0]}", details=startup)
     clashes = find_clashes({n.wheel.filename: installed_files(wheelhouse / n.wheel.filename) for n in needed})
     if clashes:
         lines = [c.describe() for c in clashes]

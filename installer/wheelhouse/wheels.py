@@ -16,6 +16,7 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from installer.core.names import canonical
+from installer.core.pth import executable_pth_lines
 
 
 @dataclass(frozen=True)
@@ -132,4 +133,21 @@ def entry_point_targets(text: str) -> dict[str, str]:
         elif "=" in line and section in ("console_scripts", "gui_scripts"):
             name, _, target = line.partition("=")
             out[name.strip()] = target.strip()
+    return out
+
+
+def startup_code(path: str | Path) -> dict[str, list[str]]:
+    """``.pth`` files a wheel installs at the top of site-packages that run code: name -> executable lines."""
+    path = Path(path)
+    out: dict[str, list[str]] = {}
+    with zipfile.ZipFile(path) as zf:
+        data_dir = dist_info_dir(zf.namelist(), path.name)[: -len(".dist-info")] + ".data"
+        for name in zf.namelist():
+            parts = name.split("/")
+            top = parts[-1] if len(parts) == 1 else (
+                parts[2] if len(parts) == 3 and parts[0] == data_dir and parts[1] in ("purelib", "platlib") else "")
+            if top.endswith(".pth"):
+                lines = executable_pth_lines(zf.read(name).decode("utf-8", errors="replace"))
+                if lines:
+                    out[top] = lines
     return out

@@ -57,6 +57,11 @@ def _invert_order(d: dict[str, Any]) -> Any:
     return d
 
 
+def _groups_reversed(d: dict[str, Any]) -> Any:
+    d["groups"] = list(reversed(d["groups"]))  # the group of tiny-a now installs before tiny-b's
+    return d
+
+
 def _unclosed(d: dict[str, Any]) -> Any:
     d["packages"][1]["requires_dist"].append("tiny-missing>=1")
     return d
@@ -112,6 +117,8 @@ CASES: list[tuple[str, Mutator, str]] = [
     ("platform-unknown", _set(["packages", 1, "files", 0, "platforms"], ["win_amd64"]), "packages[1].files[0].platforms[0]"),
     ("duplicate-name", _dup_package, "pinned twice"),
     ("order-inversion", _invert_order, "comes before its dependency"),
+    ("group-order-names-the-package", _groups_reversed,
+     "tiny-a (group 'app', order 2) comes before its dependency tiny-b (group 'base'"),
     ("unclosed", _unclosed, "not closed"),
     ("version-conflict", _set(["packages", 1, "requires_dist"], ["tiny-b>=5"]), "packages[1].requires_dist[0]"),
     ("cuda-mode-bad", _set(["verify", "cuda"], "sometimes"), "verify.cuda"),
