@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,12 +85,18 @@ def hash_files(paths: Sequence[Path], workers: int | None = None) -> list[str | 
         return list(pool.map(one, paths))
 
 
-def audit(wheelhouse: Path, needed: Sequence[Needed]) -> Audit:
-    """Which needed files are present with the right hash, missing or wrong; which files are strays."""
+def audit(wheelhouse: Path, needed: Sequence[Needed], checked: Mapping[str, str] | None = None) -> Audit:
+    """Which needed files are present with the right hash, missing or wrong; which files are strays.
+
+    ``checked`` (filename -> sha256) names files this process hashed itself a moment ago (while placing
+    them under the wheelhouse lock): they are not read a second time."""
     result = Audit()
+    checked = checked or {}
     paths = [wheelhouse / n.wheel.filename for n in needed]
     exists = [p.is_file() for p in paths]
-    hashes = hash_files([p for p, e in zip(paths, exists, strict=True) if e])
+    todo = [p for p, e in zip(paths, exists, strict=True) if e and p.name not in checked]
+    fresh = dict(zip([p.name for p in todo], hash_files(todo), strict=True))
+    hashes = [checked.get(p.name) or fresh.get(p.name) for p, e in zip(paths, exists, strict=True) if e]
     it = iter(hashes)
     for item, there in zip(needed, exists, strict=True):
         if not there:
@@ -180,6 +186,7 @@ class Downloader:
         self._total: float | None = None
         self._files_seen: set[str] = set()
         self._files_total = 0
+        self._checked: dict[str, str] = {}  # files placed (and hashed) by this run
 
     def download(self, manifest: Manifest, variant: str, platform: Platform, wait: bool = True) -> Audit:
         started = time.monotonic()
@@ -197,6 +204,7 @@ class Downloader:
             self.report(Message("info", f"{len(state.present)} of {len(needed)} wheels already present, "
                                         f"{len(todo)} to fetch"))
             self._done_bytes = 0.0
+            self._checked = {}
             self._total = float(total) if total else None
             self._files_seen, self._files_total = set(), len(todo)
             todo = self._from_local(todo)
@@ -204,7 +212,7 @@ class Downloader:
                 todo = self._from_urls(todo)
             if todo:
                 self._with_pip(manifest, platform, todo)
-            final = audit(self.wheelhouse, needed)
+            final = audit(self.wheelhouse, needed, self._checked)
             if not final.ok:
                 raise WheelhouseError(f"{len(final.problems())} wheel(s) could not be fetched: {final.problems()[0]}",
                                       details=final.problems())
@@ -223,16 +231,22 @@ class Downloader:
         label = f"{len(self._files_seen)}/{self._files_total} {item}" if item else ""
         self.report(Progress("download", self._done_bytes, self._total, "bytes", label))
 
-    def _place(self, source: Path, item: Needed, count: bool = True) -> bool:
-        """Copy a candidate in under a temporary name; rename only if its hash matches."""
+    def _place(self, source: Path, item: Needed, count: bool = True, move: bool = False) -> bool:
+        """Copy (or ``move``, for a file we downloaded into the wheelhouse's own temporary folder) a candidate
+        in under a temporary name; rename it into place only if its hash matches."""
         dest = self.wheelhouse / item.wheel.filename
         tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
         try:
-            shutil.copyfile(source, tmp)
-            if sha256_file(tmp) != item.wheel.sha256:
+            if move:
+                os.replace(source, tmp)
+            else:
+                shutil.copyfile(source, tmp)
+            digest = sha256_file(tmp)
+            if digest != item.wheel.sha256:
                 tmp.unlink()
                 return False
             os.replace(tmp, dest)
+            self._checked[dest.name] = digest
         except OSError:
             tmp.unlink(missing_ok=True)
             return False
@@ -332,7 +346,7 @@ class Downloader:
             for item in items:
                 got = out / item.wheel.filename
                 if got.is_file():
-                    self._place(got, item, count=False)  # pip's own progress already counted it
+                    self._place(got, item, count=False, move=True)  # pip's progress already counted it
         return "" if result.ok else mask_text(_last_error(result.stderr))
 
     def _remove_partials(self) -> None:
