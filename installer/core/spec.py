@@ -81,6 +81,7 @@ class LockSpec:
     verify: VerifySettings = field(default_factory=VerifySettings)
     shims: ShimSettings = field(default_factory=ShimSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
+    name_variant_after_torch: bool = False  # plain requirements: the variant is named after the torch build
 
     def index(self, name: str) -> SpecIndex:
         return next(i for i in self.indexes if i.name == name)
@@ -266,7 +267,7 @@ def spec_from_requirements(requirements: list[str], python_version: str, platfor
                        **({} if any(c in n for c in "*?[") else {"import_names": [canonical(n).replace("-", "_")]})}
                       for n in blacklist],
     }
-    return spec_from_data(data)
+    return replace(spec_from_data(data), name_variant_after_torch=True)
 
 
 def read_requirements_file(path: str | Path) -> list[str]:

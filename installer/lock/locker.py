@@ -17,7 +17,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +197,28 @@ def variant_requirements(spec: LockSpec, sv: SpecVariant) -> list[str]:
 
 
 
+def torch_build(resolved: Mapping[str, Resolved], env: Mapping[str, str]) -> tuple[str, str | None]:
+    """The variant name and CUDA version of the torch build a resolution pinned: ``("cpu", None)`` for a CPU
+    build (``+cpu``, or no CUDA runtime among its requirements on this platform), ``("cu130", "13.0")`` for a
+    ``+cu130`` build or one that requires ``cuda-toolkit==13.0.*`` / ``nvidia-cuda-runtime-cu13==13.0.*``."""
+    torch = resolved.get("torch")
+    if torch is None:
+        return "cpu", None
+    local = torch.version.partition("+")[2]
+    if local.startswith("cu") and local[2:].isdigit() and len(local) >= 4:
+        return local, f"{local[2:-1]}.{local[-1]}"
+    if local == "cpu":
+        return "cpu", None
+    for req in active(Node(torch.name, torch.version, torch.requires_dist, frozenset()), env):
+        name = canonical(req.name)
+        if name == "cuda-toolkit" or name.startswith("nvidia-cuda-runtime"):
+            pins = [s.version for s in req.specifier if s.operator in ("==", "===", ">=", "~=")]
+            parts = pins[0].split(".") if pins else []
+            if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                return f"cu{parts[0]}{parts[1]}", f"{parts[0]}.{parts[1]}"
+    return "cpu", None
+
+
 def constraints_from(manifest: Manifest | None, variant: str, upgrade: bool,
                      upgrade_packages: Iterable[str]) -> list[str]:
     """The current pins of a variant as pip constraints (what keeps a re-lock stable)."""
@@ -322,10 +344,33 @@ class Locker:
                 if not shared:
                     shared = [f"{n}=={d.version}" for n, d in sorted(resolved.items())
                               if n not in sv.variant.torch_packages]
+        if spec.name_variant_after_torch:
+            spec, resolutions, extras = self._name_variant(spec, resolutions, extras)
         sizes = self._sizes(resolutions, existing)
         manifest = build_manifest(spec, resolutions, extras, sizes)
         self.report(PhaseDone("resolve", time.monotonic() - started))
         return manifest
+
+    def _name_variant(self, spec: LockSpec, resolutions: dict[tuple[str, str], dict[str, Resolved]],
+                      extras: dict[tuple[str, str], dict[str, frozenset[str]]]) -> tuple[
+                          LockSpec, dict[tuple[str, str], dict[str, Resolved]],
+                          dict[tuple[str, str], dict[str, frozenset[str]]]]:
+        """Plain requirements have one variant: name it after the torch build it pinned, so a CUDA build of
+        torch is never called ``cpu`` (``--variant auto`` would otherwise install CUDA wheels on a CPU box)."""
+        (old, platform), resolved = next(iter(sorted(resolutions.items())))
+        name, cuda = torch_build(resolved, spec.python.marker_environment(_platform(spec, platform)))
+        torch_family = ("torch",) if "torch" in resolved else ()
+        if name == old and not torch_family:
+            return spec, resolutions, extras
+        sv = spec.variants[0]
+        variant = replace(sv.variant, name=name, cuda=cuda, torch_packages=torch_family)
+        spec = replace(spec, variants=(replace(sv, variant=variant),), default_variant=name)
+        if name != old:
+            pinned = resolved["torch"].version
+            self.report(Message("info", f"variant named {name!r} after the torch build it pins ({pinned}"
+                                        + (f", CUDA {cuda})" if cuda else ")")))
+        return (spec, {(name, p): r for (_, p), r in resolutions.items()},
+                {(name, p): e for (_, p), e in extras.items()})
 
     def _check_blacklist(self, spec: LockSpec, resolved: Mapping[str, Resolved],
                          extras: Mapping[str, frozenset[str]], env: Mapping[str, str]) -> None:

@@ -145,3 +145,30 @@ def test_cuda_and_cpu_builds_of_a_torch_like_package(tmp_path: Path, index: Inde
     manifest = lock(spec_path)
     torches = {p.variants: (p.version, p.index) for p in manifest.packages if p.name == "torch"}  # type: ignore[attr-defined]
     assert torches == {("cpu",): ("2.0.0+cpu", "cuda"), ("cu124",): ("2.0.0+cu124", "cuda")}
+
+
+@pytest.mark.parametrize(("torch_version", "requires", "variant", "cuda"), [
+    ("2.0.0", ['cuda-toolkit[cudart]==13.0.3; platform_system == "Linux"'], "cu130", "13.0"),
+    ("2.0.0", ['nvidia-cuda-runtime-cu12==12.4.127; platform_system == "Linux"'], "cu124", "12.4"),
+    ("2.0.0+cpu", [], "cpu", None),
+    ("2.0.0", ['cuda-toolkit==13.0.3; platform_system == "Windows"'], "cpu", None),
+])
+def test_plain_lock_names_the_variant_after_the_torch_build(tmp_path: Path, index: Index, torch_version: str,
+                                                            requires: list[str], variant: str,
+                                                            cuda: str | None) -> None:
+    """A lock never calls a CUDA build of torch `cpu`."""
+    import json
+    import subprocess
+    import sys
+
+    make_wheel(index.root, "torch", torch_version, requires=requires)
+    make_wheel(index.root, "cuda-toolkit", "13.0.3", extras=["cudart"])
+    make_wheel(index.root, "nvidia-cuda-runtime-cu12", "12.4.127")
+    out = tmp_path / "m.json"
+    proc = subprocess.run([sys.executable, "-m", "installer", "lock", f"torch=={torch_version}", "--index-url",
+                           index.url, "--isolated", "--platform", "manylinux_2_17_x86_64", "-o", str(out)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert list(data["variants"]) == [variant] and data["default_variant"] == variant
+    assert data["variants"][variant]["cuda"] == cuda and data["variants"][variant]["torch_packages"] == ["torch"]
