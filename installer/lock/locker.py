@@ -12,6 +12,7 @@ pip, so a lock for another platform is checked by the manifest validator and ref
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -24,7 +25,7 @@ from typing import Any
 from packaging.requirements import Requirement
 
 from installer.core.blacklist import Node, active, requirement_findings
-from installer.core.errors import BlacklistError, ResolutionError, SpecError
+from installer.core.errors import BlacklistError, ManifestError, ResolutionError, SpecError
 from installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
 from installer.core.manifest import (
     Manifest,
@@ -277,7 +278,16 @@ def build_manifest(spec: LockSpec, resolutions: Mapping[tuple[str, str], Mapping
         blacklist=spec.blacklist, packages=tuple(packages), verify=spec.verify, shims=spec.shims, build=spec.build,
     )
     # round-trip through the strict loader: lock never writes what install would refuse
-    return manifest_from_data(json.loads(json.dumps(manifest_to_data(manifest))))
+    try:
+        return manifest_from_data(json.loads(json.dumps(manifest_to_data(manifest))))
+    except ManifestError as exc:
+        if "is not closed" not in exc.message:
+            raise
+        host = f"python {sys.version_info.major}.{sys.version_info.minor} on {sys.platform}"
+        raise ManifestError("", f"the lock is not closed for its target: {exc.message}",
+                            hint=f"pip's resolver evaluated markers for the interpreter running it ({host}), not for "
+                                 f"python {spec.python.version} on the spec's platforms; lock on a machine of the "
+                                 "target, or see docs/lock.md (locks for another platform or Python)") from None
 
 
 def _merge_variant_entries(packages: list[Package]) -> list[Package]:
