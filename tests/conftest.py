@@ -31,13 +31,15 @@ def _private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Tests never touch the user's real store: one temporary store for the session (tests that need their
     own pass ``--store`` / ``Store(root)``), set in the environment so CLI subprocesses see it too."""
     store = tmp_path_factory.mktemp("store")
-    old = os.environ.get("IMMUTABLE_INSTALLER_STORE")
-    os.environ["IMMUTABLE_INSTALLER_STORE"] = str(store)
+    private = {"IMMUTABLE_INSTALLER_STORE": str(store), "UV_CACHE_DIR": str(tmp_path_factory.mktemp("uv-cache"))}
+    old = {k: os.environ.get(k) for k in private}
+    os.environ.update(private)  # uv's cache too: the resolver's, never the user's
     yield store
-    if old is None:
-        os.environ.pop("IMMUTABLE_INSTALLER_STORE", None)
-    else:
-        os.environ["IMMUTABLE_INSTALLER_STORE"] = old
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _record_hash(data: bytes) -> str:

@@ -322,9 +322,16 @@ def lock(
     extra_index_url: Annotated[list[str] | None, typer.Option("--extra-index-url")] = None,
     find_links: Annotated[list[str] | None, typer.Option("--find-links")] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Resolve from --find-links only.")] = False,
-    python_version: Annotated[str, typer.Option("--python-version")] = "3.11",
-    platform: Annotated[list[str] | None, typer.Option("--platform", help="Wheel platform tag (for plain "
-                                                                          "requirements).")] = None,
+    python_version: Annotated[str | None, typer.Option("--python-version", help="Target Python X.Y (default: the "
+                                                                                "spec's; 3.11 for plain "
+                                                                                "requirements).")] = None,
+    platform: Annotated[list[str] | None, typer.Option("--platform", help="Target platform, repeatable: a wheel tag "
+                                                                          "(win_amd64, macosx_11_0_arm64, "
+                                                                          "manylinux_2_28_aarch64) or a name "
+                                                                          "(windows, macos, linux-aarch64); "
+                                                                          "replaces the spec's platforms.")] = None,
+    resolver: Annotated[str, typer.Option("--resolver", help="uv (markers evaluated for the target) or pip (this "
+                                                             "interpreter's platform and Python only).")] = "uv",
     blacklist: Annotated[list[str] | None, typer.Option("--blacklist", help="Forbidden distribution "
                                                                             "(plain requirements).")] = None,
     upgrade: Annotated[bool, typer.Option("--upgrade", help="Ignore the current pins.")] = False,
@@ -340,17 +347,19 @@ def lock(
     """
     from installer.core.errors import ManifestError
     from installer.core.manifest import load_manifest, write_manifest
-    from installer.core.spec import load_spec, read_requirements_file, spec_from_requirements
+    from installer.core.spec import load_spec, read_requirements_file, retarget, spec_from_requirements
     from installer.lock.locker import Locker, LockOptions
 
     reqs = list(requirements or [])
     for f in requirement_files or []:
         reqs += read_requirements_file(f)
+    if resolver not in ("uv", "pip"):
+        raise UsageError(f"--resolver {resolver!r} is not one of uv, pip")
     if reqs:
-        the_spec = spec_from_requirements(reqs, python_version, platform or [],
+        the_spec = spec_from_requirements(reqs, python_version or "3.11", platform or [],
                                           index_url or "https://pypi.org/simple", blacklist or [])
     else:
-        the_spec = load_spec(spec)
+        the_spec = retarget(load_spec(spec), python_version, platform or [])
     existing = None
     if output.exists() and not upgrade:
         try:
@@ -360,7 +369,7 @@ def lock(
     reporter = _reporter(json_out)
     options = LockOptions(find_links=list(find_links or []), no_index=no_index, index_url=index_url,
                           extra_index_urls=list(extra_index_url or []), isolated=isolated, upgrade=upgrade,
-                          upgrade_packages=list(upgrade_package or []))
+                          upgrade_packages=list(upgrade_package or []), resolver=resolver)
     manifest = Locker(reporter=reporter).lock(the_spec, options, existing)
     raw = write_manifest(manifest, output)
     _close(reporter)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -250,13 +251,40 @@ def blocked_from_blacklist(rules: tuple[BlacklistRule, ...]) -> tuple[BlockedMod
     return tuple(out.values())
 
 
+def target_platforms(values: Sequence[str]) -> tuple[Platform, ...]:
+    """Platform entries for ``--platform`` values (tags or names); tags of one platform are merged."""
+    from installer.core.targets import platform_for
+
+    merged: dict[str, Platform] = {}
+    for value in values:
+        found = platform_for(value)
+        if found.name in merged:
+            old = merged[found.name]
+            found = Platform(old.name, tuple(dict.fromkeys(old.tags + found.tags)), old.environment)
+        merged[found.name] = found
+    return tuple(merged.values())
+
+
+def retarget(spec: LockSpec, python_version: str | None, platforms: Sequence[str]) -> LockSpec:
+    """``lock --spec`` with ``--python-version`` / ``--platform``: the command line replaces the spec's targets
+    (never ignored)."""
+    if python_version:
+        if not re.fullmatch(r"3\.\d+", python_version):
+            raise SpecError("python.version", f"--python-version {python_version!r} is not X.Y (e.g. 3.12)")
+        spec = replace(spec, python=replace(spec.python, version=python_version))
+    if platforms:
+        spec = replace(spec, platforms=target_platforms(platforms))
+    return spec
+
+
 def spec_from_requirements(requirements: list[str], python_version: str, platform_tags: list[str],
                            index_url: str, blacklist: list[str]) -> LockSpec:
     """A minimal spec for plain requirements on the command line (`lock REQ ...` / `-r FILE`)."""
+    platforms = target_platforms(platform_tags or ["manylinux_2_28_x86_64"])
     data: dict[str, Any] = {
         "name": "requirements",
         "python": {"version": python_version},
-        "platforms": [{"name": "linux_x86_64", "tags": platform_tags or ["manylinux_2_28_x86_64"]}],
+        "platforms": [{"name": p.name, "tags": list(p.tags), "environment": dict(p.environment)} for p in platforms],
         "indexes": {"default": index_url},
         "default_index": "default",
         "variants": {"cpu": {"index": "default", "local_label": "", "torch_packages": []}},

@@ -1,17 +1,18 @@
-"""`lock`: resolve a spec with pip's own resolver and write the frozen manifest.
+"""`lock`: resolve a spec for each variant and target platform and write the frozen manifest.
 
-pip resolves (``install --dry-run --ignore-installed --only-binary :all: --report``), once per variant and
-platform; everything after that is pure: parse the report, propagate requested extras, look for blacklisted
-packages with their chains, assign order groups, merge variants and platforms into one manifest.
-
-Why pip and not our own resolver: pip is what users trust and what their configuration (mirrors,
-certificates, credentials) is written for. Its one limit: markers are evaluated for the interpreter running
-pip, so a lock for another platform is checked by the manifest validator and refused if it is not closed.
+uv resolves by default (installer/lock/uv_resolver.py): it evaluates markers for the *target* platform and
+Python, so locks for Windows, macOS, aarch64 or another Python are right for that target. pip's resolver
+(``install --dry-run --ignore-installed --only-binary :all: --report``) remains for the host only
+(``--resolver pip``): it evaluates markers for the interpreter running it. Everything after resolution is pure
+and shared: propagate requested extras, look for blacklisted packages with their chains on every target's
+graph, assign order groups, merge variants and platforms into one manifest.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform as platform_mod
 import sys
 import tempfile
 import time
@@ -30,6 +31,7 @@ from installer.core.events import Message, Phase, PhaseDone, Reporter, null_repo
 from installer.core.manifest import (
     Manifest,
     Package,
+    Platform,
     WheelFile,
     manifest_from_data,
     manifest_to_data,
@@ -37,21 +39,8 @@ from installer.core.manifest import (
 from installer.core.names import canonical
 from installer.core.spec import LockSpec, SpecVariant
 from installer.core.tags import expand_platform_tags
+from installer.lock.resolved import Resolved
 from installer.runner import Runner, clean_env
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """One distribution from pip's report."""
-
-    name: str
-    version: str
-    filename: str
-    sha256: str
-    source_url: str
-    requires_dist: tuple[str, ...]
-    requested: bool = False
-    requested_extras: tuple[str, ...] = ()
 
 
 @dataclass
@@ -66,6 +55,7 @@ class LockOptions:
     upgrade: bool = False
     upgrade_packages: list[str] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
+    resolver: str = "uv"  # uv: markers for the target; pip: only when the target is this interpreter
 
 
 # --------------------------------------------------------------------------------------------- pure part
@@ -326,7 +316,7 @@ class Locker:
 
     def lock(self, spec: LockSpec, options: LockOptions, existing: Manifest | None = None) -> Manifest:
         started = time.monotonic()
-        self.report(Phase("resolve", f"resolving {len(spec.requirements)} requirements with pip"))
+        self.report(Phase("resolve", f"resolving {len(spec.requirements)} requirements with {options.resolver}"))
         variants = [v for v in spec.variants if not options.variants or v.variant.name in options.variants]
         variants.sort(key=lambda v: (v.variant.name != spec.default_variant, v.variant.name))
         resolutions: dict[tuple[str, str], dict[str, Resolved]] = {}
@@ -340,12 +330,12 @@ class Locker:
                 cons = constraints + [c for c in shared if canonical(Requirement(c).name) not in
                                       sv.variant.torch_packages]
                 try:
-                    report = self._resolve(spec, sv, platform.tags, requirements, cons, options)
+                    found = self._resolve(spec, sv, platform, requirements, cons, options)
                 except ResolutionError:
                     if not shared:
                         raise
-                    report = self._resolve(spec, sv, platform.tags, requirements, constraints, options)
-                resolved = {r.name: r for r in parse_report(report)}
+                    found = self._resolve(spec, sv, platform, requirements, constraints, options)
+                resolved = {r.name: r for r in found}
                 env = spec.python.marker_environment(platform)
                 key = (sv.variant.name, platform.name)
                 resolutions[key] = resolved
@@ -395,8 +385,44 @@ class Locker:
         if lines:
             raise BlacklistError(f"the resolution contains a blacklisted package: {lines[0]}", details=lines)
 
-    def _resolve(self, spec: LockSpec, sv: SpecVariant, tags: Sequence[str], requirements: list[str],
-                 constraints: list[str], options: LockOptions) -> dict[str, Any]:
+    def _sources(self, spec: LockSpec, sv: SpecVariant, options: LockOptions) -> tuple[str | None, list[str]]:
+        """The index and extra indexes to resolve from; an unreachable variant index is dropped up front."""
+        if options.no_index:
+            return None, list(options.extra_index_urls)
+        index_url = options.index_url or spec.index(spec.default_index).url
+        extra = list(options.extra_index_urls)
+        variant_url = spec.index(sv.variant.index).url
+        if variant_url != index_url:
+            if self.reachable(variant_url):
+                extra.append(variant_url)
+            else:
+                self.report(Message("warn", f"index {sv.variant.index} ({variant_url}) is unreachable; "
+                                            "resolving from your configured pip sources instead"))
+        return index_url, extra
+
+    def _resolve(self, spec: LockSpec, sv: SpecVariant, platform: Platform, requirements: list[str],
+                 constraints: list[str], options: LockOptions) -> list[Resolved]:
+        if options.resolver == "pip":
+            host = host_target_problem(spec, platform)
+            if host:
+                raise SpecError("", f"pip's resolver evaluates markers for this interpreter only: {host}",
+                                hint="lock with the default resolver (--resolver uv) for another platform or Python")
+            return parse_report(self._resolve_pip(spec, sv, platform.tags, requirements, constraints, options))
+        from installer.lock import uv_resolver
+
+        index_url, extra = self._sources(spec, sv, options)
+        find_links = list(options.find_links)
+        if not options.isolated:  # the user's pip configuration adds sources (mirrors, find-links), as with pip
+            from installer.wheelhouse.download import pip_config
+
+            config = pip_config(self.runner)
+            extra += [u for u in config.get("extra-index-url", "").split() if u not in extra and u != index_url]
+            find_links += [f for f in config.get("find-links", "").split() if f not in find_links]
+        return uv_resolver.resolve(self.runner, spec.python.version, platform, requirements, constraints,
+                                   index_url, extra, find_links, options.no_index)
+
+    def _resolve_pip(self, spec: LockSpec, sv: SpecVariant, tags: Sequence[str], requirements: list[str],
+                     constraints: list[str], options: LockOptions) -> dict[str, Any]:
         py = self.runner.python()
         with tempfile.TemporaryDirectory(prefix="immutable-lock-") as tmp:
             report_path = Path(tmp) / "report.json"
@@ -409,21 +435,13 @@ class Locker:
                 args += ["--platform", tag]
             if options.isolated:
                 args.append("--isolated")
+            index_url, extra = self._sources(spec, sv, options)
             if options.no_index:
                 args.append("--no-index")
             else:
-                index_url = options.index_url or spec.index(spec.default_index).url
-                args += ["--index-url", index_url]
-                extra = list(options.extra_index_urls)
-                variant_url = spec.index(sv.variant.index).url
-                if variant_url != index_url:
-                    if self.reachable(variant_url):
-                        extra.append(variant_url)
-                    else:
-                        self.report(Message("warn", f"index {sv.variant.index} ({variant_url}) is unreachable; "
-                                                    "resolving from your configured pip sources instead"))
-                for url in extra:
-                    args += ["--extra-index-url", url]
+                args += ["--index-url", str(index_url)]
+            for url in extra:
+                args += ["--extra-index-url", url]
             for d in options.find_links:
                 args += ["--find-links", d]
             if constraints:
@@ -445,11 +463,25 @@ class Locker:
         wanted = {}
         for resolved in resolutions.values():
             for dist in resolved.values():
-                if known.get(dist.sha256) is None:
+                if known.get(dist.sha256) is None and dist.size is not None:
+                    known[dist.sha256] = dist.size  # the resolver told us (uv's lock carries sizes)
+                elif known.get(dist.sha256) is None:
                     wanted[dist.sha256] = dist.source_url
         with ThreadPoolExecutor(max_workers=8) as pool:
             found = dict(zip(wanted, pool.map(self.size_lookup, wanted.values()), strict=True))
         return {**known, **found}
+
+
+def host_target_problem(spec: LockSpec, platform: Platform) -> str:
+    """Why this interpreter is not the lock's target ("" when it is)."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if spec.python.version != here:
+        return f"the target is python {spec.python.version}, this is python {here}"
+    host = {"os_name": os.name, "sys_platform": sys.platform, "platform_system": platform_mod.system(),
+            "platform_machine": platform_mod.machine()}
+    wrong = [f"{k} {platform.environment.get(k)!r} (here {v!r})" for k, v in host.items()
+             if k in platform.environment and platform.environment[k] != v]
+    return f"platform {platform.name} has " + ", ".join(wrong) if wrong else ""
 
 
 def _pip_error(stderr: str) -> str:

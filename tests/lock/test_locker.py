@@ -174,18 +174,21 @@ def test_plain_lock_names_the_variant_after_the_torch_build(tmp_path: Path, inde
     assert data["variants"][variant]["cuda"] == cuda and data["variants"][variant]["torch_packages"] == ["torch"]
 
 
-def test_lock_for_another_python_is_refused_with_a_hint_that_says_why(tmp_path: Path, index: Index) -> None:
-    """pip evaluates markers for the running interpreter: the lock says so instead of 're-lock'."""
+def test_pip_resolver_refuses_another_python_and_says_why(tmp_path: Path, index: Index) -> None:
+    """pip evaluates markers for the running interpreter: with --resolver pip a lock for another Python is
+    refused up front, with a hint that works (the default resolver), instead of 're-lock'."""
     import subprocess
     import sys
 
     other = "3.10" if sys.version_info[:2] != (3, 10) else "3.12"
-    marker = f'python_version == "{other}"'
-    make_wheel(index.root, "app", "1.0", requires=[f"oldpy; {marker}"])
+    make_wheel(index.root, "app", "1.0", requires=[f'oldpy; python_version == "{other}"'])
     make_wheel(index.root, "oldpy", "1.0")
     out = tmp_path / "m.json"
-    proc = subprocess.run([sys.executable, "-m", "installer", "lock", "app", "--index-url", index.url, "--isolated",
-                           "--python-version", other, "-o", str(out)], capture_output=True, text=True, check=False)
+    args = [sys.executable, "-m", "installer", "lock", "app", "--index-url", index.url, "--isolated",
+            "--python-version", other, "-o", str(out)]
+    proc = subprocess.run([*args, "--resolver", "pip"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and not out.exists()
-    assert "not closed for its target" in proc.stderr and "evaluated markers for the interpreter" in proc.stderr
+    assert "evaluates markers for this interpreter only" in proc.stderr and "--resolver uv" in proc.stderr
     assert "re-lock to add the missing package" not in proc.stderr
+    hinted = subprocess.run(args, capture_output=True, text=True, check=False)  # the command the hint names
+    assert hinted.returncode == 0, hinted.stderr

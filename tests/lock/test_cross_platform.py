@@ -1,0 +1,123 @@
+"""Locks for another platform or Python are right for that target: markers evaluated for it (uv's resolver),
+platform entries carrying its real marker environment, blacklist routes found on every target's graph."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Index, make_wheel
+
+
+def lock(index: Index, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "installer", "lock", *args, "--index-url", index.url, "--isolated",
+                           "-o", str(out)], capture_output=True, text=True, check=False, cwd=out.parent,
+                          env=None, timeout=600)
+
+
+@pytest.fixture
+def stack(index: Index) -> Index:
+    make_wheel(index.root, "app", "1.0", requires=[
+        'winonly; sys_platform == "win32"', 'maconly; platform_system == "Darwin"',
+        'armonly; platform_machine == "aarch64"', 'oldpy; python_version < "3.11"'])
+    for name in ("winonly", "maconly", "armonly", "oldpy", "torchao"):
+        make_wheel(index.root, name, "1.0")
+    make_wheel(index.root, "winapp", "1.0", requires=['evil; sys_platform == "win32"'])
+    make_wheel(index.root, "evil", "1.0", requires=["torchao"])
+    return index
+
+
+def names(path: Path) -> set[str]:
+    return {p["name"] for p in json.loads(path.read_text())["packages"]}
+
+
+@pytest.mark.parametrize(("platform", "extra", "environment"), [
+    ("win_amd64", "winonly", {"os_name": "nt", "sys_platform": "win32", "platform_system": "Windows",
+                              "platform_machine": "AMD64"}),
+    ("windows", "winonly", {"os_name": "nt", "sys_platform": "win32", "platform_system": "Windows",
+                            "platform_machine": "AMD64"}),
+    ("macosx_11_0_arm64", "maconly", {"os_name": "posix", "sys_platform": "darwin", "platform_system": "Darwin",
+                                      "platform_machine": "arm64"}),
+    ("manylinux_2_28_aarch64", "armonly", {"os_name": "posix", "sys_platform": "linux", "platform_system": "Linux",
+                                           "platform_machine": "aarch64"}),
+    ("manylinux_2_28_x86_64", None, {"os_name": "posix", "sys_platform": "linux", "platform_system": "Linux",
+                                     "platform_machine": "x86_64"}),
+])
+def test_target_only_dependencies_are_locked_for_their_target(stack: Index, tmp_path: Path, platform: str,
+                                                              extra: str | None, environment: dict[str, Any]) -> None:
+    out = tmp_path / "m.json"
+    proc = lock(stack, out, "app", "--platform", platform)
+    assert proc.returncode == 0, proc.stderr
+    assert names(out) == {"app"} | ({extra} if extra else set())
+    entry = json.loads(out.read_text())["platforms"][0]
+    assert entry["environment"] == environment
+    first = out.read_bytes()
+    assert lock(stack, out, "app", "--platform", platform).returncode == 0
+    assert out.read_bytes() == first, "a re-lock keeps pins and bytes"
+
+
+def test_relock_keeps_pins_when_a_newer_version_appears(stack: Index, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    assert lock(stack, out, "app", "--platform", "windows").returncode == 0
+    make_wheel(stack.root, "winonly", "2.0")
+    assert lock(stack, out, "app", "--platform", "windows").returncode == 0
+    assert {p["name"]: p["version"] for p in json.loads(out.read_text())["packages"]}["winonly"] == "1.0"
+    assert lock(stack, out, "app", "--platform", "windows", "--upgrade").returncode == 0
+    assert {p["name"]: p["version"] for p in json.loads(out.read_text())["packages"]}["winonly"] == "2.0"
+
+
+def test_blacklisted_package_reachable_only_on_windows(stack: Index, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    windows = lock(stack, out, "winapp", "--blacklist", "torchao", "--platform", "win_amd64")
+    assert windows.returncode == 3, windows.stderr
+    assert "winapp 1.0 -> evil 1.0 -> torchao" in windows.stderr and not out.exists()
+    linux = lock(stack, out, "winapp", "--blacklist", "torchao", "--platform", "linux")
+    assert linux.returncode == 0, linux.stderr
+    assert names(out) == {"winapp"}
+
+
+def test_one_spec_two_pythons_two_correct_manifests(stack: Index, tmp_path: Path) -> None:
+    spec = tmp_path / "requirements.toml"
+    spec.write_text(f'''name = "two-pythons"
+default_index = "local"
+default_variant = "cpu"
+requirements = ["app"]
+
+[python]
+version = "3.11"
+
+[[platforms]]
+name = "linux_x86_64"
+tags = ["manylinux_2_17_x86_64"]
+
+[indexes]
+local = "{stack.url}"
+
+[variants.cpu]
+index = "local"
+torch_packages = []
+
+[[groups]]
+name = "all"
+''')
+    outs = {}
+    for version in ("3.10", "3.12"):
+        outs[version] = tmp_path / f"m{version}.json"
+        proc = lock(stack, outs[version], "--spec", str(spec), "--python-version", version)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(outs[version].read_text())["python"]["version"] == version
+    assert names(outs["3.10"]) == {"app", "oldpy"} and names(outs["3.12"]) == {"app"}
+    # --platform with --spec replaces the spec's platforms too
+    win = tmp_path / "win.json"
+    assert lock(stack, win, "--spec", str(spec), "--platform", "windows").returncode == 0
+    assert names(win) == {"app", "winonly"} and json.loads(win.read_text())["platforms"][0]["name"] == "win_amd64"
+
+
+def test_unknown_platform_is_a_one_line_usage_error(tmp_path: Path, index: Index) -> None:
+    proc = lock(index, tmp_path / "m.json", "app", "--platform", "amiga")
+    assert proc.returncode == 2 and "--platform 'amiga'" in proc.stderr and "Traceback" not in proc.stderr
