@@ -53,6 +53,23 @@ def test_verify_passes_and_second_install_is_up_to_date(ref: Path) -> None:
     assert json.loads(again.stdout.strip().splitlines()[-1])["changed"] is False
 
 
+def test_pip_works_inside_and_cannot_move_the_pins(ref: Path) -> None:
+    """The reference pins pip: `python -m pip list` and `check` work, and the environment's own pip.conf keeps a
+    later `pip install` from swapping torch or pulling in torchao."""
+    python = str(ref / ".venv" / "bin" / "python")
+    env = target_env()
+    listed = subprocess.run([python, "-m", "pip", "list", "--format", "json"], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert listed.returncode == 0 and {"torch", "transformers", "pip"} <= {p["name"] for p in
+                                                                         json.loads(listed.stdout)}
+    checked = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True, env=env, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for wish in ("torch==2.12.0", "torchao"):
+        moved = subprocess.run([python, "-m", "pip", "install", "--dry-run", "--no-deps", wish], capture_output=True,
+                               text=True, env=env, timeout=300)
+        assert moved.returncode != 0, wish
+
+
 def test_torchao_blocked_and_transformers_agrees(ref: Path) -> None:
     proc = py(ref, "import importlib.util\n"
                    "from transformers.utils import is_torchao_available, is_bitsandbytes_available\n"

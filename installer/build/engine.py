@@ -203,9 +203,11 @@ class Engine:
         with self._timed(phases, "shims", "runtime shims, locks, receipt"):
             self._write_shims(site, manifest)
             packages = [n.package for n in needed]
-            (path / "constraints.txt").write_text(constraints_text(manifest, packages), encoding="utf-8")
-            (path / "pip.conf").write_text(f"[global]\nconstraint = {path / 'constraints.txt'}\n"
-                                           "only-binary = :all:\n", encoding="utf-8")
+            if any(p.name == "pip" for p in packages):  # pip's guard only where pip is: a later `pip install`
+                # inside cannot move the pins or pull in a blacklisted package (docs/decisions.md)
+                (path / "constraints.txt").write_text(constraints_text(manifest, packages), encoding="utf-8")
+                (path / "pip.conf").write_text(f"[global]\nconstraint = {path / 'constraints.txt'}\n"
+                                               "only-binary = :all:\n", encoding="utf-8")
             torch = next((p for p in packages if p.name == "torch"), None)
             now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
             if torch is not None:

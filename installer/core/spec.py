@@ -83,6 +83,7 @@ class LockSpec:
     shims: ShimSettings = field(default_factory=ShimSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
     name_variant_after_torch: bool = False  # plain requirements: the variant is named after the torch build
+    imports_from_wheels: bool = False  # no verify.imports given: the requested distributions' import names
 
     def index(self, name: str) -> SpecIndex:
         return next(i for i in self.indexes if i.name == name)
@@ -234,6 +235,7 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
         requirements=requirements, groups=tuple(groups),
         blacklist=blacklist,
         verify=_parse_verify(r, top.get("verify", {})),
+        imports_from_wheels=not (isinstance(top.get("verify"), dict) and "imports" in top["verify"]),
         shims=shims,
         build=BuildSettings(clear_pycache=r.boolean(
             r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",)).get("clear_pycache", True),

@@ -346,6 +346,8 @@ class Locker:
                               if n not in sv.variant.torch_packages]
         if spec.name_variant_after_torch:
             spec, resolutions, extras = self._name_variant(spec, resolutions, extras)
+        if spec.imports_from_wheels:
+            spec = replace(spec, verify=replace(spec.verify, imports=self._import_names(resolutions)))
         sizes = self._sizes(resolutions, existing)
         manifest = build_manifest(spec, resolutions, extras, sizes)
         self.report(PhaseDone("resolve", time.monotonic() - started))
@@ -371,6 +373,21 @@ class Locker:
                                         + (f", CUDA {cuda})" if cuda else ")")))
         return (spec, {(name, p): r for (_, p), r in resolutions.items()},
                 {(name, p): e for (_, p), e in extras.items()})
+
+    def _import_names(self, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]]) -> tuple[str, ...]:
+        """What `verify` imports when the spec does not say: the public top-level modules the requested
+        distributions' wheels install (read from the wheels, so ``pyyaml`` gives ``yaml``)."""
+        from installer.lock.uv_resolver import wheel_names
+        from installer.wheelhouse.wheels import top_level_names
+
+        resolved = next(iter(sorted(resolutions.items())))[1]
+        requested = [d for d in resolved.values() if d.requested]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            listings = list(pool.map(lambda d: wheel_names(d.source_url, d.size), requested))
+        names = {n for listing in listings for n in top_level_names(listing) if not n.startswith("_")}
+        self.report(Message("info", f"verify will import {', '.join(sorted(names)) or 'nothing'} "
+                                    "(the requested distributions' modules; set verify.imports to choose)"))
+        return tuple(sorted(names))
 
     def _check_blacklist(self, spec: LockSpec, resolved: Mapping[str, Resolved],
                          extras: Mapping[str, frozenset[str]], env: Mapping[str, str]) -> None:

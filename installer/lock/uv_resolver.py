@@ -170,6 +170,27 @@ def wheel_requires(wheel: Mapping[str, Any]) -> tuple[str, ...]:
         raise ResolutionError(f"cannot read the metadata of {mask_text(url)}: {exc}") from None
 
 
+def wheel_names(location: str, size: int | None) -> list[str]:
+    """The file list of a wheel (local, or remote: only its zip directory is read, by range requests when large)."""
+    parsed = urllib.parse.urlparse(location)
+    if parsed.scheme in ("", "file"):
+        path = urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else location
+        with zipfile.ZipFile(path) as zf:
+            return zf.namelist()
+    url, headers = _split_auth(location)
+    try:
+        if size is None or int(size) <= WHOLE_WHEEL_LIMIT:
+            with _open(url, headers) as response:
+                data = response.read()
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                return zf.namelist()
+        reader = io.BufferedReader(_HttpRange(url, int(size), headers), buffer_size=256 * 1024)
+        with zipfile.ZipFile(reader) as zf:
+            return zf.namelist()
+    except (urllib.error.URLError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ResolutionError(f"cannot list the files of {mask_text(url)}: {exc}") from None
+
+
 def _metadata_from_zip(zf: zipfile.ZipFile, where: str) -> str:
     names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
     if len(names) != 1:

@@ -27,8 +27,8 @@ def test_install_switch_up_to_date_force_prune_rollback(synthetic: Synthetic) ->
     receipt = json.loads((gen / "installer-receipt.json").read_text())
     assert receipt["fingerprint"] == first.fingerprint and receipt["variant"] == "cpu"
     assert json.loads((gen / ".torch_lock").read_text())["locked"] is True
-    assert "tiny-a==2.0" in (gen / "constraints.txt").read_text()
-    assert (gen / "pip.conf").read_text().startswith("[global]")
+    # no pip in this stack: none of pip's configuration either (the reference stack, which pins pip, has both)
+    assert not (gen / "constraints.txt").exists() and not (gen / "pip.conf").exists()
 
     again = synthetic.install()
     assert not again.changed and again.generation == "g0001"

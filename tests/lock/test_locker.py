@@ -192,3 +192,30 @@ def test_pip_resolver_refuses_another_python_and_says_why(tmp_path: Path, index:
     assert "re-lock to add the missing package" not in proc.stderr
     hinted = subprocess.run(args, capture_output=True, text=True, check=False)  # the command the hint names
     assert hinted.returncode == 0, hinted.stderr
+
+
+def test_pure_python_stack_locks_installs_and_verifies(tmp_path: Path, index: Index) -> None:
+    """No torch, no verify.imports given: the manifest imports what the requested wheels really install."""
+    import json
+    import subprocess
+    import sys
+
+    make_wheel(index.root, "py-app", "1.0", requires=["helper>=1"],
+               files={"app_mod/__init__.py": "import helper\n", "_app_private.py": ""})
+    make_wheel(index.root, "helper", "1.0")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "installer", *args], capture_output=True, text=True,
+                              check=False, cwd=tmp_path, timeout=600)
+
+    locked = run("lock", "py-app", "--index-url", index.url, "--isolated")
+    assert locked.returncode == 0, locked.stderr
+    data = json.loads((tmp_path / "metadata" / "dependencies.json").read_text())
+    assert data["verify"]["imports"] == ["app_mod"]
+    assert run("download", "--variant", "cpu").returncode == 0
+    installed = run("install", "--skip-wheelhouse", "--variant", "cpu")
+    assert installed.returncode == 0, installed.stderr
+    verified = run("verify", "--json")
+    assert verified.returncode == 0, verified.stdout
+    checks = {c["name"]: c["status"] for c in json.loads(verified.stdout)["checks"]}
+    assert checks["imports"] == "pass" and checks["torch"] == "skip" and checks["transformers"] == "skip"

@@ -66,14 +66,7 @@ def test_wrong_torch_variant(synthetic: Synthetic) -> None:
     synthetic.install()
     other = make_wheel(synthetic.root / "other", "torch", "1.0+cu124", files={"torch/__init__.py": "__version__='x'"})
     gen = synthetic.target.resolve()
-    refused = subprocess.run([str(synthetic.python()), "-c", "import sys"], check=True)  # env is usable
-    assert refused.returncode == 0
-    # the environment's own pip.conf pins torch: a later `pip install` cannot swap it ...
-    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(synthetic.python()), "install", "--no-index",
-                           "--no-deps", str(other), "--disable-pip-version-check"], capture_output=True, text=True)
-    assert proc.returncode != 0 and "conflicting dependencies" in proc.stderr
-    # ... so tamper the hard way, as someone deleting the guard would
-    (gen / "pip.conf").unlink()
+    assert not (gen / "pip.conf").exists()  # no pip in this stack, no pip guard (the reference stack tests it)
     pip(synthetic, "install", "--no-index", "--no-deps", "--force-reinstall", str(other))
     status_, detail = status(verify(synthetic), "torch lock")
     assert status_ == "fail" and "installed torch 1.0+cu124 != .torch_lock 1.0+cpu" in detail
