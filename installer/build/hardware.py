@@ -146,6 +146,15 @@ def host_platform(manifest: Manifest, hardware: Hardware | None = None) -> Platf
     for platform in manifest.platforms:
         if all(env.get(k) == v for k, v in platform.environment.items()) and tags & set(platform.tags):
             return platform
-    names = ", ".join(p.name for p in manifest.platforms)
+    why = []
+    for platform in manifest.platforms:
+        wrong = [f"{k} {v!r} (here {env.get(k)!r})" for k, v in platform.environment.items() if env.get(k) != v]
+        if not tags & set(platform.tags):
+            wrong.append(f"tags {', '.join(platform.tags)} (none supported here)")
+        why.append(f"{platform.name}: {'; '.join(wrong)}")
+    glibc = [t for t in tags if t.startswith("manylinux_2_") and t.split("_")[2].isdigit()]
+    best = max(glibc, key=lambda t: int(t.split("_")[2])) if glibc else min(tags, default="")
     raise UsageError(f"this machine ({env['sys_platform']} {env['platform_machine']}) is none of the manifest's "
-                     f"platforms ({names})", hint="lock the manifest for this platform with `lock --platform`")
+                     f"platforms: {' | '.join(why)}",
+                     hint=f"add this machine to the lock: `immutable-installer lock --platform {best}` (with your "
+                          "--spec or requirements), then install")

@@ -313,6 +313,7 @@ class Locker:
         self.report = reporter
         self.size_lookup = size_lookup or remote_size
         self.reachable = reachable or default_reachable
+        self._pip_config: dict[str, str] | None = None
 
     def lock(self, spec: LockSpec, options: LockOptions, existing: Manifest | None = None) -> Manifest:
         started = time.monotonic()
@@ -432,7 +433,9 @@ class Locker:
         if not options.isolated:  # the user's pip configuration adds sources (mirrors, find-links), as with pip
             from installer.wheelhouse.download import pip_config
 
-            config = pip_config(self.runner)
+            if self._pip_config is None:  # read once per lock, not once per variant and platform
+                self._pip_config = pip_config(self.runner)
+            config = self._pip_config
             extra += [u for u in config.get("extra-index-url", "").split() if u not in extra and u != index_url]
             find_links += [f for f in config.get("find-links", "").split() if f not in find_links]
         return uv_resolver.resolve(self.runner, spec.python.version, platform, requirements, constraints,

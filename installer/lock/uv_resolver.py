@@ -126,8 +126,8 @@ def resolve(runner: Runner, python_version: str, platform: Platform, requirement
         chosen.append((canonical(package["name"]), str(package.get("version")), wheel))
     top = [Requirement(r) for r in requirements]
     requested = {canonical(r.name): tuple(sorted(canonical(e) for e in r.extras)) for r in top}
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        metas = list(pool.map(lambda c: wheel_requires(c[2]), chosen))
+    with ThreadPoolExecutor(max_workers=16) as pool:  # network-bound: one small GET per wheel
+        metas = list(pool.map(lambda c: _cached_requires(c[2]), chosen))
     out_list = []
     for (name, version, wheel), requires in zip(chosen, metas, strict=True):
         location = str(wheel.get("url") or wheel.get("path"))
@@ -142,6 +142,19 @@ def resolve(runner: Runner, python_version: str, platform: Platform, requirement
 
 
 # ------------------------------------------------------------------------------------------- metadata
+_REQUIRES: dict[str, tuple[str, ...]] = {}  # wheel sha256 -> Requires-Dist (variants share most of their wheels)
+
+
+def _cached_requires(wheel: Mapping[str, Any]) -> tuple[str, ...]:
+    sha = str((wheel.get("hashes") or {}).get("sha256") or "")
+    if sha and sha in _REQUIRES:
+        return _REQUIRES[sha]
+    requires = wheel_requires(wheel)
+    if sha:
+        _REQUIRES[sha] = requires
+    return requires
+
+
 def wheel_requires(wheel: Mapping[str, Any]) -> tuple[str, ...]:
     """``Requires-Dist`` of one wheel: PEP 658 metadata, a local file, or the wheel read remotely."""
     location = str(wheel.get("url") or wheel.get("path"))
