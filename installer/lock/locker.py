@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -323,28 +323,30 @@ class Locker:
         resolutions: dict[tuple[str, str], dict[str, Resolved]] = {}
         extras: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
         shared: list[str] = []  # pins of the first variant, offered to the others so they agree
-        for sv in variants:
-            requirements = variant_requirements(spec, sv)
-            constraints = constraints_from(existing, sv.variant.name, options.upgrade, options.upgrade_packages)
-            for platform in spec.platforms:
-                self.report(Message("info", f"resolving variant {sv.variant.name} for {platform.name}"))
-                cons = constraints + [c for c in shared if canonical(Requirement(c).name) not in
-                                      sv.variant.torch_packages]
-                try:
-                    found = self._resolve(spec, sv, platform, requirements, cons, options)
-                except ResolutionError:
+        pending: dict[tuple[str, str], tuple[Callable[[], list[Resolved]], list[str], Platform]] = {}
+        with ThreadPoolExecutor(max_workers=16) as pool:  # wheel metadata arrives while the next target resolves
+            for sv in variants:
+                requirements = variant_requirements(spec, sv)
+                constraints = constraints_from(existing, sv.variant.name, options.upgrade, options.upgrade_packages)
+                for platform in spec.platforms:
+                    self.report(Message("info", f"resolving variant {sv.variant.name} for {platform.name}"))
+                    cons = constraints + [c for c in shared if canonical(Requirement(c).name) not in
+                                          sv.variant.torch_packages]
+                    try:
+                        pins, finish = self._resolve(spec, sv, platform, requirements, cons, options, pool)
+                    except ResolutionError:
+                        if not shared:
+                            raise
+                        pins, finish = self._resolve(spec, sv, platform, requirements, constraints, options, pool)
+                    pending[(sv.variant.name, platform.name)] = (finish, requirements, platform)
                     if not shared:
-                        raise
-                    found = self._resolve(spec, sv, platform, requirements, constraints, options)
-                resolved = {r.name: r for r in found}
+                        shared = [f"{n}=={v}" for n, v in sorted(pins) if n not in sv.variant.torch_packages]
+            for key, (finish, requirements, platform) in pending.items():
+                resolved = {r.name: r for r in finish()}
                 env = spec.python.marker_environment(platform)
-                key = (sv.variant.name, platform.name)
                 resolutions[key] = resolved
                 extras[key] = propagate_extras(resolved, [Requirement(r) for r in requirements], env)
                 self._check_blacklist(spec, resolved, extras[key], env)
-                if not shared:
-                    shared = [f"{n}=={d.version}" for n, d in sorted(resolved.items())
-                              if n not in sv.variant.torch_packages]
         if spec.name_variant_after_torch:
             spec, resolutions, extras = self._name_variant(spec, resolutions, extras)
         if spec.imports_from_wheels:
@@ -419,13 +421,17 @@ class Locker:
         return index_url, extra
 
     def _resolve(self, spec: LockSpec, sv: SpecVariant, platform: Platform, requirements: list[str],
-                 constraints: list[str], options: LockOptions) -> list[Resolved]:
+                 constraints: list[str], options: LockOptions, pool: Executor
+                 ) -> tuple[list[tuple[str, str]], Callable[[], list[Resolved]]]:
+        """The pinned versions now, and a function that gives the full resolution (metadata may still be
+        arriving on ``pool``)."""
         if options.resolver == "pip":
             host = host_target_problem(spec, platform)
             if host:
                 raise SpecError("", f"pip's resolver evaluates markers for this interpreter only: {host}",
                                 hint="lock with the default resolver (--resolver uv) for another platform or Python")
-            return parse_report(self._resolve_pip(spec, sv, platform.tags, requirements, constraints, options))
+            found = parse_report(self._resolve_pip(spec, sv, platform.tags, requirements, constraints, options))
+            return [(r.name, r.version) for r in found], lambda: found
         from installer.lock import uv_resolver
 
         index_url, extra = self._sources(spec, sv, options)
@@ -438,8 +444,9 @@ class Locker:
             config = self._pip_config
             extra += [u for u in config.get("extra-index-url", "").split() if u not in extra and u != index_url]
             find_links += [f for f in config.get("find-links", "").split() if f not in find_links]
-        return uv_resolver.resolve(self.runner, spec.python.version, platform, requirements, constraints,
-                                   index_url, extra, find_links, options.no_index)
+        pending = uv_resolver.resolve(self.runner, spec.python.version, platform, requirements, constraints,
+                                      index_url, extra, find_links, options.no_index, pool)
+        return pending.pins, pending.finish
 
     def _resolve_pip(self, spec: LockSpec, sv: SpecVariant, tags: Sequence[str], requirements: list[str],
                      constraints: list[str], options: LockOptions) -> dict[str, Any]:

@@ -20,8 +20,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,21 @@ def best_wheel(wheels: Sequence[Mapping[str, Any]], tags: Sequence[Tag]) -> Mapp
     return best[1] if best else None
 
 
+@dataclass
+class Pending:
+    """A resolution whose versions are known and whose wheels' metadata is still being fetched."""
+
+    pins: list[tuple[str, str]]
+    finish: Callable[[], list[Resolved]]
+
+
 def resolve(runner: Runner, python_version: str, platform: Platform, requirements: Sequence[str],
             constraints: Sequence[str], index_url: str | None, extra_index_urls: Sequence[str],
-            find_links: Sequence[str], no_index: bool) -> list[Resolved]:
-    """Resolve for the target; raise ResolutionError with uv's own explanation when it cannot."""
+            find_links: Sequence[str], no_index: bool, pool: Executor | None = None) -> Pending:
+    """Resolve for the target; raise ResolutionError with uv's own explanation when it cannot.
+
+    The versions are back as soon as uv answers; each wheel's ``Requires-Dist`` is fetched on ``pool`` while
+    the caller resolves its next target (``Pending.finish`` waits for them)."""
     with tempfile.TemporaryDirectory(prefix="immutable-lock-") as tmp:
         reqs = Path(tmp) / "requirements.in"
         reqs.write_text("\n".join(requirements) + "\n", encoding="utf-8")
@@ -126,8 +138,23 @@ def resolve(runner: Runner, python_version: str, platform: Platform, requirement
         chosen.append((canonical(package["name"]), str(package.get("version")), wheel))
     top = [Requirement(r) for r in requirements]
     requested = {canonical(r.name): tuple(sorted(canonical(e) for e in r.extras)) for r in top}
-    with ThreadPoolExecutor(max_workers=16) as pool:  # network-bound: one small GET per wheel
-        metas = list(pool.map(lambda c: _cached_requires(c[2]), chosen))
+    own = pool is None
+    executor = pool or ThreadPoolExecutor(max_workers=16)  # network-bound: one small GET per wheel
+    futures = [executor.submit(_cached_requires, wheel) for _, _, wheel in chosen]
+
+    def finish() -> list[Resolved]:
+        try:
+            metas = [f.result() for f in futures]
+        finally:
+            if own:
+                executor.shutdown()
+        return _resolved(chosen, metas, requested)
+
+    return Pending([(name, version) for name, version, _ in chosen], finish)
+
+
+def _resolved(chosen: Sequence[tuple[str, str, Mapping[str, Any]]], metas: Sequence[tuple[str, ...]],
+              requested: Mapping[str, tuple[str, ...]]) -> list[Resolved]:
     out_list = []
     for (name, version, wheel), requires in zip(chosen, metas, strict=True):
         location = str(wheel.get("url") or wheel.get("path"))
