@@ -25,7 +25,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from packaging.requirements import Requirement
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -45,6 +45,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+T = TypeVar("T")
 WHOLE_WHEEL_LIMIT = 32 * 1024 * 1024  # above this, read a wheel's METADATA by range requests
 
 
@@ -183,52 +184,43 @@ def _cached_requires(wheel: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def wheel_requires(wheel: Mapping[str, Any]) -> tuple[str, ...]:
-    """``Requires-Dist`` of one wheel: PEP 658 metadata, a local file, or the wheel read remotely."""
+    """``Requires-Dist`` of one wheel: the index's PEP 658 metadata file, else the wheel's own METADATA."""
     location = str(wheel.get("url") or wheel.get("path"))
-    parsed = urllib.parse.urlparse(location)
-    if parsed.scheme in ("", "file"):
-        path = urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else location
-        with zipfile.ZipFile(path) as zf:
-            return _requires(_metadata_from_zip(zf, path))
-    url, headers = _split_auth(location)
-    try:
-        with _open(url + ".metadata", headers) as response:
-            return _requires(response.read().decode("utf-8", errors="replace"))
-    except (urllib.error.URLError, OSError, ValueError):
-        pass  # no PEP 658 metadata on this index
-    size = wheel.get("size")
-    try:
-        if size is None or int(size) <= WHOLE_WHEEL_LIMIT:
-            with _open(url, headers) as response:
-                data = response.read()
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                return _requires(_metadata_from_zip(zf, url))
-        reader = io.BufferedReader(_HttpRange(url, int(size), headers), buffer_size=256 * 1024)
-        with zipfile.ZipFile(reader) as zf:
-            return _requires(_metadata_from_zip(zf, url))
-    except (urllib.error.URLError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ResolutionError(f"cannot read the metadata of {mask_text(url)}: {exc}") from None
+    if urllib.parse.urlparse(location).scheme not in ("", "file"):
+        url, headers = _split_auth(location)
+        try:
+            with _open(url + ".metadata", headers) as response:
+                return _requires(response.read().decode("utf-8", errors="replace"))
+        except (urllib.error.URLError, OSError, ValueError):
+            pass  # no PEP 658 metadata on this index
+    return _requires(_read_wheel(location, wheel.get("size"), lambda zf: _metadata_from_zip(zf, location)))
 
 
 def wheel_names(location: str, size: int | None) -> list[str]:
     """The file list of a wheel (local, or remote: only its zip directory is read, by range requests when large)."""
+    return _read_wheel(location, size, lambda zf: zf.namelist())
+
+
+def _read_wheel(location: str, size: Any, read: Callable[[zipfile.ZipFile], T]) -> T:
+    """Open a wheel where it lies — a local file, a small remote one whole, a large one by HTTP range requests
+    (only the zip directory and the members read are transferred) — and apply ``read`` to it."""
     parsed = urllib.parse.urlparse(location)
     if parsed.scheme in ("", "file"):
         path = urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else location
         with zipfile.ZipFile(path) as zf:
-            return zf.namelist()
+            return read(zf)
     url, headers = _split_auth(location)
     try:
         if size is None or int(size) <= WHOLE_WHEEL_LIMIT:
             with _open(url, headers) as response:
                 data = response.read()
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                return zf.namelist()
+                return read(zf)
         reader = io.BufferedReader(_HttpRange(url, int(size), headers), buffer_size=256 * 1024)
         with zipfile.ZipFile(reader) as zf:
-            return zf.namelist()
+            return read(zf)
     except (urllib.error.URLError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ResolutionError(f"cannot list the files of {mask_text(url)}: {exc}") from None
+        raise ResolutionError(f"cannot read the wheel {mask_text(url)}: {exc}") from None
 
 
 def _metadata_from_zip(zf: zipfile.ZipFile, where: str) -> str:
