@@ -315,3 +315,47 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Synthetic:
     stack = Synthetic(tmp_path_factory.mktemp("built"))
     stack.install()
     return stack
+
+
+# ------------------------------------------------------------------------------------------ processes
+def cli(*args: str, cwd: Path, timeout: float = 1200) -> Any:
+    """The tool as a user runs it (``python -m installer``), in ``cwd``, output captured."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False, timeout=timeout)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(url: str, proc: Any) -> None:
+    """Until a server process answers ``url`` (or dies)."""
+    import time
+    import urllib.request
+
+    for _ in range(100):
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def offline_env(home: Path) -> dict[str, str]:
+    """A machine with no network for pip: no index, no find-links, no pip configuration, an unreachable proxy,
+    a clean HOME; ``PYTHON`` is the base interpreter (what a bundle's bootstrap looks for)."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    home.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(home), "PATH": f"{Path(base).parent}:/usr/bin:/bin", "PYTHON": base,
+            "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "http_proxy": "http://127.0.0.1:9",
+            "https_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "", "LANG": "C.UTF-8"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, target_env
+from conftest import REPO, free_port, offline_env, target_env, wait_for
 
 pytestmark = [pytest.mark.reference, pytest.mark.slow]
 
@@ -266,13 +266,8 @@ def test_real_stack_bundle_installs_offline_with_the_same_fingerprint(ref: Path,
     assert made.returncode == 0, made.stderr[-2000:]
     assert cli(ref, "bundle", "verify", str(out)).returncode == 0
     subprocess.run(["tar", "xf", str(out), "-C", str(tmp_path)], check=True)
-    base = getattr(sys, "_base_executable", sys.executable)
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {"HOME": str(home), "PATH": f"{Path(base).parent}:/usr/bin:/bin", "PYTHON": base,
-           "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "https_proxy": "http://127.0.0.1:9",
-           "http_proxy": "http://127.0.0.1:9", "LANG": "C.UTF-8"}
-    boot = subprocess.run(["sh", str(tmp_path / "stack" / "install.sh"), "--variant", "cpu"], env=env,
+    boot = subprocess.run(["sh", str(tmp_path / "stack" / "install.sh"), "--variant", "cpu"],
+                          env=offline_env(tmp_path / "home"),
                           capture_output=True, text=True, timeout=1800, check=False)
     assert boot.returncode == 0, boot.stderr[-3000:]
     receipt = json.loads((tmp_path / "stack" / ".venv" / "installer-receipt.json").read_text())
@@ -280,26 +275,16 @@ def test_real_stack_bundle_installs_offline_with_the_same_fingerprint(ref: Path,
 
 
 def test_second_machine_installs_the_same_fingerprint_from_an_exported_index(ref: Path, tmp_path: Path) -> None:
-    import socket
     import urllib.request
 
     fingerprint = json.loads((ref / ".venv" / "installer-receipt.json").read_text())["fingerprint"]
     assert cli(ref, "export-index", str(tmp_path / "export")).returncode == 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
                                str(tmp_path / "export")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/simple/", timeout=1).close()
-                break
-            except OSError:
-                import time
-
-                time.sleep(0.1)
+        wait_for(f"{base}/simple/", server)
         node = tmp_path / "node"
         (node / "metadata").mkdir(parents=True)
         with urllib.request.urlopen(f"{base}/dependencies.json") as response:

@@ -245,10 +245,9 @@ def _split_auth(url: str) -> tuple[str, dict[str, str]]:
 
 
 def _open(url: str, headers: Mapping[str, str], extra: Mapping[str, str] | None = None) -> Any:
-    from installer.wheelhouse.fetch import _ssl_context
+    from installer.wheelhouse.fetch import open_url
 
-    request = urllib.request.Request(url, headers={"User-Agent": "immutable-installer", **headers, **(extra or {})})
-    return urllib.request.urlopen(request, timeout=60, context=_ssl_context())
+    return open_url(url, timeout=60, headers={**headers, **(extra or {})})
 
 
 class _HttpRange(io.RawIOBase):

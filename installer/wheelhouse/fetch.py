@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,11 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _open(url: str, method: str = "GET", timeout: float = TIMEOUT) -> Any:
-    request = urllib.request.Request(url, method=method, headers={"User-Agent": "immutable-installer"})
+def open_url(url: str, method: str = "GET", timeout: float = TIMEOUT,
+             headers: Mapping[str, str] | None = None) -> Any:
+    """One HTTP(S) request with the user's certificate settings (``PIP_CERT`` / ``SSL_CERT_FILE``)."""
+    request = urllib.request.Request(url, method=method,
+                                     headers={"User-Agent": "immutable-installer", **(headers or {})})
     return urllib.request.urlopen(request, timeout=timeout, context=_ssl_context())
 
 
@@ -48,7 +51,7 @@ def remote_size(url: str, timeout: float = 15.0) -> int | None:
         except OSError:
             return None
     try:
-        with _open(url, "HEAD", timeout) as response:
+        with open_url(url, "HEAD", timeout) as response:
             length = response.headers.get("Content-Length")
             return int(length) if length and length.isdigit() else None
     except (OSError, ValueError):
@@ -78,7 +81,7 @@ def fetch(url: str, dest: Path, sha256: str, *, retries: int = RETRIES, timeout:
             digest = hashlib.sha256()
             expected_len: int | None = None
             received = 0
-            with _open(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            with open_url(url, timeout=timeout) as response, open(tmp, "wb") as out:
                 length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
                 expected_len = int(length) if length and length.isdigit() else None
                 while chunk := response.read(CHUNK):
@@ -129,7 +132,7 @@ def reachable(url: str, timeout: float = 5.0) -> bool:
     if parsed.scheme == "file":
         return os.path.exists(urllib.request.url2pathname(parsed.path))
     try:
-        with _open(url.rstrip("/") + "/", "HEAD", timeout):
+        with open_url(url.rstrip("/") + "/", "HEAD", timeout):
             return True
     except urllib.error.HTTPError:
         return True

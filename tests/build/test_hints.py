@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import REPO, Index, Synthetic, make_wheel
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False, timeout=600)
+from conftest import Index, Synthetic, cli, make_wheel
 
 
 def hinted_command(stderr: str) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, Synthetic, target_env, write_json
+from conftest import REPO, Synthetic, cli, target_env, write_json
 from installer.build.generations import Generations
 from installer.build.store import Store
 from installer.core.errors import BuildError
@@ -32,11 +32,6 @@ TOOL = {
 def tool_stack(root: Path) -> Synthetic:
     """The synthetic stack plus a wheel with a console script and a ``#!python`` data script."""
     return Synthetic(root, extra={"tool-pkg": TOOL}, imports=["tiny_a", "tool_pkg"])
-
-
-def cli(*args: str, cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False, timeout=600, **kwargs)
 
 
 def files_of(stack: Synthetic) -> list[str]:

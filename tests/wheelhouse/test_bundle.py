@@ -5,35 +5,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Synthetic
+from conftest import Synthetic, cli, offline_env
 
 pytestmark = pytest.mark.network  # building the tool's own wheel and fetching its dependencies needs an index
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False, timeout=1200)
-
-
-def base_python() -> str:
-    return getattr(sys, "_base_executable", sys.executable)
-
-
-def offline_env(home: Path) -> dict[str, str]:
-    """No index, no find-links, no pip configuration, an unreachable proxy, a clean HOME."""
-    home.mkdir(parents=True, exist_ok=True)
-    return {"HOME": str(home), "PATH": f"{Path(base_python()).parent}:/usr/bin:/bin", "PYTHON": base_python(),
-            "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "http_proxy": "http://127.0.0.1:9",
-            "https_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-            "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "", "LANG": "C.UTF-8"}
 
 
 @pytest.fixture(scope="module")

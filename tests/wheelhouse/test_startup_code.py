@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import REPO, Synthetic, write_json
+from conftest import Synthetic, cli, write_json
 from installer.verify.verifier import Verifier, site_packages
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False, timeout=600)
 
 
 def evil_stack(root: Path, marker: Path) -> Synthetic:
