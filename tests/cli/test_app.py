@@ -129,11 +129,17 @@ def test_rollback_status_and_verify_need_no_manifest_file(synthetic: Synthetic) 
 
 def test_ctrl_c_exits_130_and_leaves_the_target(synthetic: Synthetic) -> None:
     synthetic.install()
+    # an empty store makes the build long enough to interrupt; the signal goes in once the store is being filled
     proc = subprocess.Popen([sys.executable, "-m", "installer", "install", "--manifest", str(synthetic.manifest_path),
                              "--venv", str(synthetic.target), "--wheelhouse", str(synthetic.house),
-                             "--skip-wheelhouse", "--variant", "cpu", "--force"],
+                             "--skip-wheelhouse", "--variant", "cpu", "--force", "--json",
+                             "--store", str(synthetic.root / "empty-store")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if '"name": "store"' in line:
+            break
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:  # the build finished before the signal arrived
