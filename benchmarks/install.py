@@ -7,6 +7,7 @@ full verifier (torch + transformers forward pass) before switching, so its time 
 Contenders, interleaved run by run (medians):
   pip                      fresh venv, pip install --no-index --no-deps --require-hashes (compiles bytecode)
   uv (warm cache)          fresh venv, uv pip install --offline --compile-bytecode, cache filled beforehand
+  uv (cold cache)          the same with a new, empty cache (uv's first install on a machine)
   ours, warm store         install --skip-wheelhouse --force of an unchanged manifest
   ours, empty store        the same with a new, empty --store (first install on a machine)
   ours, one package new    a manifest that changes one small package (tqdm) whose store entry is removed first
@@ -74,15 +75,16 @@ def main() -> None:
     args = parser.parse_args()
     project = Path(args.project).resolve()
     sys.path.insert(0, str(Path(__file__).parent.parent))
-    from installer.core.manifest import load_manifest
-    from installer.wheelhouse.download import needed_wheels
+    from immutable_installer.core.manifest import load_manifest
+    from immutable_installer.wheelhouse.download import needed_wheels
 
     manifest = load_manifest(project / "metadata" / "dependencies.json")
     needed = needed_wheels(manifest, args.variant, manifest.platforms[0].name)
     house = project / "wheelhouse"
     uv = ensure_uv()
     env = base_env()
-    names = ["pip", "uv (warm cache)", "ours, warm store", "ours, empty store", "ours, one package new"]
+    names = ["pip", "uv (warm cache)", "uv (cold cache)", "ours, warm store", "ours, empty store",
+             "ours, one package new"]
     samples: dict[str, list[float]] = {k: [] for k in names}
     with tempfile.TemporaryDirectory(dir=project) as tmp_name:
         tmp = Path(tmp_name)
@@ -96,7 +98,7 @@ def main() -> None:
 
         def ours(venv: str, store: Path, manifest_file: Path | None = None) -> float:
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "installer", "install", "--skip-wheelhouse", "--force", "--keep",
+            subprocess.run([sys.executable, "-m", "immutable_installer", "install", "--skip-wheelhouse", "--force", "--keep",
                             "0", "--variant", args.variant, "--json", "--venv", str(tmp / venv), "--store", str(store),
                             *(["--manifest", str(manifest_file)] if manifest_file else [])],
                            check=True, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -126,6 +128,15 @@ def main() -> None:
                             str(venv / "bin/python"), "-r", str(reqs)], check=True, env=env)
             samples["uv (warm cache)"].append(time.perf_counter() - started)
             shutil.rmtree(venv)
+            cold_cache = tmp / f"uv-cold-cache-{run}"
+            started = time.perf_counter()
+            subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
+            subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links",
+                            str(house), "--compile-bytecode", "--cache-dir", str(cold_cache), "--python",
+                            str(venv / "bin/python"), "-r", str(reqs)], check=True, env=env)
+            samples["uv (cold cache)"].append(time.perf_counter() - started)
+            shutil.rmtree(venv)
+            shutil.rmtree(cold_cache)
             samples["ours, warm store"].append(ours("warm", warm_store))
             cold = tmp / f"cold-{run}"
             samples["ours, empty store"].append(ours(f"cold-venv-{run}", cold))
@@ -137,12 +148,13 @@ def main() -> None:
         medians = {k: statistics.median(v) for k, v in samples.items()}
         for name, seconds in medians.items():
             print(f"{name:24} {seconds:6.1f} s  ratio to pip {seconds / medians['pip']:.2f}  "
-                  f"to uv {seconds / medians['uv (warm cache)']:.2f}   runs: "
+                  f"to uv warm {seconds / medians['uv (warm cache)']:.2f}  "
+                  f"to uv cold {seconds / medians['uv (cold cache)']:.2f}   runs: "
                   + ", ".join(f"{s:.1f}" for s in samples[name]))
         print(f"one package new / warm store: {medians['ours, one package new'] / medians['ours, warm store']:.2f}")
 
         # disk: the first generation with its store, then what one more generation adds
-        subprocess.run([sys.executable, "-m", "installer", "install", "--skip-wheelhouse", "--force", "--keep", "5",
+        subprocess.run([sys.executable, "-m", "immutable_installer", "install", "--skip-wheelhouse", "--force", "--keep", "5",
                         "--variant", args.variant, "--json", "--venv", str(tmp / "warm"), "--store", str(warm_store)],
                        check=True, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         gens = sorted(p for p in (tmp / "warm.generations").iterdir() if p.is_dir())

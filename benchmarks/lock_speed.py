@@ -25,7 +25,7 @@ def main() -> None:
     env = base_env()
     with tempfile.TemporaryDirectory() as tmp:
         def cmd(resolver: str) -> list[str]:
-            return [sys.executable, "-m", "installer", "lock", "--spec", str(REPO / "metadata/requirements.toml"),
+            return [sys.executable, "-m", "immutable_installer", "lock", "--spec", str(REPO / "metadata/requirements.toml"),
                     "-o", f"{tmp}/{resolver}.json", "--resolver", resolver]
 
         results = compare({"lock --resolver pip": (cmd("pip"), env), "lock --resolver uv": (cmd("uv"), env)},

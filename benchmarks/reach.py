@@ -36,8 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     project = Path(args.project).resolve()
     sys.path.insert(0, str(Path(__file__).parent.parent))
-    from installer.core.manifest import load_manifest
-    from installer.wheelhouse.download import needed_wheels
+    from immutable_installer.core.manifest import load_manifest
+    from immutable_installer.wheelhouse.download import needed_wheels
 
     manifest = load_manifest(project / "metadata/dependencies.json")
     needed = needed_wheels(manifest, args.variant, manifest.platforms[0].name)
@@ -45,7 +45,7 @@ def main() -> None:
     files = [str(house / n.wheel.filename) for n in needed]
     mb = sum(Path(f).stat().st_size for f in files) / 1e6
     env = base_env()
-    ii = [sys.executable, "-m", "installer"]
+    ii = [sys.executable, "-m", "immutable_installer"]
     samples: dict[str, list[float]] = {}
 
     def add(name: str, seconds: float) -> None:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 
 def main() -> None:
-    from installer.wheelhouse.download import hash_files
+    from immutable_installer.wheelhouse.download import hash_files
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--gb", type=float, default=3.0)

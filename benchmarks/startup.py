@@ -51,7 +51,7 @@ def main() -> None:
         print(f"{name:34} {seconds * 1000:7.1f} ms (median of {args.runs})")
     ratio = results["immutable-installer --help"] / results["default typer app --help"]
     print(f"ratio --help / default typer --help: {ratio:.2f}")
-    proc = subprocess.run([py, "-X", "importtime", "-c", "from installer.cli.entry import main; main(['--help'])"],
+    proc = subprocess.run([py, "-X", "importtime", "-c", "from immutable_installer.cli.entry import main; main(['--help'])"],
                           capture_output=True, text=True, env=base_env())
     rows = []
     for line in proc.stderr.splitlines():

@@ -60,7 +60,7 @@ def main() -> None:
             manifest = stack(root, count)
             house = root / "wheelhouse"
             reqs = [str(p) for p in sorted(house.glob("*.whl"))]
-            ours = [sys.executable, "-m", "installer", "install", "--skip-wheelhouse", "--force", "--keep", "0",
+            ours = [sys.executable, "-m", "immutable_installer", "install", "--skip-wheelhouse", "--force", "--keep", "0",
                     "--variant", "cpu", "--manifest", str(manifest), "--wheelhouse", str(house)]
             timed([*ours, "--venv", str(root / "warm"), "--store", str(root / "store")], env, root)  # fill
             samples: dict[str, list[float]] = {"pip": [], "cold": [], "warm": []}

@@ -22,7 +22,7 @@ def main() -> None:
     args = parser.parse_args()
     project = Path(args.project).resolve()
     venv_python = str(project / ".venv" / "bin" / "python")
-    tool = [sys.executable, "-m", "installer"]
+    tool = [sys.executable, "-m", "immutable_installer"]
     env = base_env()
     results = compare({
         "bare imports": ([venv_python, "-c", "import torch; from transformers import PreTrainedModel"], env),

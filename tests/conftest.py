@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from installer.core.names import canonical
+from immutable_installer.core.names import canonical
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -274,25 +274,35 @@ class Synthetic:
         self.target = root / ".venv"
 
     def manifest(self) -> Any:
-        from installer.core.manifest import load_manifest
+        from immutable_installer.core.manifest import load_manifest
 
         return load_manifest(self.manifest_path)
 
-    def engine(self, reporter: Any = None, store: Path | None = None, link_mode: str = "auto") -> Any:
-        """An engine for this stack; its store is the stack's own (``root/store``) unless given."""
-        from installer.build.engine import Engine
-        from installer.build.store import Store
+    def engine(self, reporter: Any = None) -> Any:
+        """The target's engine (rollback, generations)."""
+        from immutable_installer.generation.engine import Engine
 
-        return Engine(self.target, self.house, reporter=reporter or (lambda e: None),
-                      store=Store(store or self.store), link_mode=link_mode)
+        return Engine(self.target, reporter=reporter or (lambda e: None))
+
+    def pipeline(self, reporter: Any = None, store: Path | None = None, link_mode: str = "auto") -> Any:
+        """The install pipeline for this stack; its store is the stack's own (``root/store``) unless given."""
+        from immutable_installer.pipeline import Pipeline
+        from immutable_installer.store.entries import Store
+
+        return Pipeline(self.target, self.house, Store(store or self.store), reporter=reporter or (lambda e: None),
+                        link_mode=link_mode)
 
     @property
     def store(self) -> Path:
         return self.root / "store"
 
-    def install(self, store: Path | None = None, link_mode: str = "auto", **kwargs: Any) -> Any:
-        return self.engine(store=store, link_mode=link_mode).install(self.manifest(), "cpu", "linux_x86_64",
-                                                                     **kwargs)
+    def install(self, store: Path | None = None, link_mode: str = "auto", reporter: Any = None,
+                **kwargs: Any) -> Any:
+        from immutable_installer.core.selection import select
+
+        manifest = self.manifest()
+        return self.pipeline(reporter=reporter, store=store, link_mode=link_mode).install(
+            select(manifest, "cpu", manifest.platform("linux_x86_64")), **kwargs)
 
     def python(self) -> Path:
         return self.target / "bin" / "python"
@@ -317,12 +327,24 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Synthetic:
     return stack
 
 
+# a module that takes about a second to compile: a store build that includes it is reliably still running a
+# moment after it started, so tests can interrupt it at a known point instead of racing a fast machine
+SLOW_TO_COMPILE = "".join(f"v{i} = [{i}, '{i}', {{{i}: {i}}}]\n" for i in range(60000))
+
+
+def store_files(store: Path) -> list[str]:
+    """Every file in a store's entries and builds: what a refused install must not have left there (the
+    wheel pass stages entries under ``tmp/`` while it scans; a failed scan removes them)."""
+    return sorted(str(p.relative_to(store)) for sub in ("entries", "tmp") for p in (store / sub).rglob("*")
+                  if p.is_file()) if store.exists() else []
+
+
 # ------------------------------------------------------------------------------------------ processes
 def cli(*args: str, cwd: Path, timeout: float = 1200) -> Any:
-    """The tool as a user runs it (``python -m installer``), in ``cwd``, output captured."""
+    """The tool as a user runs it (``python -m immutable_installer``), in ``cwd``, output captured."""
     import subprocess
 
-    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "immutable_installer", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, check=False, timeout=timeout)
 
 

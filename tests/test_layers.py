@@ -11,19 +11,24 @@ from pathlib import Path
 
 from conftest import REPO
 
-PACKAGE = REPO / "installer"
+PACKAGE = REPO / "immutable_installer"
 
-# stage -> the stages it may import (besides itself and the version in ``installer/__init__.py``)
+# stage -> the stages it may import (besides itself and the version in ``immutable_installer/__init__.py``)
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "shims": set(),
     "probe": set(),
     "runner": {"core"},
-    "wheelhouse": {"core", "runner"},
-    "lock": {"core", "runner", "wheelhouse"},
-    "verify": {"core", "runner", "shims"},
-    "build": {"core", "runner", "wheelhouse", "verify", "shims"},
-    "cli": {"core", "runner", "wheelhouse", "lock", "verify", "build", "shims"},
+    "dists": {"core"},
+    "hardware": {"core", "runner"},
+    "wheelhouse": {"core", "runner", "dists"},
+    "lock": {"core", "runner", "wheelhouse", "dists"},
+    "verify": {"core", "runner", "shims", "dists"},
+    "store": {"core", "runner", "dists"},
+    "generation": {"core", "runner", "wheelhouse", "verify", "shims", "store", "hardware", "dists"},
+    "pipeline": {"core", "runner", "wheelhouse", "verify", "shims", "store", "generation", "hardware", "dists"},
+    "cli": {"core", "runner", "wheelhouse", "lock", "verify", "generation", "store", "hardware", "pipeline",
+            "shims", "dists"},
     "version": set(),
     "main": {"cli"},
 }
@@ -38,8 +43,8 @@ def stage_of(path: Path) -> str:
         return "version"
     if rel.parts == ("__main__.py",):
         return "main"
-    if rel.parts == ("runner.py",):
-        return "runner"
+    if len(rel.parts) == 1:  # runner.py, hardware.py, pipeline.py: one adapter or stage each
+        return rel.parts[0][:-3]
     if rel.parts == ("verify", "probe.py"):
         return "probe"
     return rel.parts[0]
@@ -47,28 +52,28 @@ def stage_of(path: Path) -> str:
 
 def target_stage(module: str) -> str | None:
     parts = module.split(".")
-    if parts[0] != "installer":
+    if parts[0] != "immutable_installer":
         return None
     if len(parts) == 1:
         return "version"
-    if parts[1] == "runner":
-        return "runner"
+    if parts[1] in ("runner", "hardware", "pipeline"):
+        return parts[1]
     if parts[1:3] == ["verify", "probe"]:
         return "probe"
     return parts[1]
 
 
 def imports(path: Path) -> list[str]:
-    """Every module named by an import statement anywhere in the file (``from installer.x import y`` gives
-    both ``installer.x`` and ``installer.x.y``, since ``y`` may be a submodule)."""
+    """Every module named by an import statement anywhere in the file (``from immutable_installer.x import y`` gives
+    both ``immutable_installer.x`` and ``immutable_installer.x.y``, since ``y`` may be a submodule)."""
     out: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             out += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.append(node.module)
-            if node.module == "installer":
-                out += [f"installer.{alias.name}" for alias in node.names if alias.name != "__version__"]
+            if node.module == "immutable_installer":
+                out += [f"immutable_installer.{alias.name}" for alias in node.names if alias.name != "__version__"]
     return out
 
 
@@ -104,14 +109,14 @@ def test_nothing_below_the_cli_imports_it() -> None:
 
 
 def test_shims_and_probe_import_nothing_of_the_tool() -> None:
-    """They run inside target environments, where ``installer`` is never installed."""
+    """They run inside target environments, where ``immutable_installer`` is never installed."""
     wrong = [f"{p.relative_to(REPO)} imports {m}" for p in modules() if stage_of(p) in ("shims", "probe")
-             and p.name != "__init__.py" for m in imports(p) if m.split(".")[0] == "installer"]
+             and p.name != "__init__.py" for m in imports(p) if m.split(".")[0] == "immutable_installer"]
     assert not wrong, "\n".join(wrong)
 
 
 def test_the_reader_sees_a_violation(tmp_path: Path) -> None:
     """The checks above would pass vacuously if the reader found no imports: prove it finds lazy ones."""
     bad = tmp_path / "m.py"
-    bad.write_text("def f():\n    from installer.cli import app\n    from installer import blacklist\n")
-    assert imports(bad) == ["installer.cli", "installer", "installer.blacklist"]
+    bad.write_text("def f():\n    from immutable_installer.cli import app\n    from immutable_installer import blacklist\n")
+    assert imports(bad) == ["immutable_installer.cli", "immutable_installer", "immutable_installer.blacklist"]

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.reference, pytest.mark.slow]
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "immutable_installer", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=1800)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import make_wheel, manifest_data
-from installer.core.manifest import manifest_from_data
-from installer.core.plan import make_plan
+from immutable_installer.core.manifest import manifest_from_data
+from immutable_installer.core.plan import make_plan
 
 
 def test_plan_orders_groups_and_marks_states(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from conftest import Index, make_wheel
 
 
 def lock(index: Index, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "installer", "lock", *args, "--index-url", index.url, "--isolated",
+    return subprocess.run([sys.executable, "-m", "immutable_installer", "lock", *args, "--index-url", index.url, "--isolated",
                            "-o", str(out)], capture_output=True, text=True, check=False, cwd=out.parent,
                           env=None, timeout=600)
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from conftest import PY, Index, make_wheel
-from installer.core.errors import BlacklistError, SpecError
-from installer.core.manifest import dump_manifest, load_manifest, write_manifest
-from installer.core.spec import load_spec
-from installer.core.tags import expand_platform_tags
-from installer.lock.locker import Locker, LockOptions, assign_groups, variant_requirements
+from immutable_installer.core.errors import BlacklistError, SpecError
+from immutable_installer.core.manifest import dump_manifest, load_manifest, write_manifest
+from immutable_installer.core.spec import load_spec
+from immutable_installer.core.tags import expand_platform_tags
+from immutable_installer.lock.locker import Locker, LockOptions, assign_groups, variant_requirements
 
 SPEC = """
 name = "tiny"
@@ -165,7 +165,7 @@ def test_plain_lock_names_the_variant_after_the_torch_build(tmp_path: Path, inde
     make_wheel(index.root, "cuda-toolkit", "13.0.3", extras=["cudart"])
     make_wheel(index.root, "nvidia-cuda-runtime-cu12", "12.4.127")
     out = tmp_path / "m.json"
-    proc = subprocess.run([sys.executable, "-m", "installer", "lock", f"torch=={torch_version}", "--index-url",
+    proc = subprocess.run([sys.executable, "-m", "immutable_installer", "lock", f"torch=={torch_version}", "--index-url",
                            index.url, "--isolated", "--platform", "manylinux_2_17_x86_64", "-o", str(out)],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -184,7 +184,7 @@ def test_pip_resolver_refuses_another_python_and_says_why(tmp_path: Path, index:
     make_wheel(index.root, "app", "1.0", requires=[f'oldpy; python_version == "{other}"'])
     make_wheel(index.root, "oldpy", "1.0")
     out = tmp_path / "m.json"
-    args = [sys.executable, "-m", "installer", "lock", "app", "--index-url", index.url, "--isolated",
+    args = [sys.executable, "-m", "immutable_installer", "lock", "app", "--index-url", index.url, "--isolated",
             "--python-version", other, "-o", str(out)]
     proc = subprocess.run([*args, "--resolver", "pip"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and not out.exists()
@@ -205,7 +205,7 @@ def test_pure_python_stack_locks_installs_and_verifies(tmp_path: Path, index: In
     make_wheel(index.root, "helper", "1.0")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "installer", *args], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "immutable_installer", *args], capture_output=True, text=True,
                               check=False, cwd=tmp_path, timeout=600)
 
     locked = run("lock", "py-app", "--index-url", index.url, "--isolated")

@@ -13,8 +13,8 @@ else:  # pragma: no cover
 from packaging.pylock import Pylock
 
 from conftest import REPO, Synthetic, make_wheel, manifest_data
-from installer.core.manifest import load_manifest, manifest_from_data
-from installer.lock import pylock
+from immutable_installer.core.manifest import load_manifest, manifest_from_data
+from immutable_installer.lock import pylock
 
 
 def test_synthetic_export_parses(tmp_path: Path) -> None:

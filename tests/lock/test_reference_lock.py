@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from installer.core.manifest import dump_manifest, load_manifest
-from installer.core.spec import load_spec
-from installer.lock.locker import Locker, LockOptions
+from immutable_installer.core.manifest import dump_manifest, load_manifest
+from immutable_installer.core.spec import load_spec
+from immutable_installer.lock.locker import Locker, LockOptions
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 

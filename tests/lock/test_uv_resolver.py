@@ -13,8 +13,8 @@ import pytest
 from packaging.tags import Tag
 
 from conftest import make_wheel
-from installer.core.targets import platform_for, uv_platform
-from installer.lock import uv_resolver
+from immutable_installer.core.targets import platform_for, uv_platform
+from immutable_installer.lock import uv_resolver
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):

@@ -82,7 +82,7 @@ def test_status_reports_what_is_blocked(built: Synthetic) -> None:
 
 def test_broken_config_never_stops_python(synthetic: Synthetic) -> None:
     synthetic.install()
-    from installer.verify.verifier import site_packages
+    from immutable_installer.dists.installed import site_packages
 
     config = site_packages(synthetic.target.resolve()) / "_immutable_shims_config.py"
     config.write_text("this is not python (\n")

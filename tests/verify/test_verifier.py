@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from conftest import Synthetic, make_wheel
-from installer.core.manifest import manifest_from_data
-from installer.verify.verifier import Verifier, site_packages
+from immutable_installer.core.manifest import manifest_from_data
+from immutable_installer.dists.installed import site_packages
+from immutable_installer.verify.verifier import Verifier
 
 
 def verify(stack: Synthetic, manifest=None):  # type: ignore[no-untyped-def]
@@ -89,7 +90,7 @@ def test_cuda_required_without_gpu_fails(built: Synthetic) -> None:
 
 
 def test_cli_json_and_exit_codes(built: Synthetic, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "installer", "verify", "--venv", str(built.target), "--manifest",
+    cmd = [sys.executable, "-m", "immutable_installer", "verify", "--venv", str(built.target), "--manifest",
            str(built.manifest_path), "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -98,7 +99,7 @@ def test_cli_json_and_exit_codes(built: Synthetic, tmp_path: Path) -> None:
 
 
 def test_an_early_probe_with_the_wrong_configuration_is_discarded(built: Synthetic) -> None:
-    from installer.verify.verifier import ProbeRun, probe_config
+    from immutable_installer.verify.verifier import ProbeRun, probe_config
 
     manifest = built.manifest()
     wrong = {**probe_config(manifest, "cpu", "linux_x86_64"), "blocked": []}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Index, Synthetic, cli, free_port, wait_for
-from installer.wheelhouse.index_export import file_href
+from immutable_installer.wheelhouse.index_export import file_href
 
 
 def digests(folder: Path) -> dict[str, str]:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from conftest import make_wheel, manifest_data
-from installer.core.errors import BlacklistedPin, BlacklistError, ManifestError, WheelhouseError
-from installer.core.manifest import manifest_from_data, parse_manifest
-from installer.core.names import pattern_matches
-from installer.wheelhouse.scan import scan
+from immutable_installer.core.errors import BlacklistedPin, BlacklistError, ManifestError, WheelhouseError
+from immutable_installer.core.manifest import manifest_from_data, parse_manifest
+from immutable_installer.core.names import pattern_matches
+from immutable_installer.wheelhouse.scan import scan
 
 RULE = [{"name": "torchao", "reason": "breaks transformers' PreTrainedModel import", "import_names": ["torchao"]}]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Synthetic, cli, write_json
-from installer.verify.verifier import Verifier, site_packages
+from conftest import Synthetic, cli, store_files, write_json
+from immutable_installer.dists.installed import site_packages
+from immutable_installer.verify.verifier import Verifier
 
 
 def evil_stack(root: Path, marker: Path) -> Synthetic:
@@ -21,7 +22,7 @@ def test_wheel_with_executable_pth_is_refused_before_it_runs(tmp_path: Path) -> 
                "--wheelhouse", str(stack.house), "--venv", str(stack.target), "--store", str(stack.store), cwd=tmp_path)
     assert proc.returncode == 7, proc.stderr
     assert "evil_helper-1.0-py3-none-any.whl ships evil_helper.pth" in proc.stderr and "Traceback" not in proc.stderr
-    assert not marker.exists() and not stack.target.exists() and not stack.store.exists()
+    assert not marker.exists() and not stack.target.exists() and not store_files(stack.store)
 
 
 def test_allowed_by_name_installs_and_verifies(tmp_path: Path) -> None:

@@ -1,0 +1,74 @@
+"""How many times an install reads each wheel: bytes read from wheelhouse files by the whole process tree
+(under strace), divided by the wheelhouse's size. The target is 1.0 warm and cold (each wheel read once).
+
+Counts read/pread64 on file descriptors opened on a path inside the wheelhouse (strace -f follows every child;
+only our own process opens wheelhouse files: pip, uv and the compilers are not involved).
+
+Usage: python benchmarks/wheel_reads.py --project DIR [--variant cpu]   (DIR: metadata/ + a complete wheelhouse/)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import base_env  # noqa: E402
+
+OPEN = re.compile(r'^\d+\s+openat\([^,]+, "([^"]+)", [^)]*\) = (\d+)')
+READ = re.compile(r"^\d+\s+p?read(?:64)?\((\d+), .*\) = (\d+)$")
+CLOSE = re.compile(r"^\d+\s+close\((\d+)\)")
+
+
+def bytes_read(log: Path, house: Path) -> int:
+    fds: dict[str, str] = {}
+    total = 0
+    prefix = str(house.resolve()) + "/"
+    for line in log.read_text(errors="replace").splitlines():
+        if m := OPEN.match(line):
+            fds[m.group(2)] = m.group(1)
+        elif m := READ.match(line):
+            path = fds.get(m.group(1), "")
+            if path.startswith(prefix) and path.endswith(".whl"):
+                total += int(m.group(2))
+        elif m := CLOSE.match(line):
+            fds.pop(m.group(1), None)
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--project", default=".")
+    parser.add_argument("--variant", default="cpu")
+    args = parser.parse_args()
+    project = Path(args.project).resolve()
+    house = project / "wheelhouse"
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    from immutable_installer.core.manifest import load_manifest
+    from immutable_installer.core.selection import select
+
+    manifest = load_manifest(project / "metadata" / "dependencies.json")
+    selection = select(manifest, args.variant, manifest.platforms[0])
+    size = sum((house / n.wheel.filename).stat().st_size for n in selection.wheels)
+    with tempfile.TemporaryDirectory(dir=project) as tmp_name:
+        tmp = Path(tmp_name)
+        store = tmp / "store"
+        for label in ("cold (empty store)", "warm (store filled)"):
+            log = tmp / "strace.log"
+            subprocess.run(["strace", "-f", "-qq", "-s", "0", "-e", "trace=openat,read,pread64,close", "-o",
+                            str(log), sys.executable, "-m", "immutable_installer", "install", "--skip-wheelhouse",
+                            "--force", "--keep", "0", "--variant", args.variant, "--json", "--venv",
+                            str(tmp / "venv"), "--store", str(store)],
+                           check=True, cwd=project, env=base_env(), stdout=subprocess.DEVNULL)
+            read = bytes_read(log, house)
+            print(f"{label:22} {read / 1e6:8.1f} MB read of a {size / 1e6:.1f} MB wheelhouse: "
+                  f"{read / size:.2f} x")
+            log.unlink()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,741 @@
+"""The command line: the only typer user. Options -> services; InstallerError -> exit code (one place).
+
+Start-up matters (``--help`` under 100 ms): this module imports only typer and the error classes; every
+service, rich renderer, pip or virtualenv import happens inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from immutable_installer import __version__
+from immutable_installer.core.errors import ExitCode, InstallerError, UsageError
+
+if TYPE_CHECKING:  # real types for mypy, no import cost at start-up
+    from immutable_installer.cli.console import HumanRenderer, JsonRenderer
+    from immutable_installer.core.events import Reporter
+    from immutable_installer.core.manifest import Manifest, Platform, Variant
+
+app = typer.Typer(
+    name="immutable-installer",
+    help="Deterministic, offline, atomic environments for PyTorch + transformers.\n\n"
+         "Run with no command to install the manifest into .venv (same as `install`).",
+    add_completion=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ManifestOpt = Annotated[Path, typer.Option("--manifest", help="The frozen manifest.")]
+VenvOpt = Annotated[Path, typer.Option("--venv", help="The target: a link to the current generation.")]
+WheelhouseOpt = Annotated[Path, typer.Option("--wheelhouse", help="Folder of downloaded wheels.")]
+VariantOpt = Annotated[str, typer.Option("--variant", help="auto (detect the GPU driver), cpu, or a cuXYZ variant.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (JSON lines for long "
+                                                      "commands, one document otherwise).")]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="The store of unpacked, compiled wheels [default: "
+                                                                 "$IMMUTABLE_INSTALLER_STORE or "
+                                                                 "~/.cache/immutable-installer/store].")]
+LinkModeOpt = Annotated[str, typer.Option("--link-mode", help="How store files enter a generation: auto, hardlink, "
+                                                              "clone (copy-on-write) or copy.")]
+DEFAULT_MANIFEST = Path("metadata/dependencies.json")
+DEFAULT_VENV = Path(".venv")
+DEFAULT_WHEELHOUSE = Path("wheelhouse")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"immutable-installer {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    verify_flag: Annotated[bool, typer.Option("--verify", help="Health check of the current environment "
+                                                               "(same as `verify`).")] = False,
+    skip_wheelhouse: Annotated[bool, typer.Option("--skip-wheelhouse", help="Install from the wheels already in "
+                                                                           "the wheelhouse, no network.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error and the output of every "
+                                                        "command run (pip, virtualenv); accepted anywhere.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Seed-compatible entry: bare command installs; --verify and --skip-wheelhouse as top-level flags.
+
+    Both forms take every option of the command they stand for (`expand_seed_form` rewrites them)."""
+    if ctx.invoked_subcommand is not None:
+        if verify_flag or skip_wheelhouse:
+            raise UsageError("--verify and --skip-wheelhouse go either alone or after the subcommand",
+                             hint="e.g. `immutable-installer install --skip-wheelhouse`")
+        return
+    if verify_flag:
+        verify(manifest=DEFAULT_MANIFEST, venv=DEFAULT_VENV, json_out=False)
+    else:
+        install(skip_wheelhouse=skip_wheelhouse)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _reporter(json_out: bool) -> JsonRenderer | HumanRenderer:
+    from immutable_installer.cli.console import HumanRenderer, JsonRenderer
+
+    return JsonRenderer() if json_out else HumanRenderer()
+
+
+def _load(manifest: Path) -> Manifest:
+    from immutable_installer.core.manifest import load_manifest
+
+    return load_manifest(manifest)
+
+
+def _platform_and_variant(m: Manifest, variant: str) -> tuple[Platform, Variant]:
+    from immutable_installer.hardware import detect, host_platform, resolve_variant
+
+    hardware = detect() if variant == "auto" else None
+    return host_platform(m, hardware), resolve_variant(m, variant, hardware)
+
+
+# ----------------------------------------------------------------------------------------------- commands
+@app.command()
+def install(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    venv: VenvOpt = DEFAULT_VENV,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    variant: VariantOpt = "auto",
+    skip_wheelhouse: Annotated[bool, typer.Option("--skip-wheelhouse", help="No network: every wheel must already "
+                                                                           "be in the wheelhouse.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Build a new generation even if up to date.")] = False,
+    keep: Annotated[int, typer.Option("--keep", min=0, help="Old generations to keep besides the current.")] = 2,
+    json_out: JsonOpt = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 5 instead of waiting for another "
+                                                            "installer.")] = False,
+    find_links: Annotated[list[Path] | None, typer.Option("--find-links", help="Extra folder to take wheels "
+                                                                               "from (by sha256).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the install plan (groups, wheels, what is "
+                                                            "missing) and touch nothing.")] = False,
+    store: StoreOpt = None,
+    link_mode: LinkModeOpt = "auto",
+) -> None:
+    """Download, scan, build a fresh verified generation and switch VENV to it atomically.
+
+    Example: immutable-installer install --variant cpu --venv .venv
+    """
+    if dry_run:
+        _dry_run(manifest, wheelhouse, variant, json_out)
+        return
+    from immutable_installer.core.selection import select
+    from immutable_installer.pipeline import Pipeline
+    from immutable_installer.store.entries import Store
+    from immutable_installer.wheelhouse.download import Downloader
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    platform, var = _platform_and_variant(m, variant)
+    pipeline = Pipeline(venv, wheelhouse, Store(store, reporter=reporter), reporter=reporter, link_mode=link_mode)
+    pipeline.generations.check_target()
+    fetcher = None if skip_wheelhouse else Downloader(wheelhouse, reporter=reporter,
+                                                      find_links=[str(p) for p in find_links or []])
+    result = pipeline.install(select(m, var.name, platform), force=force, keep=keep, wait=not no_wait,
+                              fetcher=fetcher)
+    _close(reporter)
+    if json_out:
+        _result(reporter, result.to_json())
+        return
+    from immutable_installer.cli.console import print_summary
+
+    if not result.changed:
+        what = "nothing (up to date)"
+    elif result.changes:
+        what = f"{len(result.changes)} package change(s): " + ", ".join(result.changes[:6]) + (
+            " ..." if len(result.changes) > 6 else "")
+    else:
+        what = "same packages, fresh generation"
+    rows = [("result", "built, verified and switched" if result.changed else "up to date, nothing changed"),
+            ("changes", what),
+            ("target", f"{venv} -> {result.generation}"), ("variant", result.variant),
+            ("fingerprint", str(result.fingerprint)[:16])]
+    rows += [(f"time {k}", f"{v:.1f} s") for k, v in result.phases.items()]
+    if result.pruned:
+        rows.append(("pruned", ", ".join(result.pruned)))
+    print_summary("immutable-installer install", rows)
+
+
+def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool) -> None:
+    from immutable_installer.core.plan import make_plan
+    from immutable_installer.wheelhouse.download import audit, needed_wheels
+
+    m = _load(manifest)
+    platform, var = _platform_and_variant(m, variant)
+    state = audit(wheelhouse, needed_wheels(m, var.name, platform.name))
+    plan = make_plan(m, var.name, platform.name, {n.wheel.filename for n in state.present},
+                     {n.wheel.filename for n, _ in state.bad_hash})
+    if json_out:
+        import json
+
+        typer.echo(json.dumps({"event": "result", "dry_run": True, **plan.to_json()}))
+        return
+    from immutable_installer.cli.console import print_table
+
+    rows = [[f"{s.number}/{s.of} {s.group}", w.name, w.version, w.state] for s in plan.steps for w in s.wheels]
+    print_table(f"install plan: variant {plan.variant} on {plan.platform} (nothing was changed)",
+                ["group", "package", "version", "wheelhouse"], rows)
+
+
+@app.command()
+def verify(
+    venv: VenvOpt = DEFAULT_VENV,
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check an environment against the manifest; exit 0 when healthy, 1 otherwise.
+
+    Without a manifest file the environment is checked against the manifest it was built from (its own copy).
+    Example: immutable-installer verify --json
+    """
+    from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT
+    from immutable_installer.dists.installed import venv_python
+    from immutable_installer.hardware import host_platform
+    from immutable_installer.verify.verifier import ProbeRun, Verifier, _read_json, early_probe_config
+
+    if not venv.exists():
+        raise UsageError(f"{venv} does not exist", hint="build it with `immutable-installer install`")
+    generation = Path(os.path.realpath(venv))
+    if manifest == DEFAULT_MANIFEST and not manifest.exists() and (generation / MANIFEST_COPY).is_file():
+        manifest = generation / MANIFEST_COPY
+    receipt = _read_json(generation / RECEIPT)
+    early = None
+    try:  # start the probe (torch + transformers imports, seconds) while the manifest is validated
+        config = early_probe_config(manifest.read_bytes(), str(receipt.get("variant", "")))
+        if config is not None and venv_python(Path(os.path.realpath(venv))).exists():
+            early = ProbeRun(venv, config)
+    except OSError:
+        early = None
+    try:
+        m = _load(manifest)
+        variant = receipt.get("variant") or m.default_variant
+        platform = host_platform(m)
+        reporter = None if json_out else _reporter(False)
+        report = Verifier(reporter or (lambda e: None)).verify(venv, m, variant, platform.name, probe_run=early)
+    except BaseException:
+        if early is not None:
+            early.kill()
+        raise
+    if reporter is not None:
+        _close(reporter)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        from immutable_installer.cli.console import print_checks
+
+        print_checks(report.to_json())
+    if not report.ok:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@app.command()
+def download(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    variant: VariantOpt = "auto",
+    find_links: Annotated[list[Path] | None, typer.Option("--find-links", help="Folder to take wheels from "
+                                                                               "(matched by sha256).")] = None,
+    json_out: JsonOpt = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 5 if another installer holds the "
+                                                            "wheelhouse.")] = False,
+    index_url: Annotated[str | None, typer.Option("--index-url", help="One index for every package (a mirror, or "
+                                                                      "an `export-index` served over HTTP): "
+                                                                      "replaces the manifest's indexes.")] = None,
+) -> None:
+    """Fill the wheelhouse with exactly the pinned wheels (hash-verified, resumable).
+
+    Example: immutable-installer download --variant cpu
+    """
+    from immutable_installer.wheelhouse.download import Downloader
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    platform, var = _platform_and_variant(m, variant)
+    state = Downloader(wheelhouse, reporter=reporter, find_links=[str(p) for p in find_links or []],
+                       index_url=index_url).download(m, var.name, platform, wait=not no_wait)
+    _close(reporter)
+    if json_out:
+        _result(reporter, {"ok": True, "present": len(state.present), "variant": var.name})
+    else:
+        from immutable_installer.cli.console import print_line
+
+        print_line(f"wheelhouse complete: {len(state.present)} wheels for {var.name} on {platform.name}")
+
+
+@app.command()
+def scan(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    variant: VariantOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Check the wheelhouse: hashes, blacklist (with the chain that pulls it in), closure. Installs nothing.
+
+    Example: immutable-installer scan --variant cpu
+    """
+    from immutable_installer.wheelhouse.scan import scan as run_scan
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    platform, var = _platform_and_variant(m, variant)
+    result = run_scan(m, wheelhouse, var.name, platform.name, reporter)
+    _close(reporter)
+    if json_out:
+        _result(reporter, {"ok": True, "wheels": len(result.wheels), "strays": result.strays,
+                         "variant": var.name})
+    else:
+        from immutable_installer.cli.console import print_line
+
+        print_line(f"scan clean: {len(result.wheels)} wheels verified, no blacklisted package, closure holds "
+                   f"({result.seconds:.1f} s)")
+
+
+@app.command()
+def lock(
+    requirements: Annotated[list[str] | None, typer.Argument(help="Requirements (instead of --spec).")] = None,
+    requirement_files: Annotated[list[Path] | None, typer.Option("-r", "--requirement", help="requirements.txt "
+                                                                                            "file.")] = None,
+    spec: Annotated[Path, typer.Option("--spec", help="The lock input.")] = Path("metadata/requirements.toml"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Manifest to write.")] = DEFAULT_MANIFEST,
+    index_url: Annotated[str | None, typer.Option("--index-url", help="Override the default index.")] = None,
+    extra_index_url: Annotated[list[str] | None, typer.Option("--extra-index-url")] = None,
+    find_links: Annotated[list[str] | None, typer.Option("--find-links")] = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Resolve from --find-links only.")] = False,
+    python_version: Annotated[str | None, typer.Option("--python-version", help="Target Python X.Y (default: the "
+                                                                                "spec's; 3.11 for plain "
+                                                                                "requirements).")] = None,
+    platform: Annotated[list[str] | None, typer.Option("--platform", help="Target platform, repeatable: a wheel tag "
+                                                                          "(win_amd64, macosx_11_0_arm64, "
+                                                                          "manylinux_2_28_aarch64) or a name "
+                                                                          "(windows, macos, linux-aarch64); "
+                                                                          "replaces the spec's platforms.")] = None,
+    resolver: Annotated[str, typer.Option("--resolver", help="uv (markers evaluated for the target) or pip (this "
+                                                             "interpreter's platform and Python only).")] = "uv",
+    blacklist: Annotated[list[str] | None, typer.Option("--blacklist", help="Forbidden distribution "
+                                                                            "(plain requirements).")] = None,
+    upgrade: Annotated[bool, typer.Option("--upgrade", help="Ignore the current pins.")] = False,
+    upgrade_package: Annotated[list[str] | None, typer.Option("--upgrade-package", "-P")] = None,
+    isolated: Annotated[bool, typer.Option("--isolated", help="Ignore the user's pip configuration.")] = False,
+    pylock: Annotated[Path | None, typer.Option("--pylock", help="Also write a PEP 751 pylock.toml "
+                                                                 "(default variant).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Resolve with pip's resolver and write the frozen manifest (deterministic bytes; keeps existing pins).
+
+    Example: immutable-installer lock --spec metadata/requirements.toml -o metadata/dependencies.json
+    """
+    from immutable_installer.core.errors import ManifestError
+    from immutable_installer.core.manifest import load_manifest, write_manifest
+    from immutable_installer.core.spec import load_spec, read_requirements_file, retarget, spec_from_requirements
+    from immutable_installer.lock.locker import Locker, LockOptions
+
+    reqs = list(requirements or [])
+    for f in requirement_files or []:
+        reqs += read_requirements_file(f)
+    if resolver not in ("uv", "pip"):
+        raise UsageError(f"--resolver {resolver!r} is not one of uv, pip")
+    if reqs:
+        the_spec = spec_from_requirements(reqs, python_version or "3.11", platform or [],
+                                          index_url or "https://pypi.org/simple", blacklist or [])
+    else:
+        the_spec = retarget(load_spec(spec), python_version, platform or [])
+    existing = None
+    if output.exists() and not upgrade:
+        try:
+            existing = load_manifest(output)
+        except ManifestError:
+            existing = None
+    reporter = _reporter(json_out)
+    options = LockOptions(find_links=list(find_links or []), no_index=no_index, index_url=index_url,
+                          extra_index_urls=list(extra_index_url or []), isolated=isolated, upgrade=upgrade,
+                          upgrade_packages=list(upgrade_package or []), resolver=resolver)
+    manifest = Locker(reporter=reporter).lock(the_spec, options, existing)
+    raw = write_manifest(manifest, output)
+    _close(reporter)
+    if pylock is not None:
+        from immutable_installer.lock import pylock as pylock_mod
+
+        pylock_mod.export(manifest, manifest.default_variant, manifest.platforms[0].name, str(pylock),
+                          str(DEFAULT_WHEELHOUSE))
+    import hashlib
+
+    if json_out:
+        _result(reporter, {"ok": True, "output": str(output), "packages": len(manifest.packages),
+                         "sha256": hashlib.sha256(raw).hexdigest()})
+    else:
+        from immutable_installer.cli.console import print_line
+
+        print_line(f"wrote {output}: {len(manifest.packages)} pins, sha256 {hashlib.sha256(raw).hexdigest()[:16]}")
+
+
+@app.command("export-pylock")
+def export_pylock(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("pylock.toml"),
+    variant: Annotated[str, typer.Option("--variant", help="Variant to export.")] = "cpu",
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+) -> None:
+    """Write the pins of one variant as a PEP 751 pylock.toml (for uv / pip).
+
+    Example: immutable-installer export-pylock --variant cpu -o pylock.toml
+    """
+    from immutable_installer.hardware import host_platform
+    from immutable_installer.lock import pylock as pylock_mod
+
+    m = _load(manifest)
+    m.variant(variant)
+    pylock_mod.export(m, variant, host_platform(m).name, str(output), str(wheelhouse))
+    typer.echo(f"wrote {output}")
+
+
+@app.command()
+def rollback(
+    venv: VenvOpt = DEFAULT_VENV,
+    manifest: Annotated[Path | None, typer.Option("--manifest", help="Only for generations that carry no copy of "
+                                                                    "their manifest.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Generation name (see `status`).")] = None,
+) -> None:
+    """Switch back to the previous (or a named) generation, after verifying it against its own manifest.
+
+    Needs no manifest file: every generation carries the manifest it was built from and its receipt.
+    Example: immutable-installer rollback --to g0003
+    """
+    from immutable_installer.generation.engine import Engine
+
+    reporter = _reporter(False)
+    Engine(venv, reporter=reporter).rollback(to, manifest=_load(manifest) if manifest else None)
+    _close(reporter)
+
+
+@app.command()
+def status(venv: VenvOpt = DEFAULT_VENV, json_out: JsonOpt = False) -> None:
+    """List generations: manifest, variant, fingerprint, date, and which one is current.
+
+    Example: immutable-installer status --venv .venv
+    """
+    from immutable_installer.generation.generations import Generations
+
+    gens = Generations(venv)
+    current = gens.current()
+    rows = []
+    for g in gens.complete():
+        r = g.receipt
+        rows.append({"generation": g.name, "current": current is not None and g.name == current.name,
+                     "manifest": r.get("manifest_name"), "manifest_sha256": r.get("manifest_sha256"),
+                     "variant": r.get("variant"), "fingerprint": r.get("fingerprint"), "created": r.get("created")})
+    if json_out:
+        import json
+
+        typer.echo(json.dumps({"venv": str(venv), "current": current.name if current else None,
+                               "generations": rows}, indent=2))
+        return
+    from immutable_installer.cli.console import print_table
+
+    print_table(f"generations of {venv}", ["", "generation", "variant", "manifest", "fingerprint", "created"],
+                [["*" if r["current"] else "", str(r["generation"]), str(r["variant"]),
+                  f"{r['manifest']} {str(r['manifest_sha256'])[:12]}", str(r["fingerprint"])[:16],
+                  str(r["created"])] for r in rows])
+
+
+@app.command()
+def detect(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show python, platform tags, the NVIDIA driver and the variant `--variant auto` picks.
+
+    Example: immutable-installer detect --json
+    """
+    from immutable_installer.hardware import choose_variant
+    from immutable_installer.hardware import detect as run_detect
+
+    hw = run_detect()
+    chosen = None
+    if manifest.exists():
+        chosen = choose_variant(_load(manifest), hw).name
+    data = {"python": hw.python, "implementation": hw.implementation, "platform_tags": list(hw.platform_tags[:6]),
+            "driver": hw.driver, "driver_source": hw.driver_source, "cuda_driver_api": hw.cuda_driver_api,
+            "gpus": list(hw.gpus), "variant": chosen}
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        typer.echo(f"{key:16} {value}")
+
+
+@app.command("export-index")
+def export_index(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the static index into.")],
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the wheelhouse as a static PEP 503 + PEP 691 index (plus the manifest) for any file server.
+
+    Example: immutable-installer export-index /srv/www/ml && download --index-url https://host/ml/simple
+    """
+    from immutable_installer.wheelhouse.index_export import export_index as run_export
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    result = run_export(m, manifest.read_bytes(), wheelhouse, directory, reporter)
+    _close(reporter)
+    if json_out:
+        _result(reporter, result.to_json())
+        return
+    from immutable_installer.cli.console import print_line
+
+    print_line(f"wrote {result.files} wheels of {result.projects} projects ({result.bytes / 1e6:.1f} MB) to "
+               f"{directory}; serve it and run `immutable-installer download --index-url <url>/simple`")
+
+
+bundle_app = typer.Typer(help="One file that installs the stack on a machine with no network.",
+                         invoke_without_command=True)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.callback()
+def bundle(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The bundle to write (a .tar file).")] = None,
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    variants: Annotated[list[str] | None, typer.Option("--variant", help="Variant to include (repeatable; "
+                                                                          "default: the manifest's default).")] = None,
+    tool_wheel: Annotated[Path | None, typer.Option("--tool-wheel", help="A wheel of immutable-installer to "
+                                                                         "ship (default: built from this "
+                                                                         "checkout).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write one archive: manifest, wheels, the tool and its dependencies, SHA256SUMS and install.sh.
+
+    Example: immutable-installer bundle -o stack.tar --variant cpu
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if output is None:
+        raise UsageError("bundle needs -o FILE (or `bundle verify FILE`)", hint="e.g. immutable-installer bundle "
+                                                                                "-o stack.tar")
+    from immutable_installer.hardware import host_platform
+    from immutable_installer.wheelhouse.bundle import write_bundle
+
+    reporter = _reporter(json_out)
+    m = _load(manifest)
+    data = write_bundle(output, m, manifest.read_bytes(), wheelhouse, variants or [m.default_variant],
+                        host_platform(m), tool_wheel=tool_wheel, reporter=reporter)
+    _close(reporter)
+    if json_out:
+        _result(reporter, data)
+        return
+    from immutable_installer.cli.console import print_line
+
+    print_line(f"wrote {output} ({int(str(data['bytes'])) / 1e6:.1f} MB, sha256 {data['sha256']}): carry it to the "
+               f"target, then `tar xf {output.name}` and run `{output.name.split('.')[0]}/install.sh`")
+
+
+@bundle_app.command("verify")
+def bundle_verify(
+    file: Annotated[Path, typer.Argument(help="The bundle to check.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Check every member of a bundle against its SHA256SUMS before anything is unpacked; exit 4 if not.
+
+    Example: immutable-installer bundle verify stack.tar
+    """
+    from immutable_installer.wheelhouse.bundle import verify_bundle
+
+    reporter = _reporter(json_out)
+    data = verify_bundle(file, reporter)
+    _close(reporter)
+    if json_out:
+        _result(reporter, data)
+        return
+    from immutable_installer.cli.console import print_line
+
+    print_line(f"{file}: all {data['members']} members match SHA256SUMS")
+
+
+store_app = typer.Typer(help="The store of unpacked, compiled wheels that generations are linked from.",
+                        no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("status")
+def store_status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Entries, bytes (each store file counted once) and which generations use each entry.
+
+    Example: immutable-installer store status --json
+    """
+    from immutable_installer.store.entries import Store
+
+    data = Store(store).status()
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(data, indent=2))
+        return
+    from immutable_installer.cli.console import print_line, print_table
+
+    print_table(f"store {data['store']}", ["entry", "wheel", "MB", "used by"],
+                [[e["key"][:24], str(e["wheel"]), f"{e['bytes'] / 1e6:.1f}",
+                  ", ".join(_short_generation(g) for g in e["used_by"]) or "-"] for e in data["entries"]])
+    print_line(f"{data['count']} entries, {data['bytes'] / 1e6:.1f} MB, {data['unused']} unused "
+               "(`immutable-installer store gc` removes them)")
+
+
+@store_app.command("verify")
+def store_verify(
+    store: StoreOpt = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Rebuild damaged entries from the wheelhouse.")] = False,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check every file of every entry against the sha256 recorded when it was built; exit 1 if damaged.
+
+    Example: immutable-installer store verify --repair
+    """
+    from immutable_installer.store.entries import Store
+
+    s = Store(store, reporter=_reporter(False) if repair and not json_out else (lambda e: None))
+    damaged = s.verify()
+    repaired: list[str] = []
+    if damaged and repair:
+        from immutable_installer.generation.engine import find_interpreter
+
+        repaired = s.repair(damaged, wheelhouse, find_interpreter)
+    data: dict[str, Any] = {"store": str(s.root), "entries": len(s.entry_keys()),
+                            "damaged": [d.describe() for d in damaged], "repaired": repaired,
+                            "ok": not damaged or len(repaired) == len(damaged)}
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        from immutable_installer.cli.console import print_line
+
+        for line in data["damaged"]:
+            print_line(f"damaged: {line}")
+        for key in repaired:
+            print_line(f"repaired: {key}")
+        if not damaged:
+            print_line(f"{data['entries']} entries, every file matches its sha256")
+        elif not repair:
+            print_line("run `immutable-installer store verify --repair` to rebuild them from the wheelhouse, then "
+                       "`immutable-installer install --force` for generations that linked the damaged files")
+    if not data["ok"]:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@store_app.command("gc")
+def store_gc(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Remove entries that no existing generation uses (safe beside a running install).
+
+    Example: immutable-installer store gc
+    """
+    from immutable_installer.store.entries import Store
+
+    data = Store(store).gc()
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(data, indent=2))
+        return
+    from immutable_installer.cli.console import print_line
+
+    print_line(f"removed {len(data['removed'])} unused entries ({data['bytes'] / 1e6:.1f} MB); "
+               f"{data['kept']} kept")
+
+
+def _short_generation(path: str) -> str:
+    p = Path(path)
+    return f"{p.parent.name.removesuffix('.generations')}/{p.name}"
+
+
+def _result(reporter: Reporter, data: dict[str, Any]) -> None:
+    """The one result document of a ``--json`` run (its reporter is always the JSON renderer)."""
+    from immutable_installer.cli.console import JsonRenderer
+
+    assert isinstance(reporter, JsonRenderer)
+    reporter.result(data)
+
+
+def _close(reporter: Reporter) -> None:
+    if hasattr(reporter, "close"):
+        reporter.close()
+
+
+# ---------------------------------------------------------------------------------------------- entry
+ROOT_OPTIONS = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
+
+
+def expand_seed_form(args: list[str]) -> tuple[list[str], bool]:
+    """The seed installer's forms stand for commands and take all of their options: no command (or only
+    options, e.g. ``--skip-wheelhouse --manifest m.json``) is ``install ...``, and ``--verify ...`` is
+    ``verify ...``. ``--debug`` is accepted anywhere. Returns the arguments for the app and the debug flag."""
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    if not args or (args[0].startswith("-") and args[0] not in ROOT_OPTIONS):
+        if "--verify" in args:
+            return ["verify", *[a for a in args if a != "--verify"]], debug
+        return ["install", *args], debug
+    return args, debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the app and turn every failure into its documented exit code."""
+    try:  # typer >= 0.2x vendors click
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - older typer
+        from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,unused-ignore]
+
+    args, debug = expand_seed_form(list(sys.argv[1:] if argv is None else argv))
+    if debug:  # the runner shows every command it starts and its output (pip's, virtualenv's)
+        os.environ["IMMUTABLE_INSTALLER_DEBUG"] = "1"
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="immutable-installer", standalone_mode=False)
+        if isinstance(code, int) and code != 0:  # click hands typer.Exit codes back in this mode
+            sys.exit(code)
+    except InstallerError as exc:
+        from immutable_installer.cli.console import print_error
+
+        if debug:
+            import traceback
+
+            from immutable_installer.core.urls import mask_text
+
+            sys.stderr.write(mask_text(traceback.format_exc()))
+        print_error(exc.message, exc.hint, exc.details, exc.exit_code)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("interrupted\n")
+        sys.exit(ExitCode.INTERRUPTED)
+    except ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; the previous environment is untouched\n")
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:  # an unexpected bug: say how to report it
+        if debug:
+            raise
+        from immutable_installer.core.urls import mask_text
+
+        sys.stderr.write(f"internal error: {type(exc).__name__}: {mask_text(str(exc))}\n"
+                         "this is a bug in immutable-installer: rerun with --debug and report the traceback\n")
+        sys.exit(ExitCode.FAILED)

@@ -1,0 +1,803 @@
+"""The frozen manifest (``metadata/dependencies.json``): load, validate, write.
+
+The loader is strict on purpose: the manifest is the single source of truth for what gets installed, so a
+typo must stop everything with a message naming the exact JSON path (``packages[7].files[0].sha256``), the
+bad value and what was expected. Every field is documented in docs/manifest.md.
+
+This module is pure: no subprocess, no network, no terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from immutable_installer.core.errors import BlacklistedPin, ManifestError
+from immutable_installer.core.names import canonical, pattern_matches
+
+SCHEMA_VERSION = 1
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+CUDA_MODES = ("auto", "required", "optional", "forbidden")
+BLOCK_MODES = ("absent", "stub")
+IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy"}
+PLATFORM_ENV_KEYS = ("os_name", "sys_platform", "platform_system", "platform_machine")
+
+
+# --------------------------------------------------------------------------------------------- data model
+@dataclass(frozen=True)
+class PythonTarget:
+    """The interpreter the environment is built for."""
+
+    version: str  # "3.11"
+    implementation: str = "cpython"
+
+    def marker_environment(self, platform: Platform) -> dict[str, str]:
+        """The PEP 508 environment for evaluating markers on ``platform``.
+
+        Like pip's ``--python-version``, a two-part version is taken as ``X.Y.0``.
+        """
+        parts = self.version.split(".")
+        full = self.version if len(parts) >= 3 else f"{self.version}.0"
+        env = {
+            "python_version": ".".join(parts[:2]),
+            "python_full_version": full,
+            "implementation_name": self.implementation,
+            "implementation_version": full,
+            "platform_python_implementation": IMPLEMENTATIONS.get(self.implementation, self.implementation),
+            "platform_release": "",
+            "platform_version": "",
+        }
+        env.update(platform.environment)
+        return env
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A target platform: wheel tags pip may pick and the marker values that hold there."""
+
+    name: str
+    tags: tuple[str, ...]
+    environment: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Index:
+    """A named package index (PEP 503 simple API root)."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A hardware variant: which index the torch family comes from and what driver it needs."""
+
+    name: str
+    index: str
+    torch_packages: tuple[str, ...]
+    cuda: str | None = None
+    min_driver: str | None = None
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.cuda is not None
+
+
+@dataclass(frozen=True)
+class BlacklistRule:
+    """A forbidden distribution (name or glob) with the reason and the import names it would install."""
+
+    pattern: str
+    reason: str
+    import_names: tuple[str, ...] = ()
+
+    def matches(self, name: str) -> bool:
+        return pattern_matches(self.pattern, name)
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """One exact wheel: the identity is filename + sha256, the url is only a hint."""
+
+    filename: str
+    sha256: str
+    size: int | None
+    platforms: tuple[str, ...]
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Package:
+    """A pinned distribution."""
+
+    name: str
+    version: str
+    group: str
+    order: int
+    index: str
+    variants: tuple[str, ...]
+    files: tuple[WheelFile, ...]
+    requires_dist: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+    marker: str | None = None
+
+    def file_for(self, platform: str) -> WheelFile | None:
+        for wheel in self.files:
+            if platform in wheel.platforms:
+                return wheel
+        return None
+
+    def requirements(self) -> list[Requirement]:
+        return [parse_requirement(r) for r in self.requires_dist]
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """What `verify` checks beyond the package set."""
+
+    cuda: str = "auto"
+    imports: tuple[str, ...] = ("torch", "transformers")
+    gpu_alloc_mb: int = 64
+    model_smoke_test: bool = True
+    allowed_pth: tuple[str, ...] = ()  # .pth files allowed to run code at start-up (e.g. distutils-precedence.pth)
+
+
+@dataclass(frozen=True)
+class BlockedModule:
+    """A module the import blocker keeps out of every environment."""
+
+    name: str
+    mode: str = "absent"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ShimSettings:
+    """Runtime shims shipped into every environment."""
+
+    blocked_modules: tuple[BlockedModule, ...] = ()
+    transformers_patcher: bool = True
+    model_cache: str | None = None
+    local_files_only: bool = False
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """How generations are built."""
+
+    clear_pycache: bool = True
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The frozen manifest. ``raw_sha256`` is the hash of the bytes it was loaded from (receipts use it)."""
+
+    name: str
+    python: PythonTarget
+    platforms: tuple[Platform, ...]
+    indexes: tuple[Index, ...]
+    default_index: str
+    variants: tuple[Variant, ...]
+    default_variant: str
+    groups: tuple[str, ...]
+    blacklist: tuple[BlacklistRule, ...]
+    packages: tuple[Package, ...]
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    shims: ShimSettings = field(default_factory=ShimSettings)
+    build: BuildSettings = field(default_factory=BuildSettings)
+    raw_sha256: str = ""
+    raw: bytes = field(default=b"", repr=False, compare=False)
+
+    # -- lookups
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise ManifestError("variants", f"no variant named {name!r}; the manifest has {self.variant_names()}",
+                            hint="pass --variant with one of the names listed")
+
+    def variant_names(self) -> list[str]:
+        return [v.name for v in self.variants]
+
+    def platform(self, name: str) -> Platform:
+        for p in self.platforms:
+            if p.name == name:
+                return p
+        raise ManifestError("platforms", f"no platform named {name!r}")
+
+    def index(self, name: str) -> Index:
+        for i in self.indexes:
+            if i.name == name:
+                return i
+        raise ManifestError("indexes", f"no index named {name!r}")
+
+    def packages_for(self, variant: str, platform: str | None = None) -> list[Package]:
+        """Packages of a variant (and platform, markers evaluated) in install order."""
+        group_pos = {g: i for i, g in enumerate(self.groups)}
+        env_items = (tuple(sorted(self.python.marker_environment(self.platform(platform)).items()))
+                     if platform is not None else ())
+        chosen = []
+        for pkg in self.packages:
+            if variant not in pkg.variants:
+                continue
+            if platform is not None:
+                if pkg.file_for(platform) is None:
+                    continue
+                if pkg.marker and not marker_holds(pkg.marker, env_items):
+                    continue
+            chosen.append(pkg)
+        return sorted(chosen, key=lambda p: (group_pos[p.group], p.order, p.name))
+
+    def blacklist_rule_for(self, name: str) -> BlacklistRule | None:
+        for rule in self.blacklist:
+            if rule.matches(name):
+                return rule
+        return None
+
+
+@functools.lru_cache(maxsize=8192)
+def parse_requirement(text: str) -> Requirement:
+    """Parsed once: validation, lock, scan and verify evaluate the same few thousand strings many times."""
+    return Requirement(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_marker(text: str) -> Marker:
+    return Marker(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def marker_holds(marker: str, env_items: tuple[tuple[str, str], ...]) -> bool:
+    """A marker's value in an environment (cached: the same pairs recur for every variant)."""
+    return parse_marker(marker).evaluate(dict(env_items))
+
+
+# ------------------------------------------------------------------------------------------- the reader
+class _Reader:
+    """Typed access to a JSON tree that names the exact path of any bad value."""
+
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+
+    def fail(self, path: str, message: str, hint: str | None = None) -> ManifestError:
+        return ManifestError(path, message, file=self.file, hint=hint)
+
+    def obj(self, value: Any, path: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected an object, got {_kind(value)}")
+        required = list(required)
+        allowed = set(required) | set(optional)
+        for key in required:
+            if key not in value:
+                raise self.fail(_join(path, key), "required field is missing")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(_join(path, key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def string(self, value: Any, path: str, *, empty: bool = False) -> str:
+        if not isinstance(value, str):
+            raise self.fail(path, f"expected a string, got {_kind(value)} {_show(value)}")
+        if not empty and not value.strip():
+            raise self.fail(path, "expected a non-empty string")
+        return value
+
+    def opt_string(self, value: Any, path: str) -> str | None:
+        return None if value is None else self.string(value, path)
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(path, f"expected true or false, got {_kind(value)} {_show(value)}")
+        return value
+
+    def integer(self, value: Any, path: str, minimum: int = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"expected an integer, got {_kind(value)} {_show(value)}")
+        if value < minimum:
+            raise self.fail(path, f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    def array(self, value: Any, path: str, *, nonempty: bool = False) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected an array, got {_kind(value)}")
+        if nonempty and not value:
+            raise self.fail(path, "expected a non-empty array")
+        return value
+
+    def strings(self, value: Any, path: str, *, nonempty: bool = False, unique: bool = True) -> tuple[str, ...]:
+        items = self.array(value, path, nonempty=nonempty)
+        out = tuple(self.string(v, f"{path}[{i}]") for i, v in enumerate(items))
+        if not unique:
+            return out
+        seen: set[str] = set()
+        for i, v in enumerate(out):
+            if v in seen:
+                raise self.fail(f"{path}[{i}]", f"duplicate entry {v!r}")
+            seen.add(v)
+        return out
+
+    def choice(self, value: Any, path: str, choices: Sequence[str]) -> str:
+        text = self.string(value, path)
+        if text not in choices:
+            raise self.fail(path, f"{text!r} is not one of {', '.join(choices)}")
+        return text
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, (dict, list)) else ""
+    return f"({text[:60]})" if text else ""
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+# ------------------------------------------------------------------------------------------------ parse
+def load_manifest(path: str | Path) -> Manifest:
+    """Read, parse and fully validate a manifest file."""
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ManifestError("", "file not found", file=file,
+                            hint="create it with `immutable-installer lock`, or pass --manifest") from None
+    except OSError as exc:
+        raise ManifestError("", f"cannot read: {exc.strerror}", file=file) from None
+    return parse_manifest(raw, file=file)
+
+
+def parse_manifest(raw: bytes, file: str | None = None) -> Manifest:
+    """Parse manifest bytes; every problem raises ManifestError naming its JSON path."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError("", f"not UTF-8 (bad byte at offset {exc.start})", file=file) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError("", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                            file=file) from None
+    except RecursionError:
+        raise ManifestError("", "invalid JSON: nested too deeply", file=file) from None
+    manifest = manifest_from_data(data, file=file)
+    object.__setattr__(manifest, "raw_sha256", hashlib.sha256(raw).hexdigest())
+    object.__setattr__(manifest, "raw", raw)
+    return manifest
+
+
+def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
+    """Build and validate a Manifest from decoded JSON."""
+    r = _Reader(file)
+    top = r.obj(
+        data, "",
+        required=("schema_version", "name", "python", "platforms", "indexes", "default_index", "variants",
+                  "default_variant", "groups", "packages"),
+        optional=("blacklist", "verify", "shims", "build", "generated_by"),
+    )
+    if "schema_version" in top:
+        version = top["schema_version"]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise r.fail("schema_version", f"expected an integer, got {_kind(version)} {_show(version)}")
+        if version != SCHEMA_VERSION:
+            raise r.fail("schema_version", f"unsupported schema version {version} (this tool reads {SCHEMA_VERSION})",
+                         hint="upgrade immutable-installer, or re-lock with this version")
+
+    name = r.string(top["name"], "name")
+    py = r.obj(top["python"], "python", required=("version",), optional=("implementation",))
+    py_version = r.string(py["version"], "python.version")
+    if not re.fullmatch(r"3\.\d{1,2}(\.\d{1,2})?", py_version):
+        raise r.fail("python.version", f"{py_version!r} is not a python version like 3.11")
+    impl = r.choice(py.get("implementation", "cpython"), "python.implementation", tuple(IMPLEMENTATIONS))
+    python = PythonTarget(py_version, impl)
+
+    platforms = _parse_platforms(r, top["platforms"])
+    indexes = _parse_indexes(r, top["indexes"])
+    index_names = {i.name for i in indexes}
+    default_index = r.string(top["default_index"], "default_index")
+    if default_index not in index_names:
+        raise r.fail("default_index", f"{default_index!r} is not a declared index ({', '.join(sorted(index_names))})")
+    variants = _parse_variants(r, top["variants"], index_names)
+    variant_names = [v.name for v in variants]
+    default_variant = r.string(top["default_variant"], "default_variant")
+    if default_variant not in variant_names:
+        raise r.fail("default_variant", f"{default_variant!r} is not a declared variant ({', '.join(variant_names)})")
+    groups = r.strings(top["groups"], "groups", nonempty=True)
+    blacklist = _parse_blacklist(r, top.get("blacklist", []))
+    packages = _parse_packages(r, top["packages"], groups, index_names, variant_names, {p.name for p in platforms})
+    verify = _parse_verify(r, top.get("verify", {}))
+    shims = _parse_shims(r, top.get("shims", {}))
+    build_raw = r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",))
+    build = BuildSettings(clear_pycache=r.boolean(build_raw.get("clear_pycache", True), "build.clear_pycache"))
+
+    manifest = Manifest(
+        name=name, python=python, platforms=platforms, indexes=indexes, default_index=default_index,
+        variants=variants, default_variant=default_variant, groups=groups, blacklist=blacklist,
+        packages=packages, verify=verify, shims=shims, build=build,
+    )
+    validate_semantics(manifest, file=file)
+    return manifest
+
+
+def _parse_platforms(r: _Reader, value: Any) -> tuple[Platform, ...]:
+    out = []
+    seen: set[str] = set()
+    for i, item in enumerate(r.array(value, "platforms", nonempty=True)):
+        path = f"platforms[{i}]"
+        obj = r.obj(item, path, required=("name", "tags", "environment"))
+        name = r.string(obj["name"], f"{path}.name")
+        if name in seen:
+            raise r.fail(f"{path}.name", f"duplicate platform {name!r}")
+        seen.add(name)
+        tags = r.strings(obj["tags"], f"{path}.tags", nonempty=True)
+        env = r.obj(obj["environment"], f"{path}.environment", required=PLATFORM_ENV_KEYS)
+        environment = {k: r.string(env[k], f"{path}.environment.{k}") for k in PLATFORM_ENV_KEYS}
+        out.append(Platform(name, tags, environment))
+    return tuple(out)
+
+
+def _parse_indexes(r: _Reader, value: Any) -> tuple[Index, ...]:
+    obj = r.obj(value, "indexes", required=(), optional=value.keys() if isinstance(value, dict) else ())
+    if not obj:
+        raise r.fail("indexes", "expected at least one index")
+    out = []
+    for key in sorted(obj):
+        url = r.string(obj[key], f"indexes.{key}")
+        if not re.match(r"^(https?|file)://", url):
+            raise r.fail(f"indexes.{key}", f"{url!r} is not an http(s) or file URL")
+        out.append(Index(key, url.rstrip("/")))
+    return tuple(out)
+
+
+def _parse_variants(r: _Reader, value: Any, index_names: set[str]) -> tuple[Variant, ...]:
+    obj = r.obj(value, "variants", required=(), optional=value.keys() if isinstance(value, dict) else ())
+    if not obj:
+        raise r.fail("variants", "expected at least one variant (e.g. cpu)")
+    out = []
+    for key in sorted(obj):
+        path = f"variants.{key}"
+        if not re.fullmatch(r"cpu|cu\d{3}|rocm[\d.]+", key):
+            raise r.fail(path, f"{key!r} is not a variant name (cpu, cu118, cu124, ...)")
+        v = r.obj(obj[key], path, required=("index", "torch_packages"), optional=("cuda", "min_driver"))
+        index = r.string(v["index"], f"{path}.index")
+        if index not in index_names:
+            raise r.fail(f"{path}.index", f"{index!r} is not a declared index ({', '.join(sorted(index_names))})")
+        torch_packages = r.strings(v["torch_packages"], f"{path}.torch_packages")
+        for j, n in enumerate(torch_packages):
+            if canonical(n) != n:
+                raise r.fail(f"{path}.torch_packages[{j}]", f"{n!r} is not canonical (expected {canonical(n)!r})")
+        cuda = r.opt_string(v.get("cuda"), f"{path}.cuda")
+        if cuda is not None and not re.fullmatch(r"\d+\.\d+", cuda):
+            raise r.fail(f"{path}.cuda", f"{cuda!r} is not a CUDA version like 12.4")
+        if (cuda is None) != (key == "cpu" or key.startswith("rocm")):
+            raise r.fail(f"{path}.cuda", "a cu* variant needs its CUDA version, cpu has none")
+        min_driver = r.opt_string(v.get("min_driver"), f"{path}.min_driver")
+        if min_driver is not None and not re.fullmatch(r"\d+(\.\d+){0,2}", min_driver):
+            raise r.fail(f"{path}.min_driver", f"{min_driver!r} is not a driver version like 550.54")
+        out.append(Variant(key, index, torch_packages, cuda, min_driver))
+    return tuple(out)
+
+
+def _parse_blacklist(r: _Reader, value: Any) -> tuple[BlacklistRule, ...]:
+    out = []
+    for i, item in enumerate(r.array(value, "blacklist")):
+        path = f"blacklist[{i}]"
+        obj = r.obj(item, path, required=("name", "reason"), optional=("import_names",))
+        pattern = r.string(obj["name"], f"{path}.name")
+        if not re.fullmatch(r"[A-Za-z0-9._*?\[\]-]+", pattern):
+            raise r.fail(f"{path}.name", f"{pattern!r} is not a distribution name or glob")
+        reason = r.string(obj["reason"], f"{path}.reason")
+        imports = r.strings(obj.get("import_names", []), f"{path}.import_names")
+        for j, mod in enumerate(imports):
+            if not mod.isidentifier():
+                raise r.fail(f"{path}.import_names[{j}]", f"{mod!r} is not a top-level module name")
+        out.append(BlacklistRule(pattern, reason, imports))
+    return tuple(out)
+
+
+def _parse_packages(
+    r: _Reader, value: Any, groups: tuple[str, ...], index_names: set[str], variant_names: list[str],
+    platform_names: set[str],
+) -> tuple[Package, ...]:
+    out = []
+    for i, item in enumerate(r.array(value, "packages", nonempty=True)):
+        path = f"packages[{i}]"
+        obj = r.obj(item, path, required=("name", "version", "group", "order", "index", "variants", "files"),
+                    optional=("requires_dist", "extras", "marker"))
+        name = r.string(obj["name"], f"{path}.name")
+        if canonical(name) != name:
+            raise r.fail(f"{path}.name", f"{name!r} is not a canonical name (expected {canonical(name)!r})")
+        version = r.string(obj["version"], f"{path}.version")
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise r.fail(f"{path}.version", f"{version!r} is not an exact version (expected e.g. 2.13.0, "
+                                            "not a range)") from None
+        group = r.string(obj["group"], f"{path}.group")
+        if group not in groups:
+            raise r.fail(f"{path}.group", f"{group!r} is not one of the groups ({', '.join(groups)})")
+        order = r.integer(obj["order"], f"{path}.order", minimum=0)
+        index = r.string(obj["index"], f"{path}.index")
+        if index not in index_names:
+            raise r.fail(f"{path}.index", f"{index!r} is not a declared index ({', '.join(sorted(index_names))})")
+        variants = r.strings(obj["variants"], f"{path}.variants", nonempty=True)
+        for j, v in enumerate(variants):
+            if v not in variant_names:
+                raise r.fail(f"{path}.variants[{j}]", f"{v!r} is not a declared variant ({', '.join(variant_names)})")
+        requires = r.strings(obj.get("requires_dist", []), f"{path}.requires_dist", unique=False)
+        for j, req in enumerate(requires):
+            try:
+                parsed = parse_requirement(req)
+                if parsed.marker is not None:
+                    parsed.marker.evaluate({"extra": ""})
+            except Exception as exc:  # InvalidRequirement, or a marker that cannot be evaluated
+                first = str(exc).splitlines()[0]
+                raise r.fail(f"{path}.requires_dist[{j}]", f"invalid requirement {req!r}: {first}") from None
+        extras = r.strings(obj.get("extras", []), f"{path}.extras")
+        marker = r.opt_string(obj.get("marker"), f"{path}.marker")
+        if marker is not None:
+            try:
+                Marker(marker).evaluate({"extra": ""})
+            except Exception as exc:  # InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+                raise r.fail(f"{path}.marker", f"invalid marker {marker!r}: {str(exc).splitlines()[0]}") from None
+        files = _parse_files(r, obj["files"], path, name, version, platform_names)
+        out.append(Package(name, version, group, order, index, variants, files, requires, extras, marker))
+    return tuple(out)
+
+
+def _parse_files(
+    r: _Reader, value: Any, pkg_path: str, name: str, version: str, platform_names: set[str]
+) -> tuple[WheelFile, ...]:
+    out = []
+    claimed: dict[str, int] = {}
+    for j, item in enumerate(r.array(value, f"{pkg_path}.files", nonempty=True)):
+        path = f"{pkg_path}.files[{j}]"
+        obj = r.obj(item, path, required=("filename", "sha256", "platforms"), optional=("size", "url"))
+        filename = r.string(obj["filename"], f"{path}.filename")
+        try:
+            wname, wversion, _build, _tags = parse_wheel_filename(filename)
+        except InvalidWheelFilename as exc:
+            raise r.fail(f"{path}.filename", f"{filename!r} is not a wheel filename ({exc})",
+                         hint="only wheels are installed; sdists are never built") from None
+        if str(wname) != name or wversion != Version(version):
+            raise r.fail(f"{path}.filename", f"{filename!r} is {wname} {wversion}, not {name} {version}")
+        sha = r.string(obj["sha256"], f"{path}.sha256")
+        if not SHA256_RE.fullmatch(sha):
+            raise r.fail(f"{path}.sha256", f"{sha[:80]!r} is not a sha256 (expected 64 lowercase hex characters)")
+        size = obj.get("size")
+        if size is not None:
+            size = r.integer(size, f"{path}.size", minimum=1)
+        url = r.opt_string(obj.get("url"), f"{path}.url")
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise r.fail(f"{path}.url", f"{url!r} is not a public http(s) URL (a machine-local path never "
+                                        "belongs in a manifest)")
+        plats = r.strings(obj["platforms"], f"{path}.platforms", nonempty=True)
+        for k, p in enumerate(plats):
+            if p not in platform_names:
+                raise r.fail(f"{path}.platforms[{k}]", f"{p!r} is not a declared platform")
+            if p in claimed:
+                raise r.fail(f"{path}.platforms[{k}]", f"platform {p!r} already has a file (files[{claimed[p]}])")
+            claimed[p] = j
+        out.append(WheelFile(filename, sha, size, plats, url))
+    return tuple(out)
+
+
+def _parse_verify(r: _Reader, value: Any) -> VerifySettings:
+    obj = r.obj(value, "verify", required=(),
+                optional=("cuda", "imports", "gpu_alloc_mb", "model_smoke_test", "allowed_pth"))
+    defaults = VerifySettings()
+    cuda = r.choice(obj.get("cuda", defaults.cuda), "verify.cuda", CUDA_MODES)
+    imports = r.strings(obj.get("imports", list(defaults.imports)), "verify.imports")
+    for i, mod in enumerate(imports):
+        if not all(part.isidentifier() for part in mod.split(".")):
+            raise r.fail(f"verify.imports[{i}]", f"{mod!r} is not a module name")
+    alloc = r.integer(obj.get("gpu_alloc_mb", defaults.gpu_alloc_mb), "verify.gpu_alloc_mb", minimum=0)
+    smoke = r.boolean(obj.get("model_smoke_test", defaults.model_smoke_test), "verify.model_smoke_test")
+    allowed = r.strings(obj.get("allowed_pth", []), "verify.allowed_pth")
+    for i, name in enumerate(allowed):
+        if not name.endswith(".pth") or "/" in name or "\\" in name:
+            raise r.fail(f"verify.allowed_pth[{i}]", f"{name!r} is not a .pth file name",
+                         hint="name the file as it lands in site-packages, e.g. distutils-precedence.pth")
+    return VerifySettings(cuda, imports, alloc, smoke, tuple(sorted(set(allowed))))
+
+
+def _parse_shims(r: _Reader, value: Any) -> ShimSettings:
+    obj = r.obj(value, "shims", required=(),
+                optional=("blocked_modules", "transformers_patcher", "model_cache", "local_files_only"))
+    blocked = []
+    seen: set[str] = set()
+    for i, item in enumerate(r.array(obj.get("blocked_modules", []), "shims.blocked_modules")):
+        path = f"shims.blocked_modules[{i}]"
+        b = r.obj(item, path, required=("name",), optional=("mode", "reason"))
+        name = r.string(b["name"], f"{path}.name")
+        if not name.isidentifier():
+            raise r.fail(f"{path}.name", f"{name!r} is not a top-level module name")
+        if name in seen:
+            raise r.fail(f"{path}.name", f"module {name!r} is listed twice")
+        seen.add(name)
+        mode = r.choice(b.get("mode", "absent"), f"{path}.mode", BLOCK_MODES)
+        reason = r.string(b.get("reason", ""), f"{path}.reason", empty=True)
+        blocked.append(BlockedModule(name, mode, reason))
+    patcher = r.boolean(obj.get("transformers_patcher", True), "shims.transformers_patcher")
+    cache = r.opt_string(obj.get("model_cache"), "shims.model_cache")
+    local_only = r.boolean(obj.get("local_files_only", False), "shims.local_files_only")
+    return ShimSettings(tuple(blocked), patcher, cache, local_only)
+
+
+# ------------------------------------------------------------------------------------ semantic checks
+def validate_semantics(manifest: Manifest, file: str | None = None) -> None:
+    """Checks across fields: uniqueness, blacklist, order, closure, per-platform files, shim modes."""
+    r = _Reader(file)
+    pos = {id(p): i for i, p in enumerate(manifest.packages)}
+    group_pos = {g: i for i, g in enumerate(manifest.groups)}
+
+    for variant in manifest.variants:
+        seen: dict[str, int] = {}
+        for i, pkg in enumerate(manifest.packages):
+            if variant.name in pkg.variants:
+                if pkg.name in seen:
+                    raise r.fail(f"packages[{i}].name", f"{pkg.name!r} is pinned twice for variant "
+                                                        f"{variant.name!r} (also packages[{seen[pkg.name]}])")
+                seen[pkg.name] = i
+
+    for i, pkg in enumerate(manifest.packages):
+        rule = manifest.blacklist_rule_for(pkg.name)
+        if rule is not None:
+            raise BlacklistedPin(f"packages[{i}].name", f"{pkg.name} {pkg.version} (pinned) is blacklisted "
+                                 f"(forbidden: {rule.reason})", file=file)
+        for platform in manifest.platforms:
+            env_items = tuple(sorted(manifest.python.marker_environment(platform).items()))
+            if pkg.marker is not None and pkg.file_for(platform.name) is None and marker_holds(pkg.marker, env_items):
+                raise r.fail(f"packages[{i}].files", f"no wheel for platform {platform.name!r} although the "
+                                                     f"marker {pkg.marker!r} holds there")
+
+    pinned = {p.name for p in manifest.packages}
+    for i, mod in enumerate(manifest.shims.blocked_modules):
+        if mod.mode == "stub" and mod.name == "triton" and "torch" in pinned:
+            raise r.fail(f"shims.blocked_modules[{i}].mode",
+                         "'stub' is refused for triton when torch is pinned: a stub makes torch believe triton "
+                         "exists and torch.compile / torch._inductor then fail; use 'absent'")
+
+    for variant in manifest.variants:
+        for platform in manifest.platforms:
+            installed = {p.name: p for p in manifest.packages_for(variant.name, platform.name)}
+            env = manifest.python.marker_environment(platform)
+            for pkg in installed.values():
+                i = pos[id(pkg)]
+                for j, dep in applicable_requirements(pkg.requires_dist, pkg.extras, env):
+                    where = f"packages[{i}].requires_dist[{j}]"
+                    target = installed.get(canonical(dep.name))
+                    if target is None:
+                        raise r.fail(where, f"{pkg.name} {pkg.version} requires {dep} but {canonical(dep.name)!r} "
+                                            f"is not pinned for variant {variant.name!r} on {platform.name!r} "
+                                            "(the set is not closed)", hint="re-lock to add the missing package")
+                    if not dep.specifier.contains(target.version, prereleases=True):
+                        raise r.fail(where, f"{pkg.name} {pkg.version} requires {dep} but {target.name} "
+                                            f"{target.version} is pinned")
+                    missing = {canonical(e) for e in dep.extras} - {canonical(e) for e in target.extras}
+                    if missing:
+                        raise r.fail(where, f"{pkg.name} requires {dep} but {target.name} is pinned without "
+                                            f"extras {sorted(missing)}")
+                    mine = (group_pos[pkg.group], pkg.order)
+                    theirs = (group_pos[target.group], target.order)
+                    if theirs > mine and not _depends_on(target, pkg.name, installed, env):
+                        raise r.fail(f"packages[{i}].order",
+                                     f"{pkg.name} (group {pkg.group!r}, order {pkg.order}) comes before its "
+                                     f"dependency {target.name} (group {target.group!r}, order {target.order})")
+
+
+def applicable_requirements(requires: Iterable[str], extras: Iterable[str],
+                            env: Mapping[str, str]) -> list[tuple[int, Requirement]]:
+    """(index, requirement) of the ``Requires-Dist`` entries that apply in ``env`` with the requested extras.
+
+    The one filter shared by validation, lock, the scanner and the verifier; parsing and marker evaluation are
+    cached, since the same few thousand strings are evaluated for every variant and platform.
+    """
+    base = tuple(sorted((k, v) for k, v in env.items() if k != "extra"))
+    wanted = ("", *sorted(extras))
+    out = []
+    for j, text in enumerate(requires):
+        req = parse_requirement(text)
+        if req.marker is None or any(marker_holds(str(req.marker), (*base, ("extra", e))) for e in wanted):
+            out.append((j, req))
+    return out
+
+
+def active_requirements(pkg: Package, env: Mapping[str, str]) -> list[Requirement]:
+    """The requirements of a pinned package that apply in ``env``."""
+    return [req for _, req in applicable_requirements(pkg.requires_dist, pkg.extras, env)]
+
+
+def _depends_on(start: Package, name: str, installed: Mapping[str, Package], env: Mapping[str, str]) -> bool:
+    """Whether ``start`` (transitively) requires ``name``: a cycle makes a strict order impossible."""
+    stack, seen = [start], {start.name}
+    while stack:
+        for req in active_requirements(stack.pop(), env):
+            dep = canonical(req.name)
+            if dep == name:
+                return True
+            if dep in installed and dep not in seen:
+                seen.add(dep)
+                stack.append(installed[dep])
+    return False
+
+
+# ---------------------------------------------------------------------------------------------- write
+def manifest_to_data(manifest: Manifest) -> dict[str, Any]:
+    """The JSON tree of a manifest, in canonical order."""
+    group_pos = {g: i for i, g in enumerate(manifest.groups)}
+    packages = sorted(manifest.packages, key=lambda p: (group_pos[p.group], p.order, p.name, p.variants))
+    data: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "name": manifest.name,
+        "python": {"version": manifest.python.version, "implementation": manifest.python.implementation},
+        "platforms": [{"name": p.name, "tags": list(p.tags), "environment": dict(sorted(p.environment.items()))}
+                      for p in manifest.platforms],
+        "indexes": {i.name: i.url for i in manifest.indexes},
+        "default_index": manifest.default_index,
+        "variants": {
+            v.name: {"index": v.index, "torch_packages": list(v.torch_packages), "cuda": v.cuda,
+                     "min_driver": v.min_driver}
+            for v in manifest.variants
+        },
+        "default_variant": manifest.default_variant,
+        "groups": list(manifest.groups),
+        "blacklist": [{"name": b.pattern, "reason": b.reason, "import_names": list(b.import_names)}
+                      for b in manifest.blacklist],
+        "packages": [
+            {
+                "name": p.name, "version": p.version, "group": p.group, "order": p.order, "index": p.index,
+                "variants": sorted(p.variants), "marker": p.marker, "extras": sorted(p.extras),
+                "requires_dist": list(p.requires_dist),
+                "files": [{"filename": f.filename, "sha256": f.sha256, "size": f.size, "url": f.url,
+                           "platforms": sorted(f.platforms)} for f in sorted(p.files, key=lambda f: f.filename)],
+            }
+            for p in packages
+        ],
+        "verify": {"cuda": manifest.verify.cuda, "imports": list(manifest.verify.imports),
+                   "gpu_alloc_mb": manifest.verify.gpu_alloc_mb,
+                   "model_smoke_test": manifest.verify.model_smoke_test,
+                   **({"allowed_pth": list(manifest.verify.allowed_pth)} if manifest.verify.allowed_pth else {})},
+        "shims": {
+            "blocked_modules": [{"name": b.name, "mode": b.mode, "reason": b.reason}
+                                for b in manifest.shims.blocked_modules],
+            "transformers_patcher": manifest.shims.transformers_patcher,
+            "model_cache": manifest.shims.model_cache,
+            "local_files_only": manifest.shims.local_files_only,
+        },
+        "build": {"clear_pycache": manifest.build.clear_pycache},
+    }
+    return data
+
+
+def dump_manifest(manifest: Manifest) -> bytes:
+    """Deterministic bytes: sorted keys, two-space indent, trailing newline, no timestamps."""
+    text = json.dumps(manifest_to_data(manifest), indent=2, sort_keys=True, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
+
+
+def write_manifest(manifest: Manifest, path: str | Path) -> bytes:
+    """Validate, then write atomically (temp file + rename); returns the bytes written."""
+    raw = dump_manifest(manifest)
+    parse_manifest(raw, file=str(path))  # never write something we would refuse to read
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(raw)
+    tmp.replace(target)
+    return raw

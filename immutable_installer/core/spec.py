@@ -1,0 +1,318 @@
+"""The lock input, ``metadata/requirements.toml``: the only file people edit by hand.
+
+It says *what* is wanted (requirements, groups, indexes, variants, blacklist, verify and shim settings);
+``lock`` turns it into the frozen manifest that says *exactly which files*. Format: docs/lock.md.
+Pure: no subprocess, no network.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from immutable_installer.core.errors import SpecError
+from immutable_installer.core.manifest import (
+    BlacklistRule,
+    BlockedModule,
+    BuildSettings,
+    Index,
+    Platform,
+    PythonTarget,
+    ShimSettings,
+    Variant,
+    VerifySettings,
+    _parse_blacklist,
+    _parse_shims,
+    _parse_verify,
+    _Reader,
+)
+from immutable_installer.core.names import canonical
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class SpecIndex:
+    """An index of the spec; ``file_url`` (with ``{filename}``) gives files a public URL in the manifest."""
+
+    name: str
+    url: str
+    file_url: str | None = None
+
+
+@dataclass(frozen=True)
+class SpecVariant:
+    """A variant and the local version label its torch-family pins carry (``cpu`` -> ``2.13.0+cpu``)."""
+
+    variant: Variant
+    local_label: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """An install-order group and the packages explicitly assigned to it."""
+
+    name: str
+    packages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LockSpec:
+    """Everything `lock` needs besides the resolver."""
+
+    name: str
+    python: PythonTarget
+    platforms: tuple[Platform, ...]
+    indexes: tuple[SpecIndex, ...]
+    default_index: str
+    variants: tuple[SpecVariant, ...]
+    default_variant: str
+    requirements: tuple[str, ...]
+    groups: tuple[Group, ...]
+    blacklist: tuple[BlacklistRule, ...] = ()
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    shims: ShimSettings = field(default_factory=ShimSettings)
+    build: BuildSettings = field(default_factory=BuildSettings)
+    name_variant_after_torch: bool = False  # plain requirements: the variant is named after the torch build
+    imports_from_wheels: bool = False  # no verify.imports given: the requested distributions' import names
+
+    def index(self, name: str) -> SpecIndex:
+        return next(i for i in self.indexes if i.name == name)
+
+    def manifest_indexes(self) -> tuple[Index, ...]:
+        return tuple(Index(i.name, i.url) for i in self.indexes)
+
+    def group_of(self, name: str) -> str | None:
+        for group in self.groups:
+            if name in group.packages:
+                return group.name
+        return None
+
+
+HOST_PLATFORM_ENV = {
+    "linux_x86_64": {"os_name": "posix", "sys_platform": "linux", "platform_system": "Linux",
+                     "platform_machine": "x86_64"},
+}
+
+
+def load_spec(path: str | Path) -> LockSpec:
+    """Read and validate requirements.toml."""
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SpecError("", "file not found", file=file,
+                        hint="pass requirements on the command line, or create metadata/requirements.toml") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError("", f"not UTF-8 (bad byte at offset {exc.start})", file=file) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError("", f"invalid TOML: {exc}", file=file) from None
+    return spec_from_data(data, file=file)
+
+
+def spec_from_data(data: Any, file: str | None = None) -> LockSpec:
+    """Validate a decoded spec; errors name the TOML path like the manifest loader does."""
+    r = _Reader(file)
+    try:
+        return _spec_from_data(r, data)
+    except SpecError:
+        raise
+    except Exception as exc:  # a ManifestError from a shared parser: re-label as a spec error
+        from immutable_installer.core.errors import ManifestError
+
+        if isinstance(exc, ManifestError):
+            raise SpecError(exc.path, exc.message.split(": ", 2)[-1], file=file) from None
+        raise
+
+
+def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
+    top = r.obj(data, "", required=("name", "python", "indexes", "default_index", "variants", "requirements",
+                                    "groups"),
+                optional=("platforms", "default_variant", "blacklist", "verify", "shims", "build"))
+    name = r.string(top["name"], "name")
+    py = r.obj(top["python"], "python", required=("version",), optional=("implementation",))
+    version = r.string(py["version"], "python.version")
+    if not re.fullmatch(r"3\.\d{1,2}", version):
+        raise SpecError("python.version", f"{version!r} is not a python version like 3.11", file=r.file)
+    python = PythonTarget(version, r.string(py.get("implementation", "cpython"), "python.implementation"))
+
+    platforms = []
+    for i, item in enumerate(r.array(top.get("platforms", [{"name": "linux_x86_64"}]), "platforms",
+                                     nonempty=True)):
+        path = f"platforms[{i}]"
+        obj = r.obj(item, path, required=("name",), optional=("tags", "environment"))
+        pname = r.string(obj["name"], f"{path}.name")
+        tags = r.strings(obj.get("tags", ["manylinux_2_28_x86_64"]), f"{path}.tags", nonempty=True)
+        env_raw = obj.get("environment", HOST_PLATFORM_ENV.get(pname))
+        if env_raw is None:
+            raise SpecError(f"{path}.environment", "required for a platform other than linux_x86_64", file=r.file)
+        env = r.obj(env_raw, f"{path}.environment",
+                    required=("os_name", "sys_platform", "platform_system", "platform_machine"))
+        platforms.append(Platform(pname, tags, {k: r.string(v, f"{path}.environment.{k}") for k, v in env.items()}))
+
+    indexes = []
+    idx = r.obj(top["indexes"], "indexes", required=(),
+                optional=top["indexes"].keys() if isinstance(top["indexes"], dict) else ())
+    for key in sorted(idx):
+        value = idx[key]
+        if isinstance(value, str):
+            indexes.append(SpecIndex(key, value.rstrip("/")))
+        else:
+            obj = r.obj(value, f"indexes.{key}", required=("url",), optional=("file_url",))
+            file_url = r.opt_string(obj.get("file_url"), f"indexes.{key}.file_url")
+            if file_url is not None and "{filename}" not in file_url:
+                raise SpecError(f"indexes.{key}.file_url", "must contain {filename}", file=r.file)
+            indexes.append(SpecIndex(key, r.string(obj["url"], f"indexes.{key}.url").rstrip("/"), file_url))
+    if not indexes:
+        raise SpecError("indexes", "expected at least one index", file=r.file)
+    index_names = {i.name for i in indexes}
+    default_index = r.string(top["default_index"], "default_index")
+    if default_index not in index_names:
+        raise SpecError("default_index", f"{default_index!r} is not a declared index", file=r.file)
+
+    variants = []
+    vraw = r.obj(top["variants"], "variants", required=(),
+                 optional=top["variants"].keys() if isinstance(top["variants"], dict) else ())
+    for key in sorted(vraw):
+        path = f"variants.{key}"
+        v = r.obj(vraw[key], path, required=("index",),
+                  optional=("torch_packages", "cuda", "min_driver", "local_label"))
+        index = r.string(v["index"], f"{path}.index")
+        if index not in index_names:
+            raise SpecError(f"{path}.index", f"{index!r} is not a declared index", file=r.file)
+        torch_packages = tuple(canonical(n) for n in r.strings(v.get("torch_packages", ["torch"]),
+                                                               f"{path}.torch_packages"))
+        cuda = r.opt_string(v.get("cuda"), f"{path}.cuda")
+        min_driver = r.opt_string(v.get("min_driver"), f"{path}.min_driver")
+        label = r.string(v.get("local_label", key if key == "cpu" else ""), f"{path}.local_label", empty=True)
+        variants.append(SpecVariant(Variant(key, index, torch_packages, cuda, min_driver), label))
+    if not variants:
+        raise SpecError("variants", "expected at least one variant", file=r.file)
+    variant_names = [v.variant.name for v in variants]
+    default_variant = r.string(top.get("default_variant", variant_names[0]), "default_variant")
+    if default_variant not in variant_names:
+        raise SpecError("default_variant", f"{default_variant!r} is not a declared variant", file=r.file)
+
+    requirements = r.strings(top["requirements"], "requirements", nonempty=True)
+    for i, req in enumerate(requirements):
+        try:
+            Requirement(req)
+        except InvalidRequirement as exc:
+            first = str(exc).splitlines()[0]
+            raise SpecError(f"requirements[{i}]", f"invalid requirement {req!r}: {first}", file=r.file) from None
+
+    groups = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(r.array(top["groups"], "groups", nonempty=True)):
+        path = f"groups[{i}]"
+        g = r.obj(item, path, required=("name",), optional=("packages",))
+        gname = r.string(g["name"], f"{path}.name")
+        members = tuple(canonical(n) for n in r.strings(g.get("packages", []), f"{path}.packages"))
+        for n in members:
+            if n in seen:
+                raise SpecError(f"{path}.packages", f"{n!r} is already in group {seen[n]!r}", file=r.file)
+            seen[n] = gname
+        groups.append(Group(gname, members))
+
+    blacklist = _parse_blacklist(r, top.get("blacklist", []))
+    shims = _parse_shims(r, top.get("shims", {}))
+    if not isinstance(top.get("shims"), dict) or "blocked_modules" not in top["shims"]:
+        shims = replace(shims, blocked_modules=blocked_from_blacklist(blacklist))
+    return LockSpec(
+        name=name, python=python, platforms=tuple(platforms), indexes=tuple(indexes),
+        default_index=default_index, variants=tuple(variants), default_variant=default_variant,
+        requirements=requirements, groups=tuple(groups),
+        blacklist=blacklist,
+        verify=_parse_verify(r, top.get("verify", {})),
+        imports_from_wheels=not (isinstance(top.get("verify"), dict) and "imports" in top["verify"]),
+        shims=shims,
+        build=BuildSettings(clear_pycache=r.boolean(
+            r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",)).get("clear_pycache", True),
+            "build.clear_pycache")),
+    )
+
+
+def blocked_from_blacklist(rules: tuple[BlacklistRule, ...]) -> tuple[BlockedModule, ...]:
+    """The blocked-module shims a blacklist implies when the spec names none: each forbidden import name is
+    kept absent in the environment (a fork that slipped in under another name still cannot be imported)."""
+    out: dict[str, BlockedModule] = {}
+    for rule in rules:
+        for mod in rule.import_names:
+            out.setdefault(mod, BlockedModule(mod, "absent", rule.reason))
+    return tuple(out.values())
+
+
+def target_platforms(values: Sequence[str]) -> tuple[Platform, ...]:
+    """Platform entries for ``--platform`` values (tags or names); tags of one platform are merged."""
+    from immutable_installer.core.targets import platform_for
+
+    merged: dict[str, Platform] = {}
+    for value in values:
+        found = platform_for(value)
+        if found.name in merged:
+            old = merged[found.name]
+            found = Platform(old.name, tuple(dict.fromkeys(old.tags + found.tags)), old.environment)
+        merged[found.name] = found
+    return tuple(merged.values())
+
+
+def retarget(spec: LockSpec, python_version: str | None, platforms: Sequence[str]) -> LockSpec:
+    """``lock --spec`` with ``--python-version`` / ``--platform``: the command line replaces the spec's targets
+    (never ignored)."""
+    if python_version:
+        if not re.fullmatch(r"3\.\d+", python_version):
+            raise SpecError("python.version", f"--python-version {python_version!r} is not X.Y (e.g. 3.12)")
+        spec = replace(spec, python=replace(spec.python, version=python_version))
+    if platforms:
+        spec = replace(spec, platforms=target_platforms(platforms))
+    return spec
+
+
+def spec_from_requirements(requirements: list[str], python_version: str, platform_tags: list[str],
+                           index_url: str, blacklist: list[str]) -> LockSpec:
+    """A minimal spec for plain requirements on the command line (`lock REQ ...` / `-r FILE`)."""
+    platforms = target_platforms(platform_tags or ["manylinux_2_28_x86_64"])
+    data: dict[str, Any] = {
+        "name": "requirements",
+        "python": {"version": python_version},
+        "platforms": [{"name": p.name, "tags": list(p.tags), "environment": dict(p.environment)} for p in platforms],
+        "indexes": {"default": index_url},
+        "default_index": "default",
+        "variants": {"cpu": {"index": "default", "local_label": "", "torch_packages": []}},
+        "requirements": requirements,
+        "groups": [{"name": "default"}],
+        # the importable name too: a wheel of another name shipping `torchao/` is caught like torchao itself
+        "blacklist": [{"name": n, "reason": "blacklisted on the command line",
+                       **({} if any(c in n for c in "*?[") else {"import_names": [canonical(n).replace("-", "_")]})}
+                      for n in blacklist],
+    }
+    return replace(spec_from_data(data), name_variant_after_torch=True)
+
+
+def read_requirements_file(path: str | Path) -> list[str]:
+    """Requirement lines of a requirements.txt (comments and blank lines dropped; no pip options)."""
+    out = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SpecError("", f"cannot read: {exc.strerror}", file=str(path)) from None
+    for n, line in enumerate(lines, 1):
+        text = line.split(" #", 1)[0].strip()
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith("-"):
+            raise SpecError(f"line {n}", f"pip options are not supported here: {text!r}", file=str(path),
+                            hint="pass indexes with --index-url / --find-links instead")
+        out.append(text)
+    return out

@@ -1,0 +1,176 @@
+"""The one wheel reader: a wheel file read once (one ``read``), hashed from those bytes, and parsed from them
+(filename tags, METADATA, RECORD, entry points, the installed paths and start-up code).
+
+The scanner trusts the wheels, not the manifest: what a wheel really requires and really installs is read
+from its own METADATA and RECORD here. The store fills its entries from the same bytes (``WheelBytes``), so
+a cold install reads each wheel from the wheelhouse exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass, field
+from email.parser import HeaderParser
+from pathlib import Path
+
+from packaging.utils import parse_wheel_filename
+
+from immutable_installer.core.names import canonical
+from immutable_installer.core.pth import executable_pth_lines
+from immutable_installer.dists.installed import record_rows
+
+
+@dataclass(frozen=True)
+class WheelInfo:
+    """What one wheel is and installs, read once from its bytes."""
+
+    filename: str
+    name: str
+    version: str
+    sha256: str
+    size: int
+    requires_dist: tuple[str, ...]
+    top_level: tuple[str, ...]
+    entry_points: dict[str, str] = field(default_factory=dict)
+    installed: dict[str, str] = field(default_factory=dict)
+    startup: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WheelBytes:
+    """A wheel's bytes as read from disk, with what was parsed from them."""
+
+    info: WheelInfo
+    data: bytes
+
+    def zipfile(self) -> zipfile.ZipFile:
+        return zipfile.ZipFile(io.BytesIO(self.data))
+
+
+def open_wheel(path: str | Path) -> WheelBytes:
+    """Read a wheel file once, hash it and parse it; ValueError for anything that is not a sound wheel, OSError
+    when it cannot be read."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return WheelBytes(parse_wheel(path.name, data), data)
+
+
+def read_wheel(path: str | Path) -> WheelInfo:
+    """``open_wheel`` without keeping the bytes."""
+    return open_wheel(path).info
+
+
+def parse_wheel(filename: str, data: bytes) -> WheelInfo:
+    """Everything the scanner and the store need from one wheel's bytes."""
+    try:
+        name, version, _, _ = parse_wheel_filename(filename)
+    except ValueError as exc:
+        raise ValueError(f"{filename}: not a wheel file name ({exc})") from None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = zf.namelist()
+            info = dist_info_dir(names, filename)
+            meta_text = zf.read(f"{info}/METADATA").decode("utf-8")
+            record = {p: h for p, h, _ in record_rows(zf.read(f"{info}/RECORD").decode("utf-8"))} \
+                if f"{info}/RECORD" in names else {}
+            crc = {i.filename: f"crc32={i.CRC:08x}" for i in zf.infolist()}
+            entry_points = entry_point_targets(zf.read(f"{info}/entry_points.txt").decode("utf-8")) \
+                if f"{info}/entry_points.txt" in names else {}
+            startup = _startup_code(zf, names, info)
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{filename}: not a readable wheel ({exc})") from None
+    headers = HeaderParser().parsestr(meta_text)
+    return WheelInfo(filename, canonical(str(name)), str(version), hashlib.sha256(data).hexdigest(), len(data),
+                     tuple(headers.get_all("Requires-Dist") or ()), top_level_names(names), entry_points,
+                     _installed_files(filename, names, info, record, crc, entry_points), startup)
+
+
+def dist_info_dir(names: list[str], filename: str) -> str:
+    """The ``*.dist-info`` directory inside a wheel (PEP 427)."""
+    candidates = sorted({n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")})
+    if len(candidates) != 1:
+        raise ValueError(f"{filename}: expected one .dist-info directory, found {len(candidates)}")
+    return candidates[0]
+
+
+def top_level_names(paths: list[str]) -> tuple[str, ...]:
+    """Importable top-level packages/modules a wheel installs (from its file list, not top_level.txt)."""
+    out: set[str] = set()
+    for path in paths:
+        head = path.split("/", 1)[0]
+        if head.endswith((".dist-info", ".data")):
+            # purelib/platlib inside .data install to site-packages too
+            parts = path.split("/")
+            if head.endswith(".data") and len(parts) > 3 and parts[1] in ("purelib", "platlib"):
+                head = parts[2]
+            else:
+                continue
+        if "/" not in path or path.startswith(head + "/"):
+            name = head
+            if name.endswith(".py"):
+                name = name[:-3]
+            elif "." in name:  # extension module foo.cpython-311-x86_64-linux-gnu.so
+                name = name.split(".", 1)[0]
+            if name.isidentifier():
+                out.add(name)
+    return tuple(sorted(out))
+
+
+def entry_point_targets(text: str) -> dict[str, str]:
+    """Console and GUI script names -> their ``module:function`` targets."""
+    out, section = {}, ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif "=" in line and section in ("console_scripts", "gui_scripts"):
+            name, _, target = line.partition("=")
+            out[name.strip()] = target.strip()
+    return out
+
+
+def _installed_files(filename: str, names: list[str], info: str, record: dict[str, str], crc: dict[str, str],
+                     entry_points: dict[str, str]) -> dict[str, str]:
+    """Where each file of a wheel lands, mapped to its content identity, without installing it.
+
+    Keys are scheme-qualified (``purelib/cv2/__init__.py``, ``scripts/tool``, ``data/share/x``,
+    ``headers/pkg/x.h``; purelib and platlib are one folder in a virtualenv, so both map to ``purelib``);
+    values are the RECORD hash (or the zip CRC when RECORD has none). Console and GUI scripts generated
+    from ``entry_points.txt`` are included as ``scripts/<name>`` valued by their target.
+    """
+    data_dir = info[: -len(".dist-info")] + ".data"
+    out: dict[str, str] = {}
+    for name in names:
+        if name.endswith("/"):
+            continue
+        ident = record.get(name) or crc[name]
+        head, _, rest = name.partition("/")
+        if head == data_dir:
+            scheme, _, sub = rest.partition("/")
+            scheme = "purelib" if scheme in ("purelib", "platlib") else scheme
+            if scheme == "headers":
+                sub = f"{canonical(filename.split('-')[0])}/{sub}"
+            out[f"{scheme}/{sub}"] = ident
+        else:
+            out[f"purelib/{name}"] = ident
+    for script, target in entry_points.items():
+        out[f"scripts/{script}"] = f"entry-point={target}"
+    return out
+
+
+def _startup_code(zf: zipfile.ZipFile, names: list[str], info: str) -> dict[str, list[str]]:
+    """``.pth`` files a wheel installs at the top of site-packages that run code: name -> executable lines."""
+    data_dir = info[: -len(".dist-info")] + ".data"
+    out: dict[str, list[str]] = {}
+    for name in names:
+        parts = name.split("/")
+        top = parts[-1] if len(parts) == 1 else (
+            parts[2] if len(parts) == 3 and parts[0] == data_dir and parts[1] in ("purelib", "platlib") else "")
+        if top.endswith(".pth"):
+            lines = executable_pth_lines(zf.read(name).decode("utf-8", errors="replace"))
+            if lines:
+                out[top] = lines
+    return out

@@ -1,0 +1,160 @@
+"""Platform and CUDA driver detection, and the variant `--variant auto` picks.
+
+The driver is read without importing torch (torch is what we are about to install): first
+``/proc/driver/nvidia/version``, then ``nvidia-smi``; libcuda (via ctypes) tells the newest CUDA the driver
+supports. None of this has run on a GPU here: it is tested with a fake ``nvidia-smi`` on PATH and injected
+driver strings (docs/hardware.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+from packaging.markers import default_environment
+from packaging.tags import sys_tags
+from packaging.version import InvalidVersion, Version
+
+from immutable_installer.core.errors import UsageError
+from immutable_installer.core.manifest import Manifest, Platform, Variant
+from immutable_installer.runner import Runner, clean_env
+
+PROC_VERSION = "/proc/driver/nvidia/version"
+_DRIVER_RE = re.compile(r"Kernel Module(?:\s+for\s+\w+)?\s+(\d+\.\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What detection found; ``source`` says where the driver version came from."""
+
+    python: str
+    implementation: str
+    platform_tags: tuple[str, ...]
+    driver: str | None
+    driver_source: str | None
+    cuda_driver_api: str | None = None
+    gpus: tuple[str, ...] = field(default_factory=tuple)
+
+
+def parse_proc_version(text: str) -> str | None:
+    """Driver version from the kernel module banner in /proc/driver/nvidia/version."""
+    match = _DRIVER_RE.search(text)
+    return match.group(1) if match else None
+
+
+def parse_nvidia_smi(text: str) -> tuple[str | None, tuple[str, ...]]:
+    """``nvidia-smi --query-gpu=driver_version,name --format=csv,noheader`` -> driver, GPU names."""
+    drivers, names = [], []
+    for line in text.strip().splitlines():
+        parts = [p.strip() for p in line.split(",", 1)]
+        if parts and re.fullmatch(r"\d+\.\d+(\.\d+)?", parts[0]):
+            drivers.append(parts[0])
+            if len(parts) > 1:
+                names.append(parts[1])
+    return (drivers[0] if drivers else None), tuple(names)
+
+
+def libcuda_version() -> str | None:
+    """Newest CUDA version the installed driver supports (cuDriverGetVersion), or None without libcuda."""
+    for lib in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            cuda = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        version = ctypes.c_int()
+        try:
+            if cuda.cuDriverGetVersion(ctypes.byref(version)) == 0 and version.value:
+                return f"{version.value // 1000}.{(version.value % 1000) // 10}"
+        except AttributeError:
+            return None
+    return None
+
+
+def detect(runner: Runner | None = None, proc_path: str = PROC_VERSION, use_libcuda: bool = True) -> Hardware:
+    """Detect python, platform tags and the NVIDIA driver of this machine."""
+    runner = runner or Runner()
+    tags = tuple(dict.fromkeys(t.platform for t in sys_tags()))
+    driver, source = None, None
+    gpus: tuple[str, ...] = ()
+    try:
+        with open(proc_path, encoding="utf-8", errors="replace") as fh:
+            driver = parse_proc_version(fh.read())
+            source = proc_path if driver else None
+    except OSError:
+        pass
+    smi = shutil.which("nvidia-smi", path=os.environ.get("PATH"))
+    if smi:
+        result = runner.run([smi, "--query-gpu=driver_version,name", "--format=csv,noheader"],
+                            env=clean_env(), timeout=20)
+        if result.ok:
+            smi_driver, gpus = parse_nvidia_smi(result.stdout)
+            if driver is None and smi_driver:
+                driver, source = smi_driver, "nvidia-smi"
+    api = libcuda_version() if use_libcuda and driver else None
+    impl = sys.implementation.name
+    return Hardware(f"{sys.version_info.major}.{sys.version_info.minor}", impl, tags, driver, source, api, gpus)
+
+
+def _version(text: str | None) -> Version | None:
+    try:
+        return Version(text) if text else None
+    except InvalidVersion:
+        return None
+
+
+def choose_variant(manifest: Manifest, hardware: Hardware) -> Variant:
+    """The best variant the machine can run: the newest CUDA whose minimum driver is met, else cpu."""
+    driver = _version(hardware.driver)
+    api = _version(hardware.cuda_driver_api)
+    candidates = []
+    for variant in manifest.variants:
+        if not variant.is_cuda or driver is None:
+            continue
+        need = _version(variant.min_driver)
+        if need is not None and driver < need:
+            continue
+        if api is not None and _version(variant.cuda) is not None and _version(variant.cuda) > api:  # type: ignore[operator]
+            continue
+        candidates.append(variant)
+    if candidates:
+        return max(candidates, key=lambda v: _version(v.cuda) or Version("0"))
+    for variant in manifest.variants:
+        if variant.name == "cpu":
+            return variant
+    raise UsageError("no variant of the manifest fits this machine (no NVIDIA driver found and no cpu variant)",
+                     hint=f"pass --variant with one of {manifest.variant_names()} to force one")
+
+
+def resolve_variant(manifest: Manifest, requested: str, hardware: Hardware | None = None) -> Variant:
+    """``auto`` -> detection; anything else must be a variant of the manifest."""
+    if requested == "auto":
+        return choose_variant(manifest, hardware or detect())
+    if requested not in manifest.variant_names():
+        raise UsageError(f"--variant {requested!r} is not in the manifest",
+                         hint=f"choose one of: auto, {', '.join(manifest.variant_names())}")
+    return manifest.variant(requested)
+
+
+def host_platform(manifest: Manifest, hardware: Hardware | None = None) -> Platform:
+    """The manifest platform this machine is: its markers match and one of its tags is supported here."""
+    env = default_environment()
+    tags = set(hardware.platform_tags if hardware else (t.platform for t in sys_tags()))
+    for platform in manifest.platforms:
+        if all(env.get(k) == v for k, v in platform.environment.items()) and tags & set(platform.tags):
+            return platform
+    why = []
+    for platform in manifest.platforms:
+        wrong = [f"{k} {v!r} (here {env.get(k)!r})" for k, v in platform.environment.items() if env.get(k) != v]
+        if not tags & set(platform.tags):
+            wrong.append(f"tags {', '.join(platform.tags)} (none supported here)")
+        why.append(f"{platform.name}: {'; '.join(wrong)}")
+    glibc = [t for t in tags if t.startswith("manylinux_2_") and t.split("_")[2].isdigit()]
+    best = max(glibc, key=lambda t: int(t.split("_")[2])) if glibc else min(tags, default="")
+    raise UsageError(f"this machine ({env['sys_platform']} {env['platform_machine']}) is none of the manifest's "
+                     f"platforms: {' | '.join(why)}",
+                     hint=f"add this machine to the lock: `immutable-installer lock --platform {best}` (with your "
+                          "--spec or requirements), then install")

@@ -1,0 +1,519 @@
+"""`lock`: resolve a spec for each variant and target platform and write the frozen manifest.
+
+uv resolves by default (immutable_installer/lock/uv_resolver.py): it evaluates markers for the *target* platform and
+Python, so locks for Windows, macOS, aarch64 or another Python are right for that target. pip's resolver
+(``install --dry-run --ignore-installed --only-binary :all: --report``) remains for the host only
+(``--resolver pip``): it evaluates markers for the interpreter running it. Everything after resolution is pure
+and shared: propagate requested extras, look for blacklisted packages with their chains on every target's
+graph, assign order groups, merge variants and platforms into one manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as platform_mod
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+
+from immutable_installer.core.blacklist import Node, active, requirement_findings
+from immutable_installer.core.errors import BlacklistError, ManifestError, ResolutionError, SpecError
+from immutable_installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
+from immutable_installer.core.manifest import (
+    Manifest,
+    Package,
+    Platform,
+    WheelFile,
+    manifest_from_data,
+    manifest_to_data,
+)
+from immutable_installer.core.names import canonical
+from immutable_installer.core.spec import LockSpec, SpecVariant
+from immutable_installer.core.tags import expand_platform_tags
+from immutable_installer.lock.resolved import Resolved
+from immutable_installer.runner import Runner, clean_env
+
+
+@dataclass
+class LockOptions:
+    """Resolver inputs that are not part of the spec."""
+
+    find_links: list[str] = field(default_factory=list)
+    no_index: bool = False
+    index_url: str | None = None
+    extra_index_urls: list[str] = field(default_factory=list)
+    isolated: bool = False
+    upgrade: bool = False
+    upgrade_packages: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
+    resolver: str = "uv"  # uv: markers for the target; pip: only when the target is this interpreter
+
+
+# --------------------------------------------------------------------------------------------- pure part
+def parse_report(report: Mapping[str, Any]) -> list[Resolved]:
+    """pip's installation report (format version 1) -> resolved distributions."""
+    out = []
+    for item in report.get("install", []):
+        meta = item["metadata"]
+        info = item["download_info"]
+        url = info["url"]
+        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#", 1)[0])
+        if not filename.endswith(".whl"):
+            raise ResolutionError(f"pip chose a non-wheel for {meta['name']}: {filename}",
+                                  hint="only wheels are allowed; pin a version that publishes wheels")
+        hashes = info.get("archive_info", {}).get("hashes") or {}
+        sha = hashes.get("sha256")
+        if not sha:
+            legacy = info.get("archive_info", {}).get("hash", "")
+            sha = legacy.split("=", 1)[1] if legacy.startswith("sha256=") else ""
+        if not sha:
+            raise ResolutionError(f"{filename}: the index gave no sha256", hint="use an index that publishes hashes")
+        out.append(Resolved(
+            name=canonical(meta["name"]), version=meta["version"], filename=filename, sha256=sha, source_url=url,
+            requires_dist=tuple(meta.get("requires_dist") or ()), requested=bool(item.get("requested")),
+            requested_extras=tuple(canonical(e) for e in item.get("requested_extras") or ()),
+        ))
+    return out
+
+
+def propagate_extras(resolved: Mapping[str, Resolved], top: Iterable[Requirement],
+                     env: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """Which extras of each package are in use: requested at the top, then by dependents, to a fixpoint."""
+    extras: dict[str, set[str]] = {name: set() for name in resolved}
+    for req in top:
+        name = canonical(req.name)
+        if name in extras:
+            extras[name] |= {canonical(e) for e in req.extras}
+    changed = True
+    while changed:
+        changed = False
+        for name, dist in resolved.items():
+            node = Node(name, dist.version, dist.requires_dist, frozenset(extras[name]))
+            for req in active(node, env):
+                dep = canonical(req.name)
+                wanted = {canonical(e) for e in req.extras}
+                if dep in extras and not wanted <= extras[dep]:
+                    extras[dep] |= wanted
+                    changed = True
+    return {k: frozenset(v) for k, v in extras.items()}
+
+
+def dependency_names(dist: Resolved, extras: frozenset[str], env: Mapping[str, str],
+                     known: Iterable[str]) -> set[str]:
+    node = Node(dist.name, dist.version, dist.requires_dist, extras)
+    names = set(known)
+    return {canonical(r.name) for r in active(node, env)} & names
+
+
+def assign_groups(spec_groups: Sequence[tuple[str, Sequence[str]]], deps: Mapping[str, set[str]]
+                  ) -> dict[str, tuple[str, int]]:
+    """Group and order number for every package.
+
+    Explicit members keep their group; every other package goes to the earliest group that is not before
+    any of its dependencies. Order numbers follow a depth-first topological order (ties by name), so a
+    package never comes before what it depends on (cycles excepted: pip installs a group in one call).
+    """
+    names = [g for g, _ in spec_groups]
+    explicit = {canonical(p): i for i, (_, members) in enumerate(spec_groups) for p in members}
+    topo: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str) -> None:
+        stack = [(node, iter(sorted(deps.get(node, ()))))]
+        state[node] = 1
+        while stack:
+            current, children = stack[-1]
+            for child in children:
+                if state.get(child, 0) == 0 and child in deps:
+                    state[child] = 1
+                    stack.append((child, iter(sorted(deps.get(child, ())))))
+                    break
+            else:
+                stack.pop()
+                state[current] = 2
+                topo.append(current)
+
+    for name in sorted(deps):
+        if state.get(name, 0) == 0:
+            visit(name)
+    group: dict[str, int] = {}
+    for name in topo:
+        floor = max((group[d] for d in deps.get(name, ()) if d in group), default=0)
+        if name in explicit:
+            if explicit[name] < floor:
+                culprit = next(d for d in sorted(deps[name]) if group.get(d, 0) == floor)
+                raise SpecError("groups", f"{name!r} is in group {names[explicit[name]]!r} but depends on "
+                                          f"{culprit!r} in the later group {names[floor]!r}",
+                                hint="move it to a later group, or its dependency to an earlier one")
+            group[name] = explicit[name]
+        else:
+            group[name] = floor
+    position = {name: i for i, name in enumerate(topo)}
+    ordered = sorted(topo, key=lambda n: (group[n], position[n]))
+    return {name: (names[group[name]], i + 1) for i, name in enumerate(ordered)}
+
+
+def variant_requirements(spec: LockSpec, sv: SpecVariant) -> list[str]:
+    """The spec's requirements with torch-family pins made exact for the variant.
+
+    ``torch==2.13.0`` becomes ``torch==2.13.0+cpu`` for a variant with a local label, and ``torch===2.13.0``
+    (arbitrary equality: no local build may match) for one without: this is what stops pip from quietly
+    taking a CPU wheel for a CUDA variant or the reverse.
+    """
+    out = []
+    for text in spec.requirements:
+        req = Requirement(text)
+        if canonical(req.name) in sv.variant.torch_packages:
+            exact = [s for s in req.specifier if s.operator in ("==", "===")]
+            if len(exact) != 1 or "*" in exact[0].version:
+                raise SpecError("requirements", f"{req.name} must be pinned exactly (e.g. {req.name}==2.13.0): it "
+                                                "is a torch-family package and its variant build depends on it")
+            base = exact[0].version.split("+", 1)[0]
+            pin = f"=={base}+{sv.local_label}" if sv.local_label else f"==={base}"
+            extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+            marker = f"; {req.marker}" if req.marker else ""
+            out.append(f"{req.name}{extras}{pin}{marker}")
+        else:
+            out.append(text)
+    return out
+
+
+
+def torch_build(resolved: Mapping[str, Resolved], env: Mapping[str, str]) -> tuple[str, str | None]:
+    """The variant name and CUDA version of the torch build a resolution pinned: ``("cpu", None)`` for a CPU
+    build (``+cpu``, or no CUDA runtime among its requirements on this platform), ``("cu130", "13.0")`` for a
+    ``+cu130`` build or one that requires ``cuda-toolkit==13.0.*`` / ``nvidia-cuda-runtime-cu13==13.0.*``."""
+    torch = resolved.get("torch")
+    if torch is None:
+        return "cpu", None
+    local = torch.version.partition("+")[2]
+    if local.startswith("cu") and local[2:].isdigit() and len(local) >= 4:
+        return local, f"{local[2:-1]}.{local[-1]}"
+    if local == "cpu":
+        return "cpu", None
+    for req in active(Node(torch.name, torch.version, torch.requires_dist, frozenset()), env):
+        name = canonical(req.name)
+        if name == "cuda-toolkit" or name.startswith("nvidia-cuda-runtime"):
+            pins = [s.version for s in req.specifier if s.operator in ("==", "===", ">=", "~=")]
+            parts = pins[0].split(".") if pins else []
+            if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                return f"cu{parts[0]}{parts[1]}", f"{parts[0]}.{parts[1]}"
+    return "cpu", None
+
+
+def constraints_from(manifest: Manifest | None, variant: str, upgrade: bool,
+                     upgrade_packages: Iterable[str]) -> list[str]:
+    """The current pins of a variant as pip constraints (what keeps a re-lock stable)."""
+    if manifest is None or upgrade or variant not in manifest.variant_names():
+        return []
+    skip = {canonical(n) for n in upgrade_packages}
+    torch_family = set(manifest.variant(variant).torch_packages)
+    out = []
+    for pkg in manifest.packages:
+        if variant in pkg.variants and pkg.name not in skip:
+            op = "===" if pkg.name in torch_family else "=="
+            out.append(f"{pkg.name}{op}{pkg.version}")
+    return sorted(set(out))
+
+
+
+def build_manifest(spec: LockSpec, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]],
+                   extras: Mapping[tuple[str, str], Mapping[str, frozenset[str]]],
+                   sizes: Mapping[str, int | None]) -> Manifest:
+    """Merge per-(variant, platform) resolutions into one validated manifest."""
+    deps: dict[str, set[str]] = {}
+    for key, resolved in resolutions.items():
+        env = spec.python.marker_environment(_platform(spec, key[1]))
+        for name, dist in resolved.items():
+            deps.setdefault(name, set()).update(dependency_names(dist, extras[key][name], env, resolved))
+    placement = assign_groups([(g.name, g.packages) for g in spec.groups], deps)
+
+    # entries keyed by everything that makes two pins the same pin
+    entries: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for (variant, platform), resolved in sorted(resolutions.items()):
+        sv = next(v for v in spec.variants if v.variant.name == variant)
+        for name, dist in sorted(resolved.items()):
+            index_name = sv.variant.index if name in sv.variant.torch_packages else spec.default_index
+            entry_id = (name, dist.version, dist.requires_dist, extras[(variant, platform)][name], index_name)
+            entry = entries.setdefault(entry_id, {"variants": set(), "files": {}})
+            entry["variants"].add(variant)
+            files_seen = entry["files"].setdefault((dist.filename, dist.sha256), set())
+            files_seen.add(platform)
+    # one file entry per (filename, sha) with all its platforms; a package must not differ per platform
+    packages = []
+    for entry_key, entry in entries.items():
+        name, version, requires, pkg_extras, index_name = entry_key
+        index = spec.index(index_name)
+        files = []
+        for (filename, sha), platforms in sorted(entry["files"].items()):
+            url = index.file_url.format(filename=urllib.parse.quote(filename)) if index.file_url else None
+            files.append(WheelFile(filename, sha, sizes.get(sha), tuple(sorted(platforms)), url))
+        group, order = placement[name]
+        packages.append(Package(name, version, group, order, index_name, tuple(sorted(entry["variants"])),
+                                tuple(files), requires, tuple(sorted(pkg_extras))))
+    packages = _merge_variant_entries(packages)
+    manifest = Manifest(
+        name=spec.name, python=spec.python, platforms=spec.platforms, indexes=spec.manifest_indexes(),
+        default_index=spec.default_index, variants=tuple(v.variant for v in spec.variants),
+        default_variant=spec.default_variant, groups=tuple(g.name for g in spec.groups),
+        blacklist=spec.blacklist, packages=tuple(packages), verify=spec.verify, shims=spec.shims, build=spec.build,
+    )
+    # round-trip through the strict loader: lock never writes what install would refuse
+    try:
+        return manifest_from_data(json.loads(json.dumps(manifest_to_data(manifest))))
+    except ManifestError as exc:
+        if "is not closed" not in exc.message:
+            raise
+        host = f"python {sys.version_info.major}.{sys.version_info.minor} on {sys.platform}"
+        raise ManifestError("", f"the lock is not closed for its target: {exc.message}",
+                            hint=f"pip's resolver evaluated markers for the interpreter running it ({host}), not for "
+                                 f"python {spec.python.version} on the spec's platforms; lock on a machine of the "
+                                 "target, or see docs/lock.md (locks for another platform or Python)") from None
+
+
+def _merge_variant_entries(packages: list[Package]) -> list[Package]:
+    """Entries equal but for their variants become one entry listing both."""
+    merged: dict[tuple[Any, ...], Package] = {}
+    for p in packages:
+        key = (p.name, p.version, p.requires_dist, p.extras, p.index, p.files)
+        if key in merged:
+            old = merged[key]
+            merged[key] = Package(p.name, p.version, p.group, p.order, p.index,
+                                  tuple(sorted(set(old.variants) | set(p.variants))), p.files, p.requires_dist,
+                                  p.extras, p.marker)
+        else:
+            merged[key] = p
+    return list(merged.values())
+
+
+def _platform(spec: LockSpec, name: str) -> Any:
+    return next(p for p in spec.platforms if p.name == name)
+
+
+# -------------------------------------------------------------------------------------------- the service
+class Locker:
+    """Runs pip's resolver per variant and platform, then builds the manifest."""
+
+    def __init__(self, runner: Runner | None = None, reporter: Reporter = null_reporter,
+                 size_lookup: Callable[[str], int | None] | None = None,
+                 reachable: Callable[[str], bool] | None = None) -> None:
+        from immutable_installer.wheelhouse.fetch import reachable as default_reachable
+        from immutable_installer.wheelhouse.fetch import remote_size
+
+        self.runner = runner or Runner()
+        self.report = reporter
+        self.size_lookup = size_lookup or remote_size
+        self.reachable = reachable or default_reachable
+        self._pip_config: dict[str, str] | None = None
+
+    def lock(self, spec: LockSpec, options: LockOptions, existing: Manifest | None = None) -> Manifest:
+        started = time.monotonic()
+        self.report(Phase("resolve", f"resolving {len(spec.requirements)} requirements with {options.resolver}"))
+        variants = [v for v in spec.variants if not options.variants or v.variant.name in options.variants]
+        variants.sort(key=lambda v: (v.variant.name != spec.default_variant, v.variant.name))
+        resolutions: dict[tuple[str, str], dict[str, Resolved]] = {}
+        extras: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
+        shared: list[str] = []  # pins of the first variant, offered to the others so they agree
+        pending: dict[tuple[str, str], tuple[Callable[[], list[Resolved]], list[str], Platform]] = {}
+        with ThreadPoolExecutor(max_workers=16) as pool:  # wheel metadata arrives while the next target resolves
+            for sv in variants:
+                requirements = variant_requirements(spec, sv)
+                constraints = constraints_from(existing, sv.variant.name, options.upgrade, options.upgrade_packages)
+                for platform in spec.platforms:
+                    self.report(Message("info", f"resolving variant {sv.variant.name} for {platform.name}"))
+                    cons = constraints + [c for c in shared if canonical(Requirement(c).name) not in
+                                          sv.variant.torch_packages]
+                    try:
+                        pins, finish = self._resolve(spec, sv, platform, requirements, cons, options, pool)
+                    except ResolutionError:
+                        if not shared:
+                            raise
+                        pins, finish = self._resolve(spec, sv, platform, requirements, constraints, options, pool)
+                    pending[(sv.variant.name, platform.name)] = (finish, requirements, platform)
+                    if not shared:
+                        shared = [f"{n}=={v}" for n, v in sorted(pins) if n not in sv.variant.torch_packages]
+            for key, (finish, requirements, platform) in pending.items():
+                resolved = {r.name: r for r in finish()}
+                env = spec.python.marker_environment(platform)
+                resolutions[key] = resolved
+                extras[key] = propagate_extras(resolved, [Requirement(r) for r in requirements], env)
+                self._check_blacklist(spec, resolved, extras[key], env)
+        if spec.name_variant_after_torch:
+            spec, resolutions, extras = self._name_variant(spec, resolutions, extras)
+        if spec.imports_from_wheels:
+            spec = replace(spec, verify=replace(spec.verify, imports=self._import_names(resolutions)))
+        sizes = self._sizes(resolutions, existing)
+        manifest = build_manifest(spec, resolutions, extras, sizes)
+        self.report(PhaseDone("resolve", time.monotonic() - started))
+        return manifest
+
+    def _name_variant(self, spec: LockSpec, resolutions: dict[tuple[str, str], dict[str, Resolved]],
+                      extras: dict[tuple[str, str], dict[str, frozenset[str]]]) -> tuple[
+                          LockSpec, dict[tuple[str, str], dict[str, Resolved]],
+                          dict[tuple[str, str], dict[str, frozenset[str]]]]:
+        """Plain requirements have one variant: name it after the torch build it pinned, so a CUDA build of
+        torch is never called ``cpu`` (``--variant auto`` would otherwise install CUDA wheels on a CPU box)."""
+        (old, platform), resolved = next(iter(sorted(resolutions.items())))
+        name, cuda = torch_build(resolved, spec.python.marker_environment(_platform(spec, platform)))
+        torch_family = ("torch",) if "torch" in resolved else ()
+        if name == old and not torch_family:
+            return spec, resolutions, extras
+        sv = spec.variants[0]
+        variant = replace(sv.variant, name=name, cuda=cuda, torch_packages=torch_family)
+        spec = replace(spec, variants=(replace(sv, variant=variant),), default_variant=name)
+        if name != old:
+            pinned = resolved["torch"].version
+            self.report(Message("info", f"variant named {name!r} after the torch build it pins ({pinned}"
+                                        + (f", CUDA {cuda})" if cuda else ")")))
+        return (spec, {(name, p): r for (_, p), r in resolutions.items()},
+                {(name, p): e for (_, p), e in extras.items()})
+
+    def _import_names(self, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]]) -> tuple[str, ...]:
+        """What `verify` imports when the spec does not say: the public top-level modules the requested
+        distributions' wheels install (read from the wheels, so ``pyyaml`` gives ``yaml``)."""
+        from immutable_installer.dists.wheel import top_level_names
+        from immutable_installer.lock.uv_resolver import wheel_names
+
+        resolved = next(iter(sorted(resolutions.items())))[1]
+        requested = [d for d in resolved.values() if d.requested]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            listings = list(pool.map(lambda d: wheel_names(d.source_url, d.size), requested))
+        names = {n for listing in listings for n in top_level_names(listing) if not n.startswith("_")}
+        self.report(Message("info", f"verify will import {', '.join(sorted(names)) or 'nothing'} "
+                                    "(the requested distributions' modules; set verify.imports to choose)"))
+        return tuple(sorted(names))
+
+    def _check_blacklist(self, spec: LockSpec, resolved: Mapping[str, Resolved],
+                         extras: Mapping[str, frozenset[str]], env: Mapping[str, str]) -> None:
+        if not spec.blacklist:
+            return
+        nodes = {n: Node(n, d.version, d.requires_dist, extras[n]) for n, d in resolved.items()}
+        roots = [n for n, d in resolved.items() if d.requested]
+        findings = requirement_findings(nodes, env, spec.blacklist, roots)
+        direct = [d for d in resolved.values() if d.requested and any(b.matches(d.name) for b in spec.blacklist)]
+        lines = [f.describe() for f in findings]
+        lines += [f"{d.name} {d.version} (requested directly)" for d in direct]
+        if lines:
+            raise BlacklistError(f"the resolution contains a blacklisted package: {lines[0]}", details=lines)
+
+    def _sources(self, spec: LockSpec, sv: SpecVariant, options: LockOptions) -> tuple[str | None, list[str]]:
+        """The index and extra indexes to resolve from; an unreachable variant index is dropped up front."""
+        if options.no_index:
+            return None, list(options.extra_index_urls)
+        index_url = options.index_url or spec.index(spec.default_index).url
+        extra = list(options.extra_index_urls)
+        variant_url = spec.index(sv.variant.index).url
+        if variant_url != index_url:
+            if self.reachable(variant_url):
+                extra.append(variant_url)
+            else:
+                self.report(Message("warn", f"index {sv.variant.index} ({variant_url}) is unreachable; "
+                                            "resolving from your configured pip sources instead"))
+        return index_url, extra
+
+    def _resolve(self, spec: LockSpec, sv: SpecVariant, platform: Platform, requirements: list[str],
+                 constraints: list[str], options: LockOptions, pool: Executor
+                 ) -> tuple[list[tuple[str, str]], Callable[[], list[Resolved]]]:
+        """The pinned versions now, and a function that gives the full resolution (metadata may still be
+        arriving on ``pool``)."""
+        if options.resolver == "pip":
+            host = host_target_problem(spec, platform)
+            if host:
+                raise SpecError("", f"pip's resolver evaluates markers for this interpreter only: {host}",
+                                hint="lock with the default resolver (--resolver uv) for another platform or Python")
+            found = parse_report(self._resolve_pip(spec, sv, platform.tags, requirements, constraints, options))
+            return [(r.name, r.version) for r in found], lambda: found
+        from immutable_installer.lock import uv_resolver
+
+        index_url, extra = self._sources(spec, sv, options)
+        find_links = list(options.find_links)
+        if not options.isolated:  # the user's pip configuration adds sources (mirrors, find-links), as with pip
+            from immutable_installer.wheelhouse.download import pip_config
+
+            if self._pip_config is None:  # read once per lock, not once per variant and platform
+                self._pip_config = pip_config(self.runner)
+            config = self._pip_config
+            extra += [u for u in config.get("extra-index-url", "").split() if u not in extra and u != index_url]
+            find_links += [f for f in config.get("find-links", "").split() if f not in find_links]
+        pending = uv_resolver.resolve(self.runner, spec.python.version, platform, requirements, constraints,
+                                      index_url, extra, find_links, options.no_index, pool)
+        return pending.pins, pending.finish
+
+    def _resolve_pip(self, spec: LockSpec, sv: SpecVariant, tags: Sequence[str], requirements: list[str],
+                     constraints: list[str], options: LockOptions) -> dict[str, Any]:
+        py = self.runner.python()
+        with tempfile.TemporaryDirectory(prefix="immutable-lock-") as tmp:
+            report_path = Path(tmp) / "report.json"
+            args = [py, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary", ":all:",
+                    "--report", str(report_path), "--target", str(Path(tmp) / "target"),
+                    "--quiet", "--disable-pip-version-check",
+                    "--python-version", spec.python.version,
+                    "--implementation", "cp" if spec.python.implementation == "cpython" else "pp"]
+            for tag in expand_platform_tags(tags):
+                args += ["--platform", tag]
+            if options.isolated:
+                args.append("--isolated")
+            index_url, extra = self._sources(spec, sv, options)
+            if options.no_index:
+                args.append("--no-index")
+            else:
+                args += ["--index-url", str(index_url)]
+            for url in extra:
+                args += ["--extra-index-url", url]
+            for d in options.find_links:
+                args += ["--find-links", d]
+            if constraints:
+                cpath = Path(tmp) / "constraints.txt"
+                cpath.write_text("\n".join(constraints) + "\n", encoding="utf-8")
+                args += ["-c", str(cpath)]
+            args += requirements
+            env = clean_env(keep_pip=not options.isolated)
+            result = self.runner.run(args, env=env, timeout=1800)
+            if not result.ok:
+                raise ResolutionError(f"pip could not resolve variant {sv.variant.name}: {_pip_error(result.stderr)}",
+                                      details=result.stderr.strip().splitlines()[-30:])
+            data: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
+            return data
+
+    def _sizes(self, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]],
+               existing: Manifest | None) -> dict[str, int | None]:
+        known = {f.sha256: f.size for p in (existing.packages if existing else ()) for f in p.files}
+        wanted = {}
+        for resolved in resolutions.values():
+            for dist in resolved.values():
+                if known.get(dist.sha256) is None and dist.size is not None:
+                    known[dist.sha256] = dist.size  # the resolver told us (uv's lock carries sizes)
+                elif known.get(dist.sha256) is None:
+                    wanted[dist.sha256] = dist.source_url
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = dict(zip(wanted, pool.map(self.size_lookup, wanted.values()), strict=True))
+        return {**known, **found}
+
+
+def host_target_problem(spec: LockSpec, platform: Platform) -> str:
+    """Why this interpreter is not the lock's target ("" when it is)."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if spec.python.version != here:
+        return f"the target is python {spec.python.version}, this is python {here}"
+    host = {"os_name": os.name, "sys_platform": sys.platform, "platform_system": platform_mod.system(),
+            "platform_machine": platform_mod.machine()}
+    wrong = [f"{k} {platform.environment.get(k)!r} (here {v!r})" for k, v in host.items()
+             if k in platform.environment and platform.environment[k] != v]
+    return f"platform {platform.name} has " + ", ".join(wrong) if wrong else ""
+
+
+def _pip_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
+    errors = [ln for ln in lines if ln.startswith("ERROR")]
+    text = errors[0] if errors else (lines[-1] if lines else "no output")
+    return text.removeprefix("ERROR: ")
+

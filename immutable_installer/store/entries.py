@@ -1,0 +1,472 @@
+"""The content-addressed store: every wheel unpacked once per interpreter, bytecode compiled once, read-only.
+
+A generation is then built by linking (generation/linking.py) instead of unzipping and compiling again, so a
+fresh, verified generation costs seconds and almost no disk (docs/store.md).
+
+Layout under the store root (``~/.cache/immutable-installer/store``, ``--store``, ``IMMUTABLE_INSTALLER_STORE``)::
+
+    entries/<interp>-<wheel sha256>/entry.json   what the entry holds: every file with its sha256, the scripts
+    entries/<interp>-<wheel sha256>/root/...      the wheel as pip would install it into a virtualenv, relative to
+                                                  the prefix (lib/python3.11/site-packages/..., bin/...), and
+                                                  the bytecode the target interpreter compiled for it
+    locks/<key>.lock                              one builder per entry; the others wait, then reuse it
+    tmp/<build>/ + tmp/<build>.lock               builds in progress; renamed into entries/ when complete
+    roots/<id>.json                               which generation uses which entries (status, gc)
+    .gc.lock                                      roots are registered and collected under it
+
+An entry is complete exactly when ``entries/<key>`` exists: it is assembled under ``tmp/`` and renamed into
+place in one ``rename(2)``, after its files were made read-only, and never changed afterwards. A killed
+build leaves only a ``tmp/`` folder whose lock nobody holds; the next builder or ``store gc`` removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import stat
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from immutable_installer.core.errors import BuildError, UsageError
+from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
+from immutable_installer.core.names import canonical
+from immutable_installer.dists.hashing import file_record_digest, sha256_file
+from immutable_installer.dists.wheel import WheelBytes, open_wheel
+from immutable_installer.runner import Runner
+from immutable_installer.store.fill import Filler, finish, write_entry_json
+
+STORE_ENV = "IMMUTABLE_INSTALLER_STORE"
+
+
+def default_store() -> Path:
+    """``IMMUTABLE_INSTALLER_STORE`` or ``~/.cache/immutable-installer/store`` (XDG_CACHE_HOME honoured)."""
+    if os.environ.get(STORE_ENV):
+        return Path(os.environ[STORE_ENV]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "immutable-installer" / "store"
+
+
+def interpreter_tag(implementation: str, version: str) -> str:
+    """``cp311`` for CPython 3.11: bytecode and installed layout depend on implementation and X.Y only."""
+    prefix = {"cpython": "cp", "pypy": "pp"}.get(implementation, implementation)
+    return prefix + version.replace(".", "")
+
+
+def interpreter_version(tag: str) -> str:
+    """``3.11`` for ``cp311``."""
+    digits = tag.lstrip("abcdefghijklmnopqrstuvwxyz")
+    return f"{digits[0]}.{digits[1:]}"
+
+
+@dataclass(frozen=True)
+class StoreWheel:
+    """A wheel to put in the store: its pinned identity and where it lies."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One complete store entry."""
+
+    key: str
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def root(self) -> Path:
+        return self.path / "root"
+
+    @property
+    def files(self) -> list[list[Any]]:
+        """``[relative path, "sha256=...", size]`` for every file, relative to the prefix."""
+        return list(self.meta["files"])
+
+    @property
+    def scripts(self) -> dict[str, dict[str, Any]]:
+        """Files that name the build interpreter (written per generation): path -> kind, header length."""
+        return dict(self.meta.get("scripts", {}))
+
+    @property
+    def record(self) -> str:
+        """The prefix-relative path of the entry's RECORD."""
+        return str(self.meta["record"])
+
+    @property
+    def bytes(self) -> int:
+        return sum(int(f[2]) for f in self.meta["files"])
+
+
+@dataclass
+class Damage:
+    """What ``store verify`` found wrong with one entry."""
+
+    key: str
+    wheel: str
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = []
+        if self.changed:
+            parts.append(f"{len(self.changed)} changed ({', '.join(self.changed[:3])})")
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing ({', '.join(self.missing[:3])})")
+        return f"{self.key} ({self.wheel}): " + "; ".join(parts)
+
+
+class Store:
+    """The store at one root."""
+
+    def __init__(self, root: Path | None = None, runner: Runner | None = None,
+                 reporter: Reporter = null_reporter) -> None:
+        self.root = Path(os.path.abspath(root if root is not None else default_store()))
+        self.runner = runner or Runner()
+        self.report = reporter
+
+    # ------------------------------------------------------------------------------------------ layout
+    @property
+    def entries_dir(self) -> Path:
+        return self.root / "entries"
+
+    def key(self, sha256: str, interp: str) -> str:
+        return f"{interp}-{sha256}"
+
+    def entry_path(self, key: str) -> Path:
+        return self.entries_dir / key
+
+    def load(self, key: str) -> Entry:
+        path = self.entry_path(key)
+        try:
+            meta = json.loads((path / "entry.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BuildError(f"store entry {key} is unreadable ({exc})",
+                             hint="run `immutable-installer store verify --repair`") from None
+        return Entry(key, path, meta)
+
+    def entry_keys(self) -> list[str]:
+        if not self.entries_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.entries_dir.iterdir() if p.is_dir())
+
+    def _mkdirs(self) -> None:
+        for sub in ("entries", "locks", "tmp", "roots"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------------------------------ filling
+    def ensure(self, wheels: Sequence[StoreWheel], python: str, interp: str) -> dict[str, Entry]:
+        """Every wheel as a complete entry (sha256 -> entry), filling the missing ones from their files."""
+        keys = {w.sha256: self.key(w.sha256, interp) for w in wheels}
+        with self.fill(keys.values(), python, interp) as session:
+            for wheel in sorted(wheels, key=lambda w: -_size(w.path)):
+                if session.needs(keys[wheel.sha256]):
+                    session.add(keys[wheel.sha256], wheel, open_wheel(wheel.path))
+            session.commit()
+        return {w.sha256: self.load(keys[w.sha256]) for w in wheels}
+
+    def fill(self, keys: Iterable[str], python: str, interp: str) -> FillSession:
+        """A session that builds whichever of ``keys`` the store lacks (``with store.fill(...) as s``)."""
+        try:
+            self._mkdirs()
+        except OSError as exc:
+            raise UsageError(f"the store {self.root} cannot be created ({exc.strerror})",
+                             hint="pass a writable --store PATH or set IMMUTABLE_INSTALLER_STORE") from None
+        return FillSession(self, sorted(set(keys)), python, interp)
+
+    def _fill_locked(self, key: str, wheel: StoreWheel, python: str, interp: str) -> None:
+        with FillSession(self, [key], python, interp, locked=True) as session:
+            session.add(key, wheel, open_wheel(wheel.path))
+            session.commit()
+
+    def clean_stale_builds(self) -> list[str]:
+        """Remove ``tmp/`` builds whose builder is gone (its lock is free)."""
+        removed: list[str] = []
+        tmp = self.root / "tmp"
+        if not tmp.is_dir():
+            return removed
+        for lockfile in tmp.glob("*.lock"):
+            lock = FileLock(str(lockfile))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                build = lockfile.with_suffix("")
+                if build.exists():
+                    _rmtree(build)
+                    removed.append(build.name)
+            finally:
+                lock.release()
+                lockfile.unlink(missing_ok=True)
+        for orphan in tmp.iterdir():  # a build folder whose lock file was never written
+            if orphan.is_dir() and not orphan.with_name(orphan.name + ".lock").exists():
+                _rmtree(orphan)
+                removed.append(orphan.name)
+        return removed
+
+    # ------------------------------------------------------------------------------------------ roots
+    def register(self, generation: Path, keys: Iterable[str]) -> None:
+        """Record that ``generation`` uses ``keys`` (before it links them, so gc never takes them away)."""
+        self._mkdirs()
+        generation = Path(os.path.abspath(generation))
+        ident = hashlib.sha256(str(generation).encode()).hexdigest()[:24]
+        data = {"generation": str(generation), "entries": sorted(set(keys))}
+        with FileLock(str(self.root / ".gc.lock")):
+            tmp = self.root / "roots" / f".{ident}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp, self.root / "roots" / f"{ident}.json")
+
+    def roots(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        folder = self.root / "roots"
+        if not folder.is_dir():
+            return out
+        for path in sorted(folder.glob("*.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            data["_file"] = str(path)
+            data["alive"] = Path(data.get("generation", "")).is_dir()
+            out.append(data)
+        return out
+
+    # ------------------------------------------------------------------------------------------ commands
+    def status(self) -> dict[str, Any]:
+        """Entries, their bytes (each store file counted once), and which generations use each."""
+        users: dict[str, list[str]] = {}
+        for root in self.roots():
+            if root["alive"]:
+                for key in root.get("entries", []):
+                    users.setdefault(key, []).append(root["generation"])
+        entries = []
+        for key in self.entry_keys():
+            try:
+                entry = self.load(key)
+            except BuildError:
+                entries.append({"key": key, "wheel": None, "bytes": 0, "files": 0, "used_by": users.get(key, []),
+                                "damaged": True})
+                continue
+            entries.append({"key": key, "wheel": entry.meta.get("wheel"), "bytes": entry.bytes,
+                            "files": len(entry.meta["files"]), "used_by": sorted(users.get(key, []))})
+        return {"store": str(self.root), "entries": entries, "count": len(entries),
+                "bytes": sum(e["bytes"] for e in entries),
+                "unused": sum(1 for e in entries if not e["used_by"])}
+
+    def verify(self, keys: Iterable[str] | None = None) -> list[Damage]:
+        """Every file of every entry (or of ``keys``) against the sha256 recorded when it was built."""
+        damaged = []
+        for key in sorted(keys) if keys is not None else self.entry_keys():
+            try:
+                entry = self.load(key)
+            except BuildError:
+                damaged.append(Damage(key, "?", missing=["entry.json"]))
+                continue
+            damage = Damage(key, str(entry.meta.get("wheel")))
+            for rel, digest, _size in entry.files:
+                got = file_record_digest(entry.root / rel)
+                if got is None:
+                    damage.missing.append(rel)
+                elif got != digest:
+                    damage.changed.append(rel)
+            if damage.changed or damage.missing:
+                damaged.append(damage)
+        return damaged
+
+    def repair(self, damaged: Sequence[Damage], wheelhouse: Path, find_python: Callable[[str], str]) -> list[str]:
+        """Rebuild damaged entries from their wheels in ``wheelhouse`` (found by filename, checked by sha256);
+        ``find_python`` gives an interpreter for an entry's ``X.Y``."""
+        rebuilt = []
+        for damage in damaged:
+            try:
+                meta = self.load(damage.key).meta
+            except BuildError:
+                raise BuildError(f"store entry {damage.key} has no readable entry.json; remove it with "
+                                 f"`rm -rf {self.entry_path(damage.key)}` and reinstall") from None
+            wheel = wheelhouse / meta["wheel"]
+            if not wheel.is_file() or sha256_file(wheel) != meta["sha256"]:
+                raise BuildError(f"cannot repair {damage.key}: {meta['wheel']} with sha256 {meta['sha256'][:16]}... "
+                                 f"is not in {wheelhouse}",
+                                 hint="run `immutable-installer download` first, or pass --wheelhouse")
+            lock = FileLock(str(self.root / "locks" / f"{damage.key}.lock"))
+            with lock:
+                trash = self.root / "tmp" / f"trash-{damage.key}-{secrets.token_hex(4)}"
+                os.rename(self.entry_path(damage.key), trash)
+                try:
+                    self._fill_locked(damage.key, StoreWheel(meta["name"], meta["version"], meta["wheel"],
+                                                             meta["sha256"], wheel),
+                                      find_python(interpreter_version(meta["interpreter"])), meta["interpreter"])
+                finally:
+                    _rmtree(trash)
+            rebuilt.append(damage.key)
+        return rebuilt
+
+    def gc(self) -> dict[str, Any]:
+        """Remove entries that no existing generation uses, dead roots and stale builds.
+
+        Runs under the gc lock, which installers also take to register a generation's entries *before* they
+        build or link them: an entry an install is about to use is therefore always in a root gc can see.
+        """
+        if not self.root.is_dir():
+            return {"removed": [], "bytes": 0, "kept": 0}
+        removed, freed = [], 0
+        with FileLock(str(self.root / ".gc.lock")):
+            used: set[str] = set()
+            for root in self.roots():
+                if root["alive"]:
+                    used.update(root.get("entries", []))
+                else:
+                    Path(root["_file"]).unlink(missing_ok=True)
+            for key in self.entry_keys():
+                if key in used:
+                    continue
+                lock = FileLock(str(self.root / "locks" / f"{key}.lock"))
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    continue  # being repaired right now
+                try:
+                    with contextlib.suppress(BuildError):  # an unreadable entry is removed all the same
+                        freed += self.load(key).bytes
+                    trash = self.root / "tmp" / f"trash-{key}-{secrets.token_hex(4)}"
+                    os.rename(self.entry_path(key), trash)
+                    _rmtree(trash)
+                    removed.append(key)
+                finally:
+                    lock.release()
+            self.clean_stale_builds()
+        return {"removed": removed, "bytes": freed, "kept": len(self.entry_keys())}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+class FillSession:
+    """The entries one install is missing: locked (one builder per entry; the others wait, then reuse it),
+    unpacked and compiled in the background as their wheels are handed in, and renamed into the store only by
+    ``commit``. Leaving the ``with`` block without a commit (an error, a failed scan, Ctrl-C) removes them."""
+
+    def __init__(self, store: Store, keys: list[str], python: str, interp: str, locked: bool = False) -> None:
+        self.store, self.keys, self.python, self.interp = store, keys, python, interp
+        self.locked = locked  # the caller holds the entries' locks already (repair)
+        self.locks: list[FileLock] = []
+        self.todo: set[str] = set()
+        self.filler: Filler | None = None
+        self.build: Path | None = None
+        self.build_lock: FileLock | None = None
+        self.added: list[str] = []
+        self.started = 0.0
+
+    def __enter__(self) -> FillSession:
+        missing = [k for k in self.keys if not self.store.entry_path(k).is_dir()]
+        if self.locked:
+            self.todo = set(missing)
+            return self
+        try:
+            for key in missing:  # sorted: two installers never deadlock
+                lock = FileLock(str(self.store.root / "locks" / f"{key}.lock"))
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    self.store.report(Message("info", f"another installer is building store entry {key[:20]}...; "
+                                                      "waiting to reuse it"))
+                    lock.acquire()
+                self.locks.append(lock)
+            if missing:
+                self.store.clean_stale_builds()
+            self.todo = {k for k in missing if not self.store.entry_path(k).is_dir()}
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def needs(self, key: str) -> bool:
+        return key in self.todo
+
+    def add(self, key: str, wheel: StoreWheel, opened: WheelBytes) -> None:
+        """Unpack ``opened`` (the wheel's bytes, read once by the caller) into a staged entry, in the background."""
+        if self.filler is None:
+            self._start()
+        assert self.filler is not None
+        self.filler.add(key, canonical(wheel.name), opened, wheel.sha256)
+        self.added.append(key)
+
+    def _start(self) -> None:
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.build = self.store.root / "tmp" / name
+        self.build_lock = FileLock(str(self.store.root / "tmp" / f"{name}.lock"))
+        self.build_lock.acquire()
+        self.build.mkdir()
+        self.started = time.monotonic()
+        count = len(self.todo)
+        self.store.report(Phase("store", f"{count} new store entr{'y' if count == 1 else 'ies'} (unpacked and "
+                                         "compiled once, then linked into every generation)"))
+        self.filler = Filler(self.store.runner, self.build, self.python, interpreter_version(self.interp))
+
+    def commit(self) -> None:
+        """Wait for every added entry's unpacking and bytecode, then rename each into the store."""
+        if self.filler is None:
+            return
+        total = len(self.added)
+        staged = self.filler.wait(lambda done, _all: self.store.report(
+            Progress("store", done, total, "entries", "compiled")))
+        for item in staged:
+            meta = finish(item, self.interp, self.python)
+            staging = item.root.parent
+            write_entry_json(staging, meta)
+            _make_read_only(staging)
+            os.rename(staging, self.store.entry_path(item.key))
+        self.store.report(PhaseDone("store", time.monotonic() - self.started))
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.filler is not None:
+                if exc[0] is None:
+                    self.filler.close()
+                else:
+                    self.filler.kill()
+        finally:
+            if self.build is not None:
+                _rmtree(self.build)
+            self._release()
+
+    def _release(self) -> None:
+        if self.build_lock is not None:
+            self.build_lock.release()
+            assert self.build is not None
+            Path(str(self.build) + ".lock").unlink(missing_ok=True)
+        for lock in self.locks:
+            lock.release()
+        self.locks = []
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _make_read_only(top: Path) -> None:
+    """Files lose their write bits (directories keep theirs, so gc can delete entries)."""
+    for dirpath, _dirs, names in os.walk(top):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode):
+                os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

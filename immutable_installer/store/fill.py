@@ -1,0 +1,412 @@
+"""Filling the store: wheels unpacked in-process and in parallel, bytecode compiled across every core as soon as
+each entry is unpacked, entries committed only when the caller says the whole set passed its checks.
+
+Why not pip: one pip start-up and one scratch virtualenv per build, single-threaded unpacking and compilation
+that waits for unpacking cost a cold install more than everything else together (docs/performance.md). Here
+each wheel's bytes are read from the wheelhouse once (``dists.wheel.open_wheel``: the same read hashes,
+parses and unpacks), PyPA ``installer`` routes every archive member to its scheme, and a destination of
+ours writes what pip writes (its console-script template and shebang rule, its sorted ``\\r\\n`` RECORD,
+``REQUESTED``, ``INSTALLER``), so a store entry holds the bytes pip would have installed (docs/store.md).
+Every file's hash is checked against the wheel's own RECORD while it is written.
+
+Bytecode is compiled by the *target* interpreter (bytecode depends on it), started by us with ``-I -S``
+(isolated, no site: no ``.pth`` of any installation runs), one worker per core, fed batches of files as
+entries finish unpacking. Nothing a wheel ships is ever executed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from installer.destinations import WheelDestination
+
+from immutable_installer.core.errors import BuildError, WheelhouseError
+from immutable_installer.dists.hashing import file_record_digest, record_digest
+from immutable_installer.dists.scripts import console_shebang, fixed_shebang
+from immutable_installer.dists.wheel import WheelBytes, WheelInfo
+from immutable_installer.runner import Runner, clean_env
+
+# byte-identical to pip's install on purpose: the same RECORD, the same fingerprint whichever of the two
+# built an environment, and pip's own tools (uninstall, list, check) treat the packages as theirs
+INSTALLER_NAME = b"pip\n"
+
+# pip's console-script template (pip/_internal/operations/install/wheel.py, PipScriptMaker): the store's
+# fidelity test compares a pip install with ours byte for byte, so a change in pip shows up there
+SCRIPT_TEMPLATE = """import sys
+from %(module)s import %(import_name)s
+if __name__ == '__main__':
+    sys.argv[0] = sys.argv[0].removesuffix('.exe')
+    sys.exit(%(func)s())
+"""
+
+# runs inside the target interpreter (-I -S): compile the files of each batch, answer when the batch is done
+_COMPILER = r"""
+import sys, py_compile
+out = sys.stdout
+for line in sys.stdin:
+    path = line.rstrip("\n")
+    if not path:
+        out.write("done\n"); out.flush(); continue
+    try:
+        py_compile.compile(path, doraise=True)
+    except Exception:
+        pass  # like compileall: a module that does not compile stays uncompiled (speed, not correctness)
+"""
+
+
+@dataclass
+class Staged:
+    """One entry unpacked under the store's ``tmp/``, waiting for its bytecode and for the commit."""
+
+    key: str
+    wheel: WheelInfo
+    root: Path
+    files: list[list[Any]] = field(default_factory=list)  # [prefix-relative path, sha256=..., size]
+    scripts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    record: str = ""
+    sources: list[str] = field(default_factory=list)  # .py files to compile (absolute)
+
+
+class CompilePool:
+    """Target-interpreter processes compiling batches of ``.py`` files; one per core."""
+
+    def __init__(self, runner: Runner, python: str, processes: int | None = None, batch: int = 150) -> None:
+        self.python = python
+        self.batch = batch
+        self.jobs: queue.Queue[tuple[list[str], Callable[[], None]] | None] = queue.Queue()
+        self.procs: list[subprocess.Popen[str]] = []
+        self.threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+        self.stopped = False
+        for _ in range(processes or max(1, os.cpu_count() or 1)):
+            proc = runner.start([python, "-I", "-S", "-c", _COMPILER], env=clean_env(), stdin=True)
+            self.procs.append(proc)
+            thread = threading.Thread(target=self._feed, args=(proc,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def submit(self, files: Sequence[str], done: Callable[[], None]) -> int:
+        """Queue ``files`` in batches; ``done`` is called once per batch. Returns the number of batches."""
+        batches = [list(files[i:i + self.batch]) for i in range(0, len(files), self.batch)]
+        for batch in batches:
+            self.jobs.put((batch, done))
+        return len(batches)
+
+    def _feed(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            files, done = job
+            try:
+                if self.stopped:
+                    continue
+                proc.stdin.write("".join(f"{f}\n" for f in files) + "\n")
+                proc.stdin.flush()
+                if proc.stdout.readline() != "done\n":
+                    raise OSError(f"the compiler exited with {proc.wait()}")
+            except (OSError, ValueError) as exc:  # a dead pipe, or one closed by kill()
+                if not self.stopped:
+                    self.errors.append(f"bytecode compilation failed: {exc}")
+            finally:
+                done()
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+        for proc in self.procs:
+            with contextlib.suppress(OSError):
+                if proc.stdin:
+                    proc.stdin.close()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def kill(self) -> None:
+        self.stopped = True
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs:
+            with contextlib.suppress(Exception):
+                proc.communicate(timeout=10)
+        while True:  # release feeders waiting on the queue
+            try:
+                self.jobs.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self.threads:
+            self.jobs.put(None)
+
+
+def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script_python: str,
+           cancelled: threading.Event | None = None) -> Staged:
+    """Install ``wheel`` into ``root`` (a prefix: ``lib/pythonX.Y/site-packages``, ``bin``, ``include``, data)
+    from its bytes, as pip would into a virtualenv whose interpreter is ``script_python``."""
+    from installer import install
+    from installer.sources import WheelFile
+
+    staged = Staged("", wheel.info, root)
+    destination = _PipLikeDestination(root, name, python_version, script_python, staged)
+    destination.cancelled = cancelled
+    try:
+        with wheel.zipfile() as zf, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            zf.filename = wheel.info.filename  # the library reads name and version from it
+            source = WheelFile(zf)
+            destination.wheel_record = {p: h for p, h, _ in _rows(source.read_dist_info("RECORD"))}
+            destination.data_dir = source.data_dir
+            purelib = "root-is-purelib: true" in source.read_dist_info("WHEEL").lower()
+            destination.root_scheme = "purelib" if purelib else "platlib"
+            destination.entry_points = set(wheel.info.entry_points)
+            install(source, destination, {"INSTALLER": INSTALLER_NAME, "REQUESTED": b""})
+    except BuildError:
+        raise
+    except Exception as exc:  # the library's own errors for unsound wheels (bad RECORD, bad .data, ...)
+        raise BuildError(f"{wheel.info.filename} cannot be installed: {type(exc).__name__}: {exc}",
+                         hint="the wheel is unsound; re-lock to another release or report it upstream") from None
+    return staged
+
+
+def _rows(text: str) -> list[tuple[str, str, str]]:
+    return [(r[0], r[1] if len(r) > 1 else "", r[2] if len(r) > 2 else "") for r in csv.reader(io.StringIO(text))
+            if r]
+
+
+def _wrapper_of(filename: str) -> str:
+    """The entry point a setuptools-generated wrapper stands for (``EP``, ``EP.exe``, ``EP-script.py``)."""
+    lower = filename.lower()
+    for suffix in (".exe", "-script.py", ".pya"):
+        if lower.endswith(suffix):
+            return filename[: -len(suffix)]
+    return filename
+
+
+def _pip_script_names(name: str, python_version: str) -> list[str]:
+    """The scripts pip writes for one console entry point: ``pip`` becomes ``pip``, ``pipX`` and ``pipX.Y``
+    (for the target's version) and pip's own ``pipN`` entries are dropped (pip's ``get_console_script_specs``);
+    likewise ``easy_install``."""
+    import re
+
+    if name == "pip":
+        return ["pip", f"pip{python_version.split('.')[0]}", f"pip{python_version}"]
+    if re.match(r"pip(\d+(\.\d+)?)?$", name):
+        return []
+    if name == "easy_install":
+        return ["easy_install", f"easy_install-{python_version}"]
+    if re.match(r"easy_install(-\d+\.\d+)?$", name):
+        return []
+    return [name]
+
+
+class _PipLikeDestination(WheelDestination):
+    """A PyPA ``installer`` destination writing what pip writes into a virtualenv, rooted at a store entry."""
+
+    def __init__(self, root: Path, name: str, python_version: str, script_python: str, staged: Staged) -> None:
+        site = root / "lib" / f"python{python_version}" / "site-packages"
+        self.site = site
+        self.root = root
+        self.schemes = {"purelib": str(site), "platlib": str(site), "scripts": str(root / "bin"),
+                        "data": str(root), "headers": str(root / "include" / "site" / f"python{python_version}" / name)}
+        self.python = script_python
+        self.python_version = python_version
+        self.staged = staged
+        self.wheel_record: dict[str, str] = {}
+        self.data_dir = ""
+        self.root_scheme = "purelib"
+        self.entry_points: set[str] = set()
+        self.cancelled: threading.Event | None = None  # set when the install is abandoned: stop writing
+
+    def _target(self, scheme: str, path: str) -> Path:
+        base = Path(os.path.abspath(self.schemes[scheme]))
+        target = Path(os.path.abspath(base / path))
+        if not target.is_relative_to(base):
+            raise BuildError(f"{self.staged.wheel.filename} installs {path} outside its {scheme} folder; refusing it")
+        return target
+
+    def _write(self, scheme: str, path: str, data: bytes, executable: bool) -> Any:
+        from installer.records import Hash, RecordEntry
+
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise BuildError("the store build was abandoned")
+        target = self._target(scheme, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        digest = record_digest(data)
+        rel = os.path.relpath(target, self.root)
+        self.staged.files.append([rel, digest, len(data)])
+        if scheme in ("purelib", "platlib") and rel.endswith(".py"):
+            self.staged.sources.append(str(target))
+        return RecordEntry(path, Hash("sha256", digest.split("=", 1)[1]), len(data))
+
+    # the WheelDestination protocol -------------------------------------------------------------------
+    def write_file(self, scheme: str, path: str | os.PathLike[str], stream: BinaryIO, is_executable: bool) -> Any:
+        path = os.fspath(path)
+        if scheme == "scripts" and _wrapper_of(os.path.basename(path)) in self.entry_points:
+            return None  # pip skips setuptools' own wrappers of entry points: it generates them itself
+        data = stream.read()
+        archive = path if scheme == self.root_scheme else f"{self.data_dir}/{scheme}/{path}"
+        expected = self.wheel_record.get(archive, "")
+        if expected.startswith("sha256=") and expected != record_digest(data):
+            raise BuildError(f"{self.staged.wheel.filename}: {archive} does not match the hash in the wheel's "
+                             "RECORD", hint="the wheel was altered after it was built; do not install it")
+        if scheme == "scripts" and data.startswith(b"#!python"):  # pip's fix_script
+            header = fixed_shebang(self.python)
+            data = header + data.partition(b"\n")[2]
+            self.staged.scripts[os.path.relpath(self._target(scheme, path), self.root)] = {
+                "kind": "fixed", "header": len(header)}
+        return self._write(scheme, path, data, is_executable)
+
+    def write_script(self, name: str, module: str, attr: str, section: str) -> Any:
+        for script in _pip_script_names(name, self.python_version):
+            header = console_shebang(self.python)
+            body = SCRIPT_TEMPLATE % {"module": module, "import_name": attr.split(".")[0], "func": attr}
+            entry = self._write("scripts", script, header + body.encode(), True)
+            self.staged.scripts[os.path.relpath(self._target("scripts", script), self.root)] = {
+                "kind": "console", "header": len(header)}
+        return entry if _pip_script_names(name, self.python_version) else None
+
+    def finalize_installation(self, scheme: str, record_file_path: str, records: Iterable[tuple[str, Any]]) -> None:
+        rows = []
+        for file_scheme, record in records:
+            if record is None:
+                continue
+            target = self._target(file_scheme, record.path)
+            rel = os.path.relpath(target, self.site).replace(os.sep, "/")
+            digest = f"{record.hash_.name}={record.hash_.value}" if record.hash_ else ""
+            rows.append((rel, digest, "" if record.size is None else str(record.size)))
+        buf = io.StringIO()
+        csv.writer(buf).writerows(sorted(rows))  # pip: sorted rows, csv's default "\r\n"
+        target = self._target(scheme, record_file_path)
+        data = buf.getvalue().encode("utf-8")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        rel = os.path.relpath(target, self.root)
+        self.staged.files.append([rel, record_digest(data), len(data)])
+        self.staged.record = rel
+
+
+class Filler:
+    """Unpacks wheels into staged entries on a thread pool while a compile pool turns their sources into
+    bytecode; ``commit`` renames the finished entries into the store."""
+
+    def __init__(self, runner: Runner, tmp: Path, python: str, python_version: str,
+                 processes: int | None = None) -> None:
+        self.tmp = tmp
+        self.python = python
+        self.python_version = python_version
+        self.cores = processes or max(1, os.cpu_count() or 1)
+        self.compiler = CompilePool(runner, python, self.cores)
+        self.unpackers = ThreadPoolExecutor(max_workers=max(2, self.cores))
+        self.lock = threading.Lock()
+        self.pending: dict[str, int] = {}
+        self.compiled = threading.Condition(self.lock)
+        self.staged: dict[str, Staged] = {}
+        self.futures: list[Future[Staged]] = []
+        self.slots = threading.BoundedSemaphore(self.cores + 1)  # wheels held in memory at once
+        self.cancelled = threading.Event()
+
+    def add(self, key: str, name: str, wheel: WheelBytes, expected_sha256: str) -> Future[Staged]:
+        """Unpack ``wheel`` (already read) into a staged entry in the background."""
+        if wheel.info.sha256 != expected_sha256:
+            raise WheelhouseError(f"sha256 mismatch: {wheel.info.filename} (expected {expected_sha256[:16]}..., "
+                                  f"found {wheel.info.sha256[:16]}...)",
+                                  hint="run `immutable-installer download` to fetch it again")
+        self.slots.acquire()
+        future = self.unpackers.submit(self._unpack, key, name, wheel)
+        self.futures.append(future)
+        return future
+
+    def _unpack(self, key: str, name: str, wheel: WheelBytes) -> Staged:
+        root = self.tmp / key / "root"
+        try:
+            staged = unpack(wheel, name, root, self.python_version, self.python, self.cancelled)
+        finally:
+            self.slots.release()
+        staged.key = key
+        with self.lock:
+            self.staged[key] = staged
+            self.pending[key] = 0
+        sources = sorted(staged.sources)
+        if sources:
+            with self.lock:
+                self.pending[key] = -1  # counted below, before any batch can finish
+            count = self.compiler.submit(sources, lambda: self._batch_done(key))
+            with self.lock:
+                self.pending[key] += count + 1
+                self.compiled.notify_all()
+        return staged
+
+    def _batch_done(self, key: str) -> None:
+        with self.lock:
+            self.pending[key] -= 1
+            self.compiled.notify_all()
+
+    def wait(self, on_progress: Callable[[int, int], None] | None = None) -> list[Staged]:
+        """Every staged entry unpacked and compiled; the first unpacking error is raised."""
+        for future in self.futures:
+            future.result()
+        total = len(self.staged)
+        with self.lock:
+            while any(v != 0 for v in self.pending.values()):
+                self.compiled.wait(timeout=1.0)
+                if on_progress is not None:
+                    on_progress(sum(1 for v in self.pending.values() if v == 0), total)
+        if self.compiler.errors:
+            raise BuildError(self.compiler.errors[0])
+        return list(self.staged.values())
+
+    def close(self) -> None:
+        self.unpackers.shutdown(wait=True, cancel_futures=True)
+        self.compiler.close()
+
+    def kill(self) -> None:
+        """Stop everything and return only when nothing writes into the staging folder any more."""
+        self.cancelled.set()
+        self.compiler.kill()
+        self.unpackers.shutdown(wait=True, cancel_futures=True)
+
+
+def finish(staged: Staged, interp: str, build_python: str) -> dict[str, Any]:
+    """Hash the bytecode the compile pool wrote and return the entry's ``entry.json`` contents."""
+    import importlib.util
+
+    files = list(staged.files)
+    for source in staged.sources:
+        pyc = importlib.util.cache_from_source(source)
+        digest = file_record_digest(pyc)
+        if digest is not None:
+            files.append([os.path.relpath(pyc, staged.root), digest, os.path.getsize(pyc)])
+    files.sort()
+    return {
+        "format": 2, "key": staged.key, "interpreter": interp, "name": staged.wheel.name,
+        "version": staged.wheel.version, "wheel": staged.wheel.filename, "sha256": staged.wheel.sha256,
+        "build_python": build_python, "record": staged.record, "files": files, "scripts": staged.scripts,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write_entry_json(staging: Path, meta: dict[str, Any]) -> None:
+    (staging / "entry.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,0 +1,267 @@
+"""``bundle``: one tar file that gives a verified environment on a machine with a matching Python and no network.
+
+Layout (every path under one top folder, ``<name>/``)::
+
+    SHA256SUMS                 first member: sha256 of every other member (``sha256sum -c`` format)
+    BUNDLE.json                what is inside: manifest name, variants, platform, Python, tool version
+    metadata/dependencies.json the manifest, byte for byte
+    wheelhouse/*.whl           every wheel the chosen variants need on the chosen platform
+    tool/*.whl                 immutable-installer itself as a wheel, and every wheel it needs on the target
+    install.sh                 the bootstrap: check SHA256SUMS, create .tool from tool/, install --skip-wheelhouse
+    install.ps1                the same for Windows, written but never run here (it says so)
+
+``bundle verify`` reads the archive once, front to back, and checks every member against SHA256SUMS before
+anything is unpacked or run: a missing, extra, altered or truncated member is refused by name (exit 4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from immutable_installer import __version__
+from immutable_installer.core.errors import UsageError, WheelhouseError
+from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
+from immutable_installer.core.manifest import Manifest, Platform
+from immutable_installer.core.tags import expand_platform_tags
+from immutable_installer.dists.hashing import sha256_file
+from immutable_installer.runner import Runner, clean_env
+from immutable_installer.wheelhouse.download import needed_wheels, require_complete
+from immutable_installer.wheelhouse.fetch import CHUNK
+
+SUMS = "SHA256SUMS"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of the bundle: where it comes from (a path or bytes) and its sha256."""
+
+    name: str
+    sha256: str
+    size: int
+    path: Path | None = None
+    data: bytes | None = None
+
+
+def tool_wheels(out: Path, manifest: Manifest, platform: Platform, runner: Runner,
+                tool_wheel: Path | None = None) -> list[Path]:
+    """The tool as a wheel (built from this source checkout unless given) plus every wheel it needs on the
+    manifest's Python and platform, fetched with the user's pip configuration."""
+    out.mkdir(parents=True, exist_ok=True)
+    if tool_wheel is None:
+        root = Path(__file__).resolve().parents[2]
+        if not (root / "pyproject.toml").is_file():
+            raise UsageError("this installation of immutable-installer has no source checkout to build its own "
+                             "wheel from", hint="pass --tool-wheel PATH (a wheel of immutable-installer)")
+        result = runner.run([runner.python(), "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(root)],
+                            env=clean_env(keep_pip=True), timeout=900)
+        if not result.ok:
+            raise WheelhouseError(f"building the immutable-installer wheel failed: {result.tail(2)}")
+        tool_wheel = next(out.glob("immutable_installer-*.whl"))
+    elif not tool_wheel.is_file():
+        raise UsageError(f"--tool-wheel {tool_wheel}: no such file")
+    else:
+        tool_wheel = Path(os.path.abspath(tool_wheel))
+    args = [runner.python(), "-m", "pip", "download", "--quiet", "--only-binary", ":all:", "-d", str(out),
+            "--python-version", manifest.python.version,
+            "--implementation", "cp" if manifest.python.implementation == "cpython" else "pp",
+            "--disable-pip-version-check"]
+    for tag in expand_platform_tags(platform.tags):
+        args += ["--platform", tag]
+    result = runner.run([*args, str(tool_wheel)], env=clean_env(keep_pip=True), timeout=1800)
+    if not result.ok:
+        raise WheelhouseError(f"fetching the tool's own dependencies failed: {result.tail(2)}",
+                              hint="bundling needs the network (or your pip configuration's mirrors) once")
+    if tool_wheel.parent != out:
+        (out / tool_wheel.name).write_bytes(tool_wheel.read_bytes())
+    return sorted(out.glob("*.whl"))
+
+
+def install_sh(manifest: Manifest) -> str:
+    version = manifest.python.version
+    return f"""#!/bin/sh
+# Bootstrap of an immutable-installer bundle ({manifest.name}): check every file, then install with no network.
+# Needs only Python {version} (set PYTHON=/path/to/python{version} if it is not on PATH). Extra arguments go to
+# `immutable-installer install` (e.g. --variant cpu, --venv /opt/ml/.venv, --store /opt/ml/store).
+set -eu
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+cd "$here"
+echo "checking every file against SHA256SUMS ..."
+if command -v sha256sum >/dev/null 2>&1; then
+    sha256sum --quiet --strict -c SHA256SUMS
+else
+    shasum -a 256 --quiet -c SHA256SUMS
+fi
+PY="${{PYTHON:-python{version}}}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if ! "$PY" -c 'import sys; sys.exit(0 if "%d.%d" % sys.version_info[:2] == "{version}" else 1)'; then
+    echo "error: this bundle needs Python {version}; set PYTHON=/path/to/python{version}" >&2
+    exit 2
+fi
+if [ ! -x .tool/bin/immutable-installer ]; then
+    "$PY" -m venv .tool
+    .tool/bin/python -m pip install --quiet --no-index --isolated --disable-pip-version-check \\
+        --find-links tool immutable-installer
+fi
+exec .tool/bin/immutable-installer install --skip-wheelhouse --manifest metadata/dependencies.json \\
+    --wheelhouse wheelhouse --venv "${{VENV:-$here/.venv}}" "$@"
+"""
+
+
+def install_ps1(manifest: Manifest) -> str:
+    return f"""# Bootstrap of an immutable-installer bundle ({manifest.name}) for Windows.
+# UNTESTED: written for completeness, never run (the tool does not support Windows targets yet, see
+# docs/decisions.md). Checks every file against SHA256SUMS, then installs with no network.
+$ErrorActionPreference = "Stop"
+Set-Location $PSScriptRoot
+foreach ($line in Get-Content SHA256SUMS) {{
+    $hash, $file = $line -split "  ", 2
+    if ((Get-FileHash -Algorithm SHA256 $file).Hash.ToLower() -ne $hash) {{ throw "sha256 mismatch: $file" }}
+}}
+py -{manifest.python.version} -m venv .tool
+.tool\\Scripts\\python -m pip install --no-index --isolated --find-links tool immutable-installer
+.tool\\Scripts\\immutable-installer install --skip-wheelhouse --manifest metadata\\dependencies.json `
+    --wheelhouse wheelhouse @args
+"""
+
+
+def write_bundle(out: Path, manifest: Manifest, manifest_bytes: bytes, wheelhouse: Path, variants: Sequence[str],
+                 platform: Platform, runner: Runner | None = None, tool_wheel: Path | None = None,
+                 reporter: Reporter = null_reporter) -> dict[str, object]:
+    """Write the bundle to ``out`` (under a temporary name, renamed when complete)."""
+    started = time.monotonic()
+    runner = runner or Runner()
+    reporter(Phase("bundle", f"{', '.join(variants)} on {platform.name} -> {out}"))
+    wheels: dict[str, Path] = {}
+    sums: dict[str, str] = {}
+    for variant in variants:
+        manifest.variant(variant)
+        require_complete(wheelhouse, manifest, variant, platform.name)  # every file present, hash-checked
+        for item in needed_wheels(manifest, variant, platform.name):
+            wheels[item.wheel.filename] = wheelhouse / item.wheel.filename
+            sums[item.wheel.filename] = item.wheel.sha256
+    top = out.name.split(".")[0] or "bundle"
+    with tempfile.TemporaryDirectory(prefix=".bundle-", dir=out.parent if out.parent.exists() else None) as tmp:
+        reporter(Message("info", "the tool's own wheels for the target (immutable-installer and its dependencies)"))
+        tools = tool_wheels(Path(tmp) / "tool", manifest, platform, runner, tool_wheel)
+        info = {"manifest": manifest.name, "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+                "variants": list(variants), "platform": platform.name, "python": manifest.python.version,
+                "tool_version": __version__, "wheels": len(wheels), "tool_wheels": [p.name for p in tools]}
+        members = [
+            _bytes(f"{top}/BUNDLE.json", (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()),
+            _bytes(f"{top}/metadata/dependencies.json", manifest_bytes),
+            _bytes(f"{top}/install.sh", install_sh(manifest).encode()),
+            _bytes(f"{top}/install.ps1", install_ps1(manifest).encode()),
+            *[Member(f"{top}/tool/{p.name}", sha256_file(p), p.stat().st_size, path=p) for p in tools],
+            *[Member(f"{top}/wheelhouse/{name}", sums[name], path.stat().st_size, path=path)
+              for name, path in sorted(wheels.items())],
+        ]
+        sums_text = "".join(f"{m.sha256}  {m.name.split('/', 1)[1]}\n" for m in members)
+        members.insert(0, _bytes(f"{top}/{SUMS}", sums_text.encode()))
+        total = sum(m.size for m in members)
+        part = out.with_name(f".{out.name}.part-{os.getpid()}")
+        done = 0
+        try:
+            with tarfile.open(part, "w", format=tarfile.PAX_FORMAT) as tar:
+                for member in members:
+                    ti = tarfile.TarInfo(member.name)
+                    ti.size, ti.mtime = member.size, 0
+                    ti.mode = 0o755 if member.name.endswith(".sh") else 0o644
+                    if member.data is not None:
+                        tar.addfile(ti, io.BytesIO(member.data))
+                    else:
+                        assert member.path is not None
+                        with open(member.path, "rb") as fh:
+                            tar.addfile(ti, fh)
+                    done += member.size
+                    reporter(Progress("bundle", done, total, "bytes", member.name.split("/")[-1]))
+            os.replace(part, out)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+    seconds = time.monotonic() - started
+    reporter(PhaseDone("bundle", seconds))
+    return {"ok": True, "output": str(out), "bytes": out.stat().st_size, "sha256": sha256_file(out),
+            "members": len(members), "wheels": len(wheels), "tool_wheels": len(tools), "seconds": round(seconds, 3)}
+
+
+def _bytes(name: str, data: bytes) -> Member:
+    return Member(name, hashlib.sha256(data).hexdigest(), len(data), data=data)
+
+
+def verify_bundle(path: Path, reporter: Reporter = null_reporter,
+                  on_member: Callable[[str], None] | None = None) -> dict[str, object]:
+    """Check every member against SHA256SUMS in one sequential read; WheelhouseError (exit 4) names the first
+    member that is missing, extra, altered, unsafe or cut short. Nothing is written anywhere."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such bundle")
+    started = time.monotonic()
+    total = path.stat().st_size
+    reporter(Phase("bundle verify", str(path)))
+    expected: dict[str, str] | None = None
+    seen: set[str] = set()
+    top = ""
+    done = 0
+    try:
+        with tarfile.open(path, "r|") as tar:
+            for ti in tar:
+                name = ti.name
+                if not ti.isfile() or name.startswith("/") or ".." in name.split("/"):
+                    raise WheelhouseError(f"{path.name}: member {name!r} is not a plain file inside the bundle")
+                fh = tar.extractfile(ti)
+                assert fh is not None
+                digest = hashlib.sha256()
+                data = bytearray() if expected is None else None
+                while chunk := fh.read(CHUNK):
+                    digest.update(chunk)
+                    if data is not None:
+                        data += chunk
+                done += ti.size
+                reporter(Progress("bundle verify", done, total, "bytes", name.split("/")[-1]))
+                if expected is None:
+                    top, _, rest = name.partition("/")
+                    if rest != SUMS:
+                        raise WheelhouseError(f"{path.name}: the first member is {name}, not {SUMS}",
+                                              hint="this is not a bundle written by `immutable-installer bundle`")
+                    expected = _parse_sums(bytes(data or b""), path.name)
+                    continue
+                rel = name.partition("/")[2] if name.startswith(top + "/") else ""
+                if rel not in expected:
+                    raise WheelhouseError(f"{path.name}: member {name} is not listed in {SUMS}")
+                if digest.hexdigest() != expected[rel]:
+                    raise WheelhouseError(f"{path.name}: member {rel} does not match its sha256 in {SUMS}",
+                                          hint="the bundle was altered or damaged in transit; copy it again")
+                seen.add(rel)
+                if on_member:
+                    on_member(rel)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise WheelhouseError(f"{path.name}: the archive is truncated or damaged ({exc})",
+                              hint="copy the bundle again; compare its sha256 with the one `bundle` printed") from None
+    if expected is None:
+        raise WheelhouseError(f"{path.name}: empty archive, no {SUMS}")
+    missing = sorted(set(expected) - seen)
+    if missing:
+        raise WheelhouseError(f"{path.name}: member {missing[0]} is missing from the bundle", details=missing,
+                              hint="the bundle is incomplete; copy it again")
+    seconds = time.monotonic() - started
+    reporter(PhaseDone("bundle verify", seconds))
+    return {"ok": True, "bundle": str(path), "members": len(seen) + 1, "bytes": total,
+            "seconds": round(seconds, 3)}
+
+
+def _parse_sums(data: bytes, bundle: str) -> dict[str, str]:
+    out = {}
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise WheelhouseError(f"{bundle}: {SUMS} has a malformed line: {line[:80]!r}")
+        out[name] = digest
+    return out

@@ -1,0 +1,131 @@
+"""HTTP(S) and file:// fetches of single files: hash while streaming, temp name, rename only when right.
+
+Why not urllib's one-liners: a wheel is only ever renamed into the wheelhouse after its sha256 matched, a
+truncated body or a wrong hash leaves nothing behind, and transient errors (timeouts, 5xx) are retried a
+bounded number of times. Certificates come from ``PIP_CERT`` / ``SSL_CERT_FILE`` when set, like pip's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from immutable_installer.core.errors import WheelhouseError
+from immutable_installer.core.urls import mask_url
+
+CHUNK = 1 << 20
+RETRIES = 3
+TIMEOUT = 30.0
+
+
+def _ssl_context() -> ssl.SSLContext:
+    cafile = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    if cafile and os.path.exists(cafile):
+        return ssl.create_default_context(cafile=cafile)
+    return ssl.create_default_context()
+
+
+def open_url(url: str, method: str = "GET", timeout: float = TIMEOUT,
+             headers: Mapping[str, str] | None = None) -> Any:
+    """One HTTP(S) request with the user's certificate settings (``PIP_CERT`` / ``SSL_CERT_FILE``)."""
+    request = urllib.request.Request(url, method=method,
+                                     headers={"User-Agent": "immutable-installer", **(headers or {})})
+    return urllib.request.urlopen(request, timeout=timeout, context=_ssl_context())
+
+
+def remote_size(url: str, timeout: float = 15.0) -> int | None:
+    """Size of the file behind a URL (stat for file://, HEAD for http); None if it cannot be told."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        path = urllib.request.url2pathname(parsed.path)
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return None
+    try:
+        with open_url(url, "HEAD", timeout) as response:
+            length = response.headers.get("Content-Length")
+            return int(length) if length and length.isdigit() else None
+    except (OSError, ValueError):
+        return None
+
+
+def fetch(url: str, dest: Path, sha256: str, *, retries: int = RETRIES, timeout: float = TIMEOUT,
+          on_bytes: Callable[[int], None] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Download ``url`` to ``dest``; raise WheelhouseError (exit 4) unless the bytes hash to ``sha256``.
+
+    The body goes to ``.<name>.part-<pid>`` beside ``dest`` and is renamed into place only after the hash
+    matched; on any failure the part file is removed.
+    """
+    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    last_error = ""
+    for attempt in range(retries):
+        try:
+            digest = hashlib.sha256()
+            expected_len: int | None = None
+            received = 0
+            with open_url(url, timeout=timeout) as response, open(tmp, "wb") as out:
+                length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+                expected_len = int(length) if length and length.isdigit() else None
+                while chunk := response.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    received += len(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
+            if expected_len is not None and received != expected_len:
+                raise WheelhouseError(f"{dest.name}: truncated download from {mask_url(url)} "
+                                      f"({received} of {expected_len} bytes)")
+            if digest.hexdigest() != sha256:
+                raise WheelhouseError(
+                    f"{dest.name}: sha256 mismatch for the file from {mask_url(url)} "
+                    f"(expected {sha256[:16]}..., got {digest.hexdigest()[:16]}...)",
+                    hint="the source serves a different file than the manifest pins; do not trust it")
+            os.replace(tmp, dest)
+            return
+        except urllib.error.HTTPError as exc:
+            tmp.unlink(missing_ok=True)
+            last_error = f"HTTP {exc.code}"
+            if exc.code < 500 and exc.code != 429:
+                break
+        except WheelhouseError:
+            tmp.unlink(missing_ok=True)
+            raise
+        except (OSError, TimeoutError, ValueError) as exc:
+            tmp.unlink(missing_ok=True)
+            reason = getattr(exc, "reason", None)
+            last_error = str(reason) if reason else (str(exc) or type(exc).__name__)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if attempt + 1 < retries:
+            sleep(min(0.5 * 2**attempt, 4.0))
+    raise WheelhouseError(f"{dest.name}: download from {mask_url(url)} failed: {last_error}")
+
+
+
+def reachable(url: str, timeout: float = 5.0) -> bool:
+    """Whether an index answers at all (any HTTP status counts); file:// URLs must exist.
+
+    pip retries an unreachable index for every project page it needs, which turned a 20 s lock into
+    six minutes here; asking once up front lets `lock` and `download` fall back to the user's configured
+    sources instead.
+    """
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        return os.path.exists(urllib.request.url2pathname(parsed.path))
+    try:
+        with open_url(url.rstrip("/") + "/", "HEAD", timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False

@@ -1,5 +1,0 @@
-"""Wheelhouse stage: fetch and download the pinned wheel files, inspect wheels, and scan them before install.
-
-It owns the network (``fetch``) and reading wheel archives. It may import ``installer.core`` and
-``installer.runner``; it never imports lock, build, verify or cli.
-"""
