@@ -74,9 +74,9 @@ def libcuda_version() -> str | None:
     return None
 
 
-def detect(runner: Runner | None = None, proc_path: str = PROC_VERSION, use_libcuda: bool = True) -> Hardware:
+def detect(proc_path: str = PROC_VERSION, use_libcuda: bool = True) -> Hardware:
     """Detect python, platform tags and the NVIDIA driver of this machine."""
-    runner = runner or Runner()
+    runner = Runner()
     tags = tuple(dict.fromkeys(t.platform for t in sys_tags()))
     driver, source = None, None
     gpus: tuple[str, ...] = ()

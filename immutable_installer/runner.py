@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from immutable_installer.core.errors import InstallerError
 
@@ -64,14 +64,11 @@ def _debug_echo(result: Result) -> None:
 
 @dataclass
 class Runner:
-    """Runs commands with captured output; records every command for tests and --debug."""
-
-    history: list[tuple[str, ...]] = field(default_factory=list)
+    """Runs commands with captured output (shown with --debug)."""
 
     def run(self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None,
             timeout: float | None = None, input_text: str | None = None) -> Result:
         argv = tuple(str(a) for a in args)
-        self.history.append(argv)
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, env=dict(env) if env is not None else None,
                                   cwd=cwd, timeout=timeout, input=input_text, check=False,
@@ -89,7 +86,6 @@ class Runner:
         """Start a command that runs while the caller works (the verifier's probe, the store's compilers);
         output is captured, and with ``stdin`` the caller feeds it."""
         argv = tuple(str(a) for a in args)
-        self.history.append(argv)
         try:
             return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
                                     env=dict(env) if env is not None else None, encoding="utf-8",
@@ -101,7 +97,6 @@ class Runner:
                timeout: float | None = None) -> Result:
         """Run with stdout delivered line by line to ``on_line`` (pip's raw progress), stderr captured."""
         argv = tuple(str(a) for a in args)
-        self.history.append(argv)
         try:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
                                     env=dict(env) if env is not None else None, encoding="utf-8", errors="replace")

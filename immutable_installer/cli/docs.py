@@ -1,6 +1,6 @@
 """Generate docs/reference/cli.md from the typer app
-(``python -m immutable_installer.cli.docs > docs/reference/cli.md``) and the cached top-level help
-(``python -m immutable_installer.cli.docs --help-cache``).
+(``python -m immutable_installer.cli.docs > docs/reference/cli.md``) and the cached help of every command
+(``python -m immutable_installer.cli.docs --help-cache`` writes ``help.json``).
 
 A test regenerates it and fails when the committed file is stale, so the reference never drifts.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -33,18 +34,29 @@ def render() -> str:
     return "\n".join(out)
 
 
-def root_help() -> str:
-    """The top-level help exactly as typer renders it (80 columns): what ``cli/help.txt`` must hold."""
+def help_texts() -> dict[str, str]:
+    """Every command's help exactly as typer renders it (80 columns), keyed by the command path ("" for the
+    top level, "install", "store gc"): what ``cli/help.json`` must hold."""
     from immutable_installer.cli.app import app
 
-    command = typer.main.get_command(app)
-    ctx = typer.Context(command, info_name="immutable-installer", terminal_width=80,
-                        max_content_width=80)
-    return command.get_help(ctx).rstrip() + "\n"
+    out: dict[str, str] = {}
+
+    def walk(command: Any, ctx: Any, path: list[str]) -> None:
+        out[" ".join(path)] = command.get_help(ctx).rstrip() + "\n"
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            walk(sub, typer.Context(sub, info_name=name, parent=ctx, terminal_width=80, max_content_width=80),
+                 [*path, name])
+
+    root = typer.main.get_command(app)
+    walk(root, typer.Context(root, info_name="immutable-installer", terminal_width=80, max_content_width=80), [])
+    return out
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--help-cache"]:
-        Path(__file__).with_name("help.txt").write_text(root_help(), encoding="utf-8")
+        import json
+
+        Path(__file__).with_name("help.json").write_text(json.dumps(help_texts(), indent=0, sort_keys=True) + "\n",
+                                                         encoding="utf-8")
     else:
         sys.stdout.write(render())

@@ -24,7 +24,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from immutable_installer.core.errors import BlacklistedPin, ManifestError
-from immutable_installer.core.names import canonical, pattern_matches
+from immutable_installer.core.names import VARIANT_NAMES, canonical, is_variant_name, pattern_matches
 
 SCHEMA_VERSION = 1
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -471,8 +471,8 @@ def _parse_variants(r: _Reader, value: Any, index_names: set[str]) -> tuple[Vari
     out = []
     for key in sorted(obj):
         path = f"variants.{key}"
-        if not re.fullmatch(r"cpu|cu\d{3}|rocm[\d.]+", key):
-            raise r.fail(path, f"{key!r} is not a variant name (cpu, cu118, cu124, ...)")
+        if not is_variant_name(key):
+            raise r.fail(path, f"{key!r} is not a variant name ({VARIANT_NAMES})")
         v = r.obj(obj[key], path, required=("index", "torch_packages"), optional=("cuda", "min_driver"))
         index = r.string(v["index"], f"{path}.index")
         if index not in index_names:

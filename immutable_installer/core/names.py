@@ -13,6 +13,14 @@ import re
 from packaging.utils import canonicalize_name
 
 _SEPARATORS = re.compile(r"[-_.]+")
+_VARIANT = re.compile(r"cpu|cu\d{3}|rocm[\d.]+")
+VARIANT_NAMES = "cpu, cu126, cu130, rocm6.4, ..."
+
+
+def is_variant_name(name: str) -> bool:
+    """The one rule for variant names, shared by the spec and the manifest: ``cpu``, ``cuXYZ`` or ``rocmX.Y``
+    (``auto`` picks among them by the driver, so a name must say which build it is)."""
+    return _VARIANT.fullmatch(name) is not None
 
 
 def canonical(name: str) -> str:

@@ -32,7 +32,7 @@ from immutable_installer.core.manifest import (
     _parse_verify,
     _Reader,
 )
-from immutable_installer.core.names import canonical
+from immutable_installer.core.names import VARIANT_NAMES, canonical, is_variant_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -90,12 +90,6 @@ class LockSpec:
 
     def manifest_indexes(self) -> tuple[Index, ...]:
         return tuple(Index(i.name, i.url) for i in self.indexes)
-
-    def group_of(self, name: str) -> str | None:
-        for group in self.groups:
-            if name in group.packages:
-                return group.name
-        return None
 
 
 HOST_PLATFORM_ENV = {
@@ -186,6 +180,9 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
                  optional=top["variants"].keys() if isinstance(top["variants"], dict) else ())
     for key in sorted(vraw):
         path = f"variants.{key}"
+        if not is_variant_name(key):
+            raise SpecError(path, f"{key!r} is not a variant name ({VARIANT_NAMES})",
+                            hint="name a variant after the torch build it pins (cpu, cu130, ...)", file=r.file)
         v = r.obj(vraw[key], path, required=("index",),
                   optional=("torch_packages", "cuda", "min_driver", "local_label"))
         index = r.string(v["index"], f"{path}.index")

@@ -85,10 +85,10 @@ def shim_config_source(manifest: Manifest) -> str:
 class Engine:
     """One target's generations: build a generation's contents from store entries, roll back."""
 
-    def __init__(self, target: Path, runner: Runner | None = None, reporter: Reporter = null_reporter,
+    def __init__(self, target: Path, reporter: Reporter = null_reporter,
                  link_mode: str = "auto") -> None:
         self.target = target
-        self.runner = runner or Runner()
+        self.runner = Runner()
         self.report = reporter
         self.generations = Generations(target, reporter)
         self.link_mode = Linker(link_mode).requested  # validated before anything is built

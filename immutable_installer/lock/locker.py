@@ -80,7 +80,6 @@ def parse_report(report: Mapping[str, Any]) -> list[Resolved]:
         out.append(Resolved(
             name=canonical(meta["name"]), version=meta["version"], filename=filename, sha256=sha, source_url=url,
             requires_dist=tuple(meta.get("requires_dist") or ()), requested=bool(item.get("requested")),
-            requested_extras=tuple(canonical(e) for e in item.get("requested_extras") or ()),
         ))
     return out
 
@@ -303,13 +302,13 @@ def _platform(spec: LockSpec, name: str) -> Any:
 class Locker:
     """Runs pip's resolver per variant and platform, then builds the manifest."""
 
-    def __init__(self, runner: Runner | None = None, reporter: Reporter = null_reporter,
+    def __init__(self, reporter: Reporter = null_reporter,
                  size_lookup: Callable[[str], int | None] | None = None,
                  reachable: Callable[[str], bool] | None = None) -> None:
         from immutable_installer.wheelhouse.fetch import reachable as default_reachable
         from immutable_installer.wheelhouse.fetch import remote_size
 
-        self.runner = runner or Runner()
+        self.runner = Runner()
         self.report = reporter
         self.size_lookup = size_lookup or remote_size
         self.reachable = reachable or default_reachable

@@ -16,5 +16,4 @@ class Resolved:
     source_url: str
     requires_dist: tuple[str, ...]
     requested: bool = False
-    requested_extras: tuple[str, ...] = ()
     size: int | None = None

@@ -164,8 +164,7 @@ def _resolved(chosen: Sequence[tuple[str, str, Mapping[str, Any]]], metas: Seque
         if not sha:
             raise ResolutionError(f"{filename}: the index gave no sha256", hint="use an index that publishes hashes")
         out_list.append(Resolved(name=name, version=version, filename=filename, sha256=sha, source_url=location,
-                                 requires_dist=requires, requested=name in requested,
-                                 requested_extras=requested.get(name, ()), size=wheel.get("size")))
+                                 requires_dist=requires, requested=name in requested, size=wheel.get("size")))
     return out_list
 
 

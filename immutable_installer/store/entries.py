@@ -131,10 +131,9 @@ class Damage:
 class Store:
     """The store at one root."""
 
-    def __init__(self, root: Path | None = None, runner: Runner | None = None,
-                 reporter: Reporter = null_reporter) -> None:
+    def __init__(self, root: Path | None = None, reporter: Reporter = null_reporter) -> None:
         self.root = Path(os.path.abspath(root if root is not None else default_store()))
-        self.runner = runner or Runner()
+        self.runner = Runner()
         self.report = reporter
 
     # ------------------------------------------------------------------------------------------ layout
@@ -167,16 +166,6 @@ class Store:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------------------------------ filling
-    def ensure(self, wheels: Sequence[StoreWheel], python: str, interp: str) -> dict[str, Entry]:
-        """Every wheel as a complete entry (sha256 -> entry), filling the missing ones from their files."""
-        keys = {w.sha256: self.key(w.sha256, interp) for w in wheels}
-        with self.fill(keys.values(), python, interp) as session:
-            for wheel in sorted(wheels, key=lambda w: -_size(w.path)):
-                if session.needs(keys[wheel.sha256]):
-                    session.add(keys[wheel.sha256], wheel, open_wheel(wheel.path))
-            session.commit()
-        return {w.sha256: self.load(keys[w.sha256]) for w in wheels}
-
     def fill(self, keys: Iterable[str], python: str, interp: str) -> FillSession:
         """A session that builds whichever of ``keys`` the store lacks (``with store.fill(...) as s``)."""
         try:
@@ -449,13 +438,6 @@ class FillSession:
         for lock in self.locks:
             lock.release()
         self.locks = []
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _make_read_only(top: Path) -> None:

@@ -122,10 +122,10 @@ def early_probe_config(raw: bytes, variant: str) -> dict[str, Any] | None:
 class ProbeRun:
     """The probe running inside the target interpreter (one subprocess, JSON on stdout)."""
 
-    def __init__(self, venv: Path, config: dict[str, Any], runner: Runner | None = None) -> None:
+    def __init__(self, venv: Path, config: dict[str, Any]) -> None:
         self.venv = Path(os.path.realpath(venv))
         self.config = config
-        self.proc = (runner or Runner()).start(
+        self.proc = (Runner()).start(
             [str(venv_python(self.venv)), str(Path(__file__).with_name("probe.py")), json.dumps(config)],
             env=clean_env({"PYTHONDONTWRITEBYTECODE": "1"}), cwd=str(self.venv))
 
@@ -143,10 +143,9 @@ class ProbeRun:
 class Verifier:
     """Runs every check against one environment."""
 
-    def __init__(self, reporter: Reporter = null_reporter, hash_workers: int = 1, runner: Runner | None = None) -> None:
+    def __init__(self, reporter: Reporter = null_reporter, hash_workers: int = 1) -> None:
         self.report = reporter
         self.hash_workers = hash_workers
-        self.runner = runner or Runner()
 
     def verify(self, venv: Path, manifest: Manifest, variant: str, platform: str,
                probe_run: ProbeRun | None = None) -> Report:
@@ -164,7 +163,7 @@ class Verifier:
         if probe_run is None or probe_run.venv != venv or probe_run.config != config:
             if probe_run is not None:
                 probe_run.kill()
-            probe_run = ProbeRun(venv, config, self.runner)  # the probe runs while we hash below
+            probe_run = ProbeRun(venv, config)  # the probe runs while we hash below
         try:
             # three stages a person can watch: read RECORDs, hash files, wait for the probe's imports
             self.report(Progress("verify", 0, 3, "stages", "reading RECORD files"))

@@ -134,11 +134,11 @@ py -{manifest.python.version} -m venv .tool
 
 
 def write_bundle(out: Path, manifest: Manifest, manifest_bytes: bytes, wheelhouse: Path, variants: Sequence[str],
-                 platform: Platform, runner: Runner | None = None, tool_wheel: Path | None = None,
+                 platform: Platform, tool_wheel: Path | None = None,
                  reporter: Reporter = null_reporter) -> dict[str, object]:
     """Write the bundle to ``out`` (under a temporary name, renamed when complete)."""
     started = time.monotonic()
-    runner = runner or Runner()
+    runner = Runner()
     reporter(Phase("bundle", f"{', '.join(variants)} on {platform.name} -> {out}"))
     wheels: dict[str, Path] = {}
     sums: dict[str, str] = {}

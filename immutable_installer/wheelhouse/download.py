@@ -159,14 +159,14 @@ def configured_find_links(runner: Runner) -> list[str]:
 class Downloader:
     """Fills the wheelhouse with exactly the needed files."""
 
-    def __init__(self, wheelhouse: Path, runner: Runner | None = None, reporter: Reporter = null_reporter,
+    def __init__(self, wheelhouse: Path, reporter: Reporter = null_reporter,
                  find_links: Iterable[str] = (), use_configured_sources: bool = True,
                  index_url: str | None = None) -> None:
         """``index_url`` replaces every index of the manifest (a mirror, an exported static index): the
         pinned files are then taken from it alone (and explicit ``find_links``), with the node's certificate,
         proxy and credential settings kept."""
         self.wheelhouse = wheelhouse
-        self.runner = runner or Runner()
+        self.runner = Runner()
         self.report = reporter
         self.find_links = [str(p) for p in find_links]
         self.use_configured = use_configured_sources and index_url is None

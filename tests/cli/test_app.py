@@ -173,13 +173,17 @@ def test_start_up_imports_stay_light(argv: list[str] | None) -> None:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
-def test_cached_top_level_help_is_not_stale() -> None:
-    from immutable_installer.cli.docs import root_help
+def test_cached_help_is_not_stale() -> None:
+    from immutable_installer.cli.docs import help_texts
 
-    assert (REPO / "immutable_installer" / "cli" / "help.txt").read_text() == root_help(), \
+    texts = help_texts()
+    assert {"", "install", "verify", "store gc", "bundle verify"} <= set(texts)
+    assert json.loads((REPO / "immutable_installer" / "cli" / "help.json").read_text()) == texts, \
         "regenerate with: python -m immutable_installer.cli.docs --help-cache"
-    proc = subprocess.run([sys.executable, "-m", "immutable_installer", "--help"], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout == root_help()
+    for command in ("", "install", "store gc"):
+        proc = subprocess.run([sys.executable, "-m", "immutable_installer", *command.split(), "--help"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stdout == texts[command]
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"]])
