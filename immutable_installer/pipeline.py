@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from immutable_installer.core.errors import VerificationFailed
 from immutable_installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
+from immutable_installer.core.receipt import Receipt
 from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.dists.wheel import WheelBytes
 from immutable_installer.generation.engine import Engine, find_interpreter, package_changes
@@ -74,9 +75,9 @@ class Pipeline:
         try:
             self.generations.clean_leftovers()
             current = self.generations.current()
-            receipt = current.receipt if current is not None else {}
-            if current is not None and not force and receipt.get("manifest_sha256") == \
-                    selection.manifest.raw_sha256 and receipt.get("variant") == selection.variant:
+            receipt = current.receipt if current is not None else Receipt()
+            if current is not None and not force and receipt.manifest_sha256 == selection.manifest.raw_sha256 \
+                    and receipt.variant == selection.variant:
                 report = Verifier(self.report).verify(current.path, selection.manifest, selection.variant,
                                                       selection.platform.name)
                 if report.ok:
@@ -100,13 +101,13 @@ class Pipeline:
             with _timed(self.report, phases, "prune", f"keeping {keep} older generation(s)"):
                 pruned = self.generations.prune(keep)
             changes = package_changes(receipt, new_receipt) if current else [
-                f"first generation: {len(new_receipt.get('packages', []))} packages"]
+                f"first generation: {len(new_receipt.packages)} packages"]
             return InstallResult(True, path.name, report.fingerprint, selection.variant, report, phases, pruned,
                                  changes)
         finally:
             lock.release()
 
-    def _build(self, path: Path, selection: Selection, phases: dict[str, float]) -> tuple[Report, dict[str, Any]]:
+    def _build(self, path: Path, selection: Selection, phases: dict[str, float]) -> tuple[Report, Receipt]:
         manifest = selection.manifest
         python = find_interpreter(manifest.python.version, manifest.python.implementation)
         interp = interpreter_tag(manifest.python.implementation, manifest.python.version)

@@ -20,15 +20,17 @@ ALLOWED: dict[str, set[str]] = {
     "probe": set(),
     "runner": {"core"},
     "dists": {"core"},
+    "net": {"core"},
     "hardware": {"core", "runner"},
-    "wheelhouse": {"core", "runner", "dists"},
-    "lock": {"core", "runner", "wheelhouse", "dists"},
+    "wheelhouse": {"core", "runner", "dists", "net"},
+    "lock": {"core", "runner", "wheelhouse", "dists", "net"},
     "verify": {"core", "runner", "shims", "dists"},
     "store": {"core", "runner", "dists"},
-    "generation": {"core", "runner", "wheelhouse", "verify", "shims", "store", "hardware", "dists"},
-    "pipeline": {"core", "runner", "wheelhouse", "verify", "shims", "store", "generation", "hardware", "dists"},
+    "generation": {"core", "runner", "wheelhouse", "verify", "shims", "store", "hardware", "dists", "net"},
+    "pipeline": {"core", "runner", "wheelhouse", "verify", "shims", "store", "generation", "hardware", "dists",
+                 "net"},
     "cli": {"core", "runner", "wheelhouse", "lock", "verify", "generation", "store", "hardware", "pipeline",
-            "shims", "dists"},
+            "shims", "dists", "net"},
     "version": set(),
     "main": {"cli"},
 }
@@ -56,7 +58,7 @@ def target_stage(module: str) -> str | None:
         return None
     if len(parts) == 1:
         return "version"
-    if parts[1] in ("runner", "hardware", "pipeline"):
+    if parts[1] in ("runner", "hardware", "pipeline", "net"):
         return parts[1]
     if parts[1:3] == ["verify", "probe"]:
         return "probe"

@@ -198,26 +198,27 @@ def verify(
     Example: immutable-installer verify --json
     """
     from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT
+    from immutable_installer.core.receipt import read_receipt
     from immutable_installer.dists.installed import venv_python
     from immutable_installer.hardware import host_platform
-    from immutable_installer.verify.verifier import ProbeRun, Verifier, _read_json, early_probe_config
+    from immutable_installer.verify.verifier import ProbeRun, Verifier, early_probe_config
 
     if not venv.exists():
         raise UsageError(f"{venv} does not exist", hint="build it with `immutable-installer install`")
     generation = Path(os.path.realpath(venv))
     if manifest == DEFAULT_MANIFEST and not manifest.exists() and (generation / MANIFEST_COPY).is_file():
         manifest = generation / MANIFEST_COPY
-    receipt = _read_json(generation / RECEIPT)
+    receipt = read_receipt(generation / RECEIPT)
     early = None
     try:  # start the probe (torch + transformers imports, seconds) while the manifest is validated
-        config = early_probe_config(manifest.read_bytes(), str(receipt.get("variant", "")))
+        config = early_probe_config(manifest.read_bytes(), receipt.variant)
         if config is not None and venv_python(Path(os.path.realpath(venv))).exists():
             early = ProbeRun(venv, config)
     except OSError:
         early = None
     try:
         m = _load(manifest)
-        variant = receipt.get("variant") or m.default_variant
+        variant = receipt.variant or m.default_variant
         platform = host_platform(m)
         reporter = None if json_out else _reporter(False)
         report = Verifier(reporter or (lambda e: None)).verify(venv, m, variant, platform.name, probe_run=early)
@@ -331,7 +332,8 @@ def lock(
                                                                  "(default variant).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Resolve with pip's resolver and write the frozen manifest (deterministic bytes; keeps existing pins).
+    """Resolve with uv for each target platform and Python (--resolver pip: this interpreter only) and write the
+    frozen manifest (deterministic bytes; keeps existing pins).
 
     Example: immutable-installer lock --spec metadata/requirements.toml -o metadata/dependencies.json
     """
@@ -432,8 +434,8 @@ def status(venv: VenvOpt = DEFAULT_VENV, json_out: JsonOpt = False) -> None:
     for g in gens.complete():
         r = g.receipt
         rows.append({"generation": g.name, "current": current is not None and g.name == current.name,
-                     "manifest": r.get("manifest_name"), "manifest_sha256": r.get("manifest_sha256"),
-                     "variant": r.get("variant"), "fingerprint": r.get("fingerprint"), "created": r.get("created")})
+                     "manifest": r.manifest_name or None, "manifest_sha256": r.manifest_sha256 or None,
+                     "variant": r.variant or None, "fingerprint": r.fingerprint or None, "created": r.created or None})
     if json_out:
         import json
 
@@ -719,6 +721,12 @@ def main(argv: list[str] | None = None) -> None:
 
             sys.stderr.write(mask_text(traceback.format_exc()))
         print_error(exc.message, exc.hint, exc.details, exc.exit_code)
+        if "--json" in args:  # programs read the kind and exit code from stdout, like every other event
+            import json
+
+            from immutable_installer.core.urls import mask_text
+
+            sys.stdout.write(mask_text(json.dumps(exc.to_event())) + "\n")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

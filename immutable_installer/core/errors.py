@@ -1,7 +1,8 @@
 """One error hierarchy, one exit code per kind of failure (the contract in DESIGN.md).
 
-Services raise these; only ``cli`` turns them into an exit code and a red line with a hint, so a message is
-written once, where the cause is known, and every command reports it the same way.
+Services raise these; only ``cli`` turns them into an exit code and a red line with a hint (and, with
+``--json``, an ``error`` event whose ``kind`` is stable: programs and the GUI branch on it, never on the text),
+so a message is written once, where the cause is known, and every command reports it the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class ExitCode:
 class InstallerError(Exception):
     """Root of every expected failure: a one-line message, a hint, an exit code."""
 
+    kind = "failed"
+
     exit_code: int = ExitCode.FAILED
     default_hint: str = ""
 
@@ -36,9 +39,16 @@ class InstallerError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def to_event(self) -> dict[str, object]:
+        """The ``error`` event of ``--json`` output."""
+        return {"event": "error", "kind": self.kind, "exit_code": self.exit_code, "message": self.message,
+                "hint": self.hint, "details": self.details}
+
 
 class UsageError(InstallerError):
     """Bad flags or arguments; nothing was touched."""
+
+    kind = "usage"
 
     exit_code = ExitCode.USAGE
     default_hint = "run with --help to see the accepted options"
@@ -46,6 +56,8 @@ class UsageError(InstallerError):
 
 class ManifestError(InstallerError):
     """The manifest (or lock spec) is invalid; the message names the JSON path of the bad field."""
+
+    kind = "manifest"
 
     exit_code = ExitCode.USAGE
     default_hint = "fix the field named above, or regenerate the manifest with `immutable-installer lock`"
@@ -61,11 +73,15 @@ class ManifestError(InstallerError):
 class SpecError(ManifestError):
     """The lock input (requirements.toml) is invalid."""
 
+    kind = "spec"
+
     default_hint = "see docs/lock.md for the format of metadata/requirements.toml"
 
 
 class BlacklistedPin(ManifestError):
     """The manifest pins a blacklisted package: invalid input, but reported with the blacklist's exit code."""
+
+    kind = "blacklisted-pin"
 
     exit_code = ExitCode.BLACKLISTED
     default_hint = "remove it and re-lock; `immutable-installer lock` prints the chain that pulls it in"
@@ -74,18 +90,24 @@ class BlacklistedPin(ManifestError):
 class InterpreterNotFound(InstallerError):
     """The manifest's python is not installed on this machine."""
 
+    kind = "interpreter-not-found"
+
     exit_code = ExitCode.USAGE
 
 
 class ResolutionError(InstallerError):
-    """pip could not resolve the requirements during `lock`."""
+    """The resolver could not resolve the requirements during `lock`."""
+
+    kind = "resolution"
 
     exit_code = ExitCode.FAILED
-    default_hint = "run again with --debug to see pip's full output"
+    default_hint = "run again with --debug to see the resolver's full output"
 
 
 class BlacklistError(InstallerError):
     """A blacklisted package would be installed; details hold one provenance chain per finding."""
+
+    kind = "blacklisted"
 
     exit_code = ExitCode.BLACKLISTED
     default_hint = "pin a version of the parent package that does not need it, or drop the parent package"
@@ -94,6 +116,8 @@ class BlacklistError(InstallerError):
 class WheelhouseError(InstallerError):
     """A wheel is missing, does not match its sha256, or could not be downloaded."""
 
+    kind = "wheelhouse"
+
     exit_code = ExitCode.WHEELHOUSE
     default_hint = "run `immutable-installer download` (with network) to fetch the missing wheels"
 
@@ -101,12 +125,16 @@ class WheelhouseError(InstallerError):
 class LockHeldError(InstallerError):
     """Another installer holds the lock (only raised with --no-wait)."""
 
+    kind = "lock-held"
+
     exit_code = ExitCode.LOCKED
     default_hint = "wait for the other installer to finish, or run without --no-wait to queue behind it"
 
 
 class FileClashError(InstallerError):
     """Two wheels of the environment would install the same path with different contents."""
+
+    kind = "file-clash"
 
     exit_code = ExitCode.FILE_CLASH
     default_hint = ("pin only one of the two distributions (e.g. opencv-python or opencv-python-headless) and "
@@ -116,6 +144,8 @@ class FileClashError(InstallerError):
 class StartupCodeError(InstallerError):
     """A wheel ships a .pth file with an executable line: code run at every interpreter start."""
 
+    kind = "startup-code"
+
     exit_code = ExitCode.STARTUP_CODE
     default_hint = ("executable .pth lines run at every Python start (a known supply-chain vector); if this one is "
                     "expected, allow it by name in the spec's verify.allowed_pth and re-lock")
@@ -124,11 +154,15 @@ class StartupCodeError(InstallerError):
 class BuildError(InstallerError):
     """Building a new generation failed; the previous environment is untouched."""
 
+    kind = "build"
+
     exit_code = ExitCode.FAILED
 
 
 class VerificationFailed(InstallerError):
     """The environment failed verification."""
+
+    kind = "verification"
 
     exit_code = ExitCode.FAILED
     default_hint = "run `immutable-installer verify` for the full table of checks"

@@ -21,6 +21,7 @@ from immutable_installer.core.errors import BuildError, InterpreterNotFound, Usa
 from immutable_installer.core.events import Message, Reporter, null_reporter
 from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT, TORCH_LOCK
 from immutable_installer.core.manifest import Manifest, Package
+from immutable_installer.core.receipt import Receipt, ReceiptPackage, write_receipt
 from immutable_installer.core.selection import Selection
 from immutable_installer.dists.installed import installed_dists, site_packages, venv_python
 from immutable_installer.generation.generations import Generations
@@ -33,10 +34,9 @@ from immutable_installer.store.entries import Entry
 from immutable_installer.verify.verifier import Report, Verifier, fingerprint
 
 
-def package_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def package_changes(old: Receipt, new: Receipt) -> list[str]:
     """What differs between two receipts, for people: ``torch 2.12.0 -> 2.13.0``, ``+ peft 0.21.2``."""
-    before = {p["name"]: p["version"] for p in old.get("packages", [])}
-    after = {p["name"]: p["version"] for p in new.get("packages", [])}
+    before, after = old.versions(), new.versions()
     out = [f"{n} {before[n]} -> {after[n]}" for n in sorted(set(before) & set(after)) if before[n] != after[n]]
     out += [f"+ {n} {after[n]}" for n in sorted(set(after) - set(before))]
     out += [f"- {n} {before[n]}" for n in sorted(set(before) - set(after))]
@@ -111,7 +111,7 @@ class Engine:
         return linker
 
     def finish(self, path: Path, selection: Selection, keys: dict[str, str], store_root: Path,
-               link_mode: str | None) -> dict[str, Any]:
+               link_mode: str | None) -> Receipt:
         """Shims, pip's guard, the torch lock, the receipt and the manifest copy; returns the receipt."""
         manifest = selection.manifest
         site = site_packages(path)
@@ -127,16 +127,14 @@ class Engine:
         if torch is not None:
             _write_json(path / TORCH_LOCK, {"torch_version": torch.version, "variant": selection.variant,
                                             "timestamp": now, "locked": True})
-        receipt = {
-            "tool_version": __version__, "manifest_name": manifest.name,
-            "manifest_sha256": manifest.raw_sha256, "variant": selection.variant,
-            "platform": selection.platform.name, "python": manifest.python.version, "created": now,
-            "fingerprint": fingerprint(installed_dists(site)),
-            "packages": [{"name": n.package.name, "version": n.package.version, "filename": n.wheel.filename,
-                          "sha256": n.wheel.sha256, "store_entry": keys[n.wheel.sha256]} for n in selection.wheels],
-            "store": str(store_root), "link_mode": link_mode,
-        }
-        _write_json(path / RECEIPT, receipt)
+        receipt = Receipt(
+            tool_version=__version__, manifest_name=manifest.name, manifest_sha256=manifest.raw_sha256,
+            variant=selection.variant, platform=selection.platform.name, python=manifest.python.version,
+            created=now, fingerprint=fingerprint(installed_dists(site)),
+            packages=tuple(ReceiptPackage(n.package.name, n.package.version, n.wheel.filename, n.wheel.sha256,
+                                          keys[n.wheel.sha256]) for n in selection.wheels),
+            store=str(store_root), link_mode=link_mode)
+        write_receipt(path / RECEIPT, receipt)
         if manifest.raw:  # rollback and verify need no manifest file: the generation carries its own
             (path / MANIFEST_COPY).write_bytes(manifest.raw)
         return receipt
@@ -169,8 +167,8 @@ class Engine:
             if own is None:
                 raise UsageError(f"{gen.name} carries no copy of its manifest and no --manifest was given",
                                  hint="pass --manifest with the manifest it was built from")
-            variant = gen.receipt.get("variant") or own.default_variant
-            platform = gen.receipt.get("platform") or own.platforms[0].name
+            variant = gen.receipt.variant or own.default_variant
+            platform = gen.receipt.platform or own.platforms[0].name
             report = Verifier(self.report).verify(gen.path, own, variant, platform)
             if not report.ok:
                 failed = report.failures()[0]

@@ -10,19 +10,18 @@ also holds the journalled fallback for platforms without an atomic link replace)
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
 from immutable_installer.core.errors import LockHeldError, UsageError
 from immutable_installer.core.events import Message, Reporter, null_reporter
 from immutable_installer.core.layout import RECEIPT
+from immutable_installer.core.receipt import Receipt, read_receipt
 from immutable_installer.generation.switching import Switcher, default_switcher
 
 GEN_RE = re.compile(r"^g(\d{4,})$")
@@ -34,7 +33,7 @@ class Generation:
 
     name: str
     path: Path
-    receipt: dict[str, Any]
+    receipt: Receipt
 
     @property
     def number(self) -> int:
@@ -78,11 +77,7 @@ class Generations:
         path = self.root / name
         if not path.is_dir() or (self.root / f"{name}.incomplete").exists():
             return None
-        try:
-            receipt = json.loads((path / RECEIPT).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            receipt = {}
-        return Generation(name, path, receipt)
+        return Generation(name, path, read_receipt(path / RECEIPT))
 
     def complete(self) -> list[Generation]:
         """Complete generations, oldest first."""

@@ -11,16 +11,12 @@ graph, assign order groups, merge variants and platforms into one manifest.
 from __future__ import annotations
 
 import json
-import os
-import platform as platform_mod
 import sys
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -38,9 +34,8 @@ from immutable_installer.core.manifest import (
 )
 from immutable_installer.core.names import canonical
 from immutable_installer.core.spec import LockSpec, SpecVariant
-from immutable_installer.core.tags import expand_platform_tags
-from immutable_installer.lock.resolved import Resolved
-from immutable_installer.runner import Runner, clean_env
+from immutable_installer.lock.resolved import Resolved, Resolver, ResolveRequest
+from immutable_installer.runner import Runner
 
 
 @dataclass
@@ -59,31 +54,6 @@ class LockOptions:
 
 
 # --------------------------------------------------------------------------------------------- pure part
-def parse_report(report: Mapping[str, Any]) -> list[Resolved]:
-    """pip's installation report (format version 1) -> resolved distributions."""
-    out = []
-    for item in report.get("install", []):
-        meta = item["metadata"]
-        info = item["download_info"]
-        url = info["url"]
-        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#", 1)[0])
-        if not filename.endswith(".whl"):
-            raise ResolutionError(f"pip chose a non-wheel for {meta['name']}: {filename}",
-                                  hint="only wheels are allowed; pin a version that publishes wheels")
-        hashes = info.get("archive_info", {}).get("hashes") or {}
-        sha = hashes.get("sha256")
-        if not sha:
-            legacy = info.get("archive_info", {}).get("hash", "")
-            sha = legacy.split("=", 1)[1] if legacy.startswith("sha256=") else ""
-        if not sha:
-            raise ResolutionError(f"{filename}: the index gave no sha256", hint="use an index that publishes hashes")
-        out.append(Resolved(
-            name=canonical(meta["name"]), version=meta["version"], filename=filename, sha256=sha, source_url=url,
-            requires_dist=tuple(meta.get("requires_dist") or ()), requested=bool(item.get("requested")),
-        ))
-    return out
-
-
 def propagate_extras(resolved: Mapping[str, Resolved], top: Iterable[Requirement],
                      env: Mapping[str, str]) -> dict[str, frozenset[str]]:
     """Which extras of each package are in use: requested at the top, then by dependents, to a fixpoint."""
@@ -300,13 +270,13 @@ def _platform(spec: LockSpec, name: str) -> Any:
 
 # -------------------------------------------------------------------------------------------- the service
 class Locker:
-    """Runs pip's resolver per variant and platform, then builds the manifest."""
+    """Runs a resolver (uv, or pip for this interpreter) per variant and platform, then builds the manifest."""
 
     def __init__(self, reporter: Reporter = null_reporter,
                  size_lookup: Callable[[str], int | None] | None = None,
                  reachable: Callable[[str], bool] | None = None) -> None:
-        from immutable_installer.wheelhouse.fetch import reachable as default_reachable
-        from immutable_installer.wheelhouse.fetch import remote_size
+        from immutable_installer.net import reachable as default_reachable
+        from immutable_installer.net import remote_size
 
         self.runner = Runner()
         self.report = reporter
@@ -424,18 +394,11 @@ class Locker:
                  ) -> tuple[list[tuple[str, str]], Callable[[], list[Resolved]]]:
         """The pinned versions now, and a function that gives the full resolution (metadata may still be
         arriving on ``pool``)."""
-        if options.resolver == "pip":
-            host = host_target_problem(spec, platform)
-            if host:
-                raise SpecError("", f"pip's resolver evaluates markers for this interpreter only: {host}",
-                                hint="lock with the default resolver (--resolver uv) for another platform or Python")
-            found = parse_report(self._resolve_pip(spec, sv, platform.tags, requirements, constraints, options))
-            return [(r.name, r.version) for r in found], lambda: found
-        from immutable_installer.lock import uv_resolver
-
+        resolver = self._resolver(options.resolver)
         index_url, extra = self._sources(spec, sv, options)
         find_links = list(options.find_links)
-        if not options.isolated:  # the user's pip configuration adds sources (mirrors, find-links), as with pip
+        if resolver.name == "uv" and not options.isolated:
+            # the user's pip configuration adds sources (mirrors, find-links), as it does for pip itself
             from immutable_installer.wheelhouse.download import pip_config
 
             if self._pip_config is None:  # read once per lock, not once per variant and platform
@@ -443,45 +406,21 @@ class Locker:
             config = self._pip_config
             extra += [u for u in config.get("extra-index-url", "").split() if u not in extra and u != index_url]
             find_links += [f for f in config.get("find-links", "").split() if f not in find_links]
-        pending = uv_resolver.resolve(self.runner, spec.python.version, platform, requirements, constraints,
-                                      index_url, extra, find_links, options.no_index, pool)
+        request = ResolveRequest(spec.python.version, spec.python.implementation, platform, requirements,
+                                 constraints, index_url, extra, find_links, options.no_index, options.isolated,
+                                 f"variant {sv.variant.name} for {platform.name}")
+        pending = resolver.resolve(request, pool)
         return pending.pins, pending.finish
 
-    def _resolve_pip(self, spec: LockSpec, sv: SpecVariant, tags: Sequence[str], requirements: list[str],
-                     constraints: list[str], options: LockOptions) -> dict[str, Any]:
-        py = self.runner.python()
-        with tempfile.TemporaryDirectory(prefix="immutable-lock-") as tmp:
-            report_path = Path(tmp) / "report.json"
-            args = [py, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary", ":all:",
-                    "--report", str(report_path), "--target", str(Path(tmp) / "target"),
-                    "--quiet", "--disable-pip-version-check",
-                    "--python-version", spec.python.version,
-                    "--implementation", "cp" if spec.python.implementation == "cpython" else "pp"]
-            for tag in expand_platform_tags(tags):
-                args += ["--platform", tag]
-            if options.isolated:
-                args.append("--isolated")
-            index_url, extra = self._sources(spec, sv, options)
-            if options.no_index:
-                args.append("--no-index")
-            else:
-                args += ["--index-url", str(index_url)]
-            for url in extra:
-                args += ["--extra-index-url", url]
-            for d in options.find_links:
-                args += ["--find-links", d]
-            if constraints:
-                cpath = Path(tmp) / "constraints.txt"
-                cpath.write_text("\n".join(constraints) + "\n", encoding="utf-8")
-                args += ["-c", str(cpath)]
-            args += requirements
-            env = clean_env(keep_pip=not options.isolated)
-            result = self.runner.run(args, env=env, timeout=1800)
-            if not result.ok:
-                raise ResolutionError(f"pip could not resolve variant {sv.variant.name}: {_pip_error(result.stderr)}",
-                                      details=result.stderr.strip().splitlines()[-30:])
-            data: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
-            return data
+    @staticmethod
+    def _resolver(name: str) -> Resolver:
+        if name == "pip":
+            from immutable_installer.lock.pip_resolver import PipResolver
+
+            return PipResolver()
+        from immutable_installer.lock.uv_resolver import UvResolver
+
+        return UvResolver()
 
     def _sizes(self, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]],
                existing: Manifest | None) -> dict[str, int | None]:
@@ -496,23 +435,3 @@ class Locker:
         with ThreadPoolExecutor(max_workers=8) as pool:
             found = dict(zip(wanted, pool.map(self.size_lookup, wanted.values()), strict=True))
         return {**known, **found}
-
-
-def host_target_problem(spec: LockSpec, platform: Platform) -> str:
-    """Why this interpreter is not the lock's target ("" when it is)."""
-    here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if spec.python.version != here:
-        return f"the target is python {spec.python.version}, this is python {here}"
-    host = {"os_name": os.name, "sys_platform": sys.platform, "platform_system": platform_mod.system(),
-            "platform_machine": platform_mod.machine()}
-    wrong = [f"{k} {platform.environment.get(k)!r} (here {v!r})" for k, v in host.items()
-             if k in platform.environment and platform.environment[k] != v]
-    return f"platform {platform.name} has " + ", ".join(wrong) if wrong else ""
-
-
-def _pip_error(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
-    errors = [ln for ln in lines if ln.startswith("ERROR")]
-    text = errors[0] if errors else (lines[-1] if lines else "no output")
-    return text.removeprefix("ERROR: ")
-

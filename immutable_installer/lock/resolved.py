@@ -1,8 +1,15 @@
-"""One resolved distribution, whichever resolver produced it (uv for any target, pip for this interpreter)."""
+"""What every resolver takes and gives: a request, the pins as soon as they are known, and the resolved
+distributions (uv for any target, pip for this interpreter) behind one small Protocol."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from immutable_installer.core.manifest import Platform
 
 
 @dataclass(frozen=True)
@@ -17,3 +24,36 @@ class Resolved:
     requires_dist: tuple[str, ...]
     requested: bool = False
     size: int | None = None
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    """One target's resolution: requirements and constraints, where to look, and for which Python/platform."""
+
+    python_version: str
+    implementation: str
+    platform: Platform
+    requirements: Sequence[str]
+    constraints: Sequence[str]
+    index_url: str | None
+    extra_index_urls: Sequence[str]
+    find_links: Sequence[str]
+    no_index: bool
+    isolated: bool
+    label: str  # for messages: "variant cpu"
+
+
+@dataclass
+class Pending:
+    """A resolution whose versions are known and whose wheels' metadata may still be arriving."""
+
+    pins: list[tuple[str, str]]
+    finish: Callable[[], list[Resolved]]
+
+
+class Resolver(Protocol):
+    """A resolver the locker can use; raises ResolutionError (exit 1) with the resolver's own explanation."""
+
+    name: str
+
+    def resolve(self, request: ResolveRequest, pool: Executor) -> Pending: ...

@@ -22,7 +22,6 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +36,7 @@ from immutable_installer.core.names import canonical
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.core.targets import uv_platform
 from immutable_installer.core.urls import mask_text
-from immutable_installer.lock.resolved import Resolved
+from immutable_installer.lock.resolved import Pending, Resolved, ResolveRequest
 from immutable_installer.runner import Runner, clean_env
 
 if sys.version_info >= (3, 11):
@@ -87,12 +86,18 @@ def best_wheel(wheels: Sequence[Mapping[str, Any]], tags: Sequence[Tag]) -> Mapp
     return best[1] if best else None
 
 
-@dataclass
-class Pending:
-    """A resolution whose versions are known and whose wheels' metadata is still being fetched."""
+class UvResolver:
+    """``Resolver`` for any target: uv evaluates markers for the target platform and Python."""
 
-    pins: list[tuple[str, str]]
-    finish: Callable[[], list[Resolved]]
+    name = "uv"
+
+    def __init__(self) -> None:
+        self.runner = Runner()
+
+    def resolve(self, request: ResolveRequest, pool: Executor) -> Pending:
+        return resolve(self.runner, request.python_version, request.platform, request.requirements,
+                       request.constraints, request.index_url, request.extra_index_urls, request.find_links,
+                       request.no_index, pool)
 
 
 def resolve(runner: Runner, python_version: str, platform: Platform, requirements: Sequence[str],
@@ -244,7 +249,7 @@ def _split_auth(url: str) -> tuple[str, dict[str, str]]:
 
 
 def _open(url: str, headers: Mapping[str, str], extra: Mapping[str, str] | None = None) -> Any:
-    from immutable_installer.wheelhouse.fetch import open_url
+    from immutable_installer.net import open_url
 
     return open_url(url, timeout=60, headers={**headers, **(extra or {})})
 

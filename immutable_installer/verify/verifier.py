@@ -23,6 +23,7 @@ from immutable_installer.core.layout import RECEIPT, TORCH_LOCK
 from immutable_installer.core.manifest import Manifest, Package, applicable_requirements
 from immutable_installer.core.names import canonical
 from immutable_installer.core.pth import executable_pth_lines
+from immutable_installer.core.receipt import Receipt, read_receipt
 from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.installed import Dist, installed_dists, site_packages, venv_python
 from immutable_installer.runner import Runner, clean_env
@@ -177,7 +178,8 @@ class Verifier:
             probe_run.kill()
             raise
         probe, probe_error = _parse_probe(stdout, stderr, code)
-        receipt = _read_json(venv / RECEIPT)
+        receipt_file = venv / RECEIPT
+        receipt = read_receipt(receipt_file) if receipt_file.is_file() else None
         fp = fingerprint(dists)
         checks = [
             self._interpreter(manifest, probe, probe_error),
@@ -229,7 +231,7 @@ class Verifier:
 
     @staticmethod
     def _integrity(dists: dict[str, Dist], hashes: dict[tuple[str, str], str | None],
-                   receipt: dict[str, Any]) -> Check:
+                   receipt: Receipt | None) -> Check:
         changed, missing = [], []
         for dist in dists.values():
             for path, digest in dist.record:
@@ -399,25 +401,25 @@ class Verifier:
         return Check("imports", PASS if imports else SKIP, ", ".join(imports) or "none configured")
 
     @staticmethod
-    def _fingerprint(fp: str, receipt: dict[str, Any]) -> Check:
-        if not receipt:
+    def _fingerprint(fp: str, receipt: Receipt | None) -> Check:
+        if receipt is None:
             return Check("fingerprint", WARN, f"{RECEIPT} is missing: cannot tell drift ({fp[:16]})")
-        want = receipt.get("fingerprint")
+        want = receipt.fingerprint
         if want != fp:
             return Check("fingerprint", FAIL, f"drift: files differ from the receipt ({fp[:16]} != {str(want)[:16]})")
         return Check("fingerprint", PASS, f"{fp[:16]} matches the receipt")
 
 
-def _store_note(receipt: dict[str, Any], changed: list[str]) -> str:
+def _store_note(receipt: Receipt | None, changed: list[str]) -> str:
     """Where a changed file of a hard-linked generation really lives: its store entry, damaged for every
     generation that links it, and how to heal it."""
-    if not changed or receipt.get("link_mode") != "hardlink" or not receipt.get("store"):
+    if not changed or receipt is None or receipt.link_mode != "hardlink" or not receipt.store:
         return ""
-    entries = {p.get("name"): p.get("store_entry") for p in receipt.get("packages", [])}
-    keys = sorted({str(entries[name]) for name in (c.split(":", 1)[0] for c in changed) if entries.get(name)})
+    entries = {p.name: p.store_entry for p in receipt.packages}
+    keys = sorted({entries[name] for name in (c.split(":", 1)[0] for c in changed) if entries.get(name)})
     if not keys:
         return ""
-    store = receipt["store"]
+    store = receipt.store
     return (f"; the files are hard links into the store: store entr{'y' if len(keys) == 1 else 'ies'} "
             f"{', '.join(k[:24] for k in keys)} in {store} {'is' if len(keys) == 1 else 'are'} damaged for every "
             f"generation linking {'it' if len(keys) == 1 else 'them'}: run `immutable-installer store verify --repair "

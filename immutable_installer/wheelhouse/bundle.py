@@ -33,9 +33,9 @@ from immutable_installer.core.events import Message, Phase, PhaseDone, Progress,
 from immutable_installer.core.manifest import Manifest, Platform
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.dists.hashing import sha256_file
+from immutable_installer.net import CHUNK
 from immutable_installer.runner import Runner, clean_env
 from immutable_installer.wheelhouse.download import needed_wheels, require_complete
-from immutable_installer.wheelhouse.fetch import CHUNK
 
 SUMS = "SHA256SUMS"
 

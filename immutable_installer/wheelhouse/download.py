@@ -29,8 +29,8 @@ from immutable_installer.core.selection import Needed, select
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.core.urls import mask_text, mask_url
 from immutable_installer.dists.hashing import sha256_file
+from immutable_installer.net import fetch, reachable
 from immutable_installer.runner import Runner, clean_env
-from immutable_installer.wheelhouse.fetch import fetch, reachable
 
 LOCK_NAME = ".immutable-installer.lock.locker"
 

@@ -243,3 +243,14 @@ def test_install_dry_run_touches_nothing(synthetic: Synthetic) -> None:
     assert [s["group"] for s in plan["steps"]] == ["base", "app"]
     assert plan["to_fetch"] == [synthetic.wheels["tiny-b"].name]
     assert not synthetic.target.exists() and not (synthetic.root / ".venv.generations").exists()
+
+
+def test_json_errors_are_an_event_with_a_stable_kind(synthetic: Synthetic) -> None:
+    synthetic.wheels["tiny-b"].unlink()
+    proc = run("install", "--skip-wheelhouse", "--variant", "cpu", "--json", "--manifest", str(synthetic.manifest_path),
+               "--wheelhouse", str(synthetic.house), "--venv", str(synthetic.target), "--store", str(synthetic.store))
+    assert proc.returncode == 4, proc.stderr
+    last = json.loads(proc.stdout.splitlines()[-1])
+    assert last["event"] == "error" and last["kind"] == "wheelhouse" and last["exit_code"] == 4
+    assert "tiny_b-1.0" in last["message"] and last["hint"]
+    assert not synthetic.target.exists()

@@ -230,7 +230,7 @@ def test_tampered_store_file_is_caught_everywhere_and_repaired(tmp_path: Path) -
     stack.install(force=True, link_mode="hardlink")
     gens = Generations(stack.target).complete()
     assert len(gens) == 2
-    entry = next(p["store_entry"] for p in gens[0].receipt["packages"] if p["name"] == "tiny-a")
+    entry = next(p.store_entry for p in gens[0].receipt.packages if p.name == "tiny-a")
     victim = stack.store / "entries" / entry / "root" / site_packages(gens[0].path).relative_to(gens[0].path) \
         / "tiny_a" / "__init__.py"
     os.chmod(victim, 0o644)

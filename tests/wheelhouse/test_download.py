@@ -11,8 +11,8 @@ import pytest
 from conftest import PLATFORM, Index, make_wheel, manifest_data, write_json
 from immutable_installer.core.errors import WheelhouseError
 from immutable_installer.core.manifest import Platform, load_manifest, manifest_from_data
+from immutable_installer.net import fetch
 from immutable_installer.wheelhouse.download import Downloader, audit, needed_wheels, require_complete
-from immutable_installer.wheelhouse.fetch import fetch
 
 PLAT = Platform(PLATFORM["name"], tuple(PLATFORM["tags"]), PLATFORM["environment"])
 
