@@ -31,9 +31,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import base_env  # noqa: E402
+from _timing import base_env
 
 OTHER_TQDM = "4.67.1"
+
+OURS = [sys.executable, "-m", "immutable_installer"]
 
 
 def ensure_uv() -> str:
@@ -76,10 +78,10 @@ def main() -> None:
     project = Path(args.project).resolve()
     sys.path.insert(0, str(Path(__file__).parent.parent))
     from immutable_installer.core.manifest import load_manifest
-    from immutable_installer.wheelhouse.download import needed_wheels
+    from immutable_installer.core.selection import select
 
     manifest = load_manifest(project / "metadata" / "dependencies.json")
-    needed = needed_wheels(manifest, args.variant, manifest.platforms[0].name)
+    needed = select(manifest, args.variant, manifest.platforms[0]).wheels
     house = project / "wheelhouse"
     uv = ensure_uv()
     env = base_env()
@@ -98,7 +100,7 @@ def main() -> None:
 
         def ours(venv: str, store: Path, manifest_file: Path | None = None) -> float:
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "immutable_installer", "install", "--skip-wheelhouse", "--force", "--keep",
+            subprocess.run([*OURS, "install", "--skip-wheelhouse", "--force", "--keep",
                             "0", "--variant", args.variant, "--json", "--venv", str(tmp / venv), "--store", str(store),
                             *(["--manifest", str(manifest_file)] if manifest_file else [])],
                            check=True, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -154,7 +156,7 @@ def main() -> None:
         print(f"one package new / warm store: {medians['ours, one package new'] / medians['ours, warm store']:.2f}")
 
         # disk: the first generation with its store, then what one more generation adds
-        subprocess.run([sys.executable, "-m", "immutable_installer", "install", "--skip-wheelhouse", "--force", "--keep", "5",
+        subprocess.run([*OURS, "install", "--skip-wheelhouse", "--force", "--keep", "5",
                         "--variant", args.variant, "--json", "--venv", str(tmp / "warm"), "--store", str(warm_store)],
                        check=True, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         gens = sorted(p for p in (tmp / "warm.generations").iterdir() if p.is_dir())

@@ -13,9 +13,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import base_env, compare  # noqa: E402
+from _timing import base_env, compare
 
 REPO = Path(__file__).resolve().parent.parent
+
+OURS = [sys.executable, "-m", "immutable_installer"]
 
 
 def main() -> None:
@@ -25,7 +27,7 @@ def main() -> None:
     env = base_env()
     with tempfile.TemporaryDirectory() as tmp:
         def cmd(resolver: str) -> list[str]:
-            return [sys.executable, "-m", "immutable_installer", "lock", "--spec", str(REPO / "metadata/requirements.toml"),
+            return [*OURS, "lock", "--spec", str(REPO / "metadata/requirements.toml"),
                     "-o", f"{tmp}/{resolver}.json", "--resolver", resolver]
 
         results = compare({"lock --resolver pip": (cmd("pip"), env), "lock --resolver uv": (cmd("uv"), env)},

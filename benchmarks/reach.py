@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import base_env  # noqa: E402
+from _timing import base_env
 
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
@@ -37,10 +37,10 @@ def main() -> None:
     project = Path(args.project).resolve()
     sys.path.insert(0, str(Path(__file__).parent.parent))
     from immutable_installer.core.manifest import load_manifest
-    from immutable_installer.wheelhouse.download import needed_wheels
+    from immutable_installer.core.selection import select
 
     manifest = load_manifest(project / "metadata/dependencies.json")
-    needed = needed_wheels(manifest, args.variant, manifest.platforms[0].name)
+    needed = select(manifest, args.variant, manifest.platforms[0]).wheels
     house = project / "wheelhouse"
     files = [str(house / n.wheel.filename) for n in needed]
     mb = sum(Path(f).stat().st_size for f in files) / 1e6

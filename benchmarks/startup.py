@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import base_env, compare  # noqa: E402
+from _timing import base_env, compare
 
 TYPER_APP = '''import typer
 
@@ -51,7 +51,8 @@ def main() -> None:
         print(f"{name:34} {seconds * 1000:7.1f} ms (median of {args.runs})")
     ratio = results["immutable-installer --help"] / results["default typer app --help"]
     print(f"ratio --help / default typer --help: {ratio:.2f}")
-    proc = subprocess.run([py, "-X", "importtime", "-c", "from immutable_installer.cli.entry import main; main(['--help'])"],
+    code = "from immutable_installer.cli.entry import main; main(['--help'])"
+    proc = subprocess.run([py, "-X", "importtime", "-c", code],
                           capture_output=True, text=True, env=base_env())
     rows = []
     for line in proc.stderr.splitlines():

@@ -22,9 +22,12 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from _timing import base_env  # noqa: E402
+
 from conftest import make_wheel, manifest_data, write_json  # noqa: E402
 
 GROUPS = ["g1", "g2", "g3", "g4", "g5"]
+
+OURS = [sys.executable, "-m", "immutable_installer"]
 
 
 def stack(root: Path, count: int) -> Path:
@@ -60,7 +63,7 @@ def main() -> None:
             manifest = stack(root, count)
             house = root / "wheelhouse"
             reqs = [str(p) for p in sorted(house.glob("*.whl"))]
-            ours = [sys.executable, "-m", "immutable_installer", "install", "--skip-wheelhouse", "--force", "--keep", "0",
+            ours = [*OURS, "install", "--skip-wheelhouse", "--force", "--keep", "0",
                     "--variant", "cpu", "--manifest", str(manifest), "--wheelhouse", str(house)]
             timed([*ours, "--venv", str(root / "warm"), "--store", str(root / "store")], env, root)  # fill
             samples: dict[str, list[float]] = {"pip": [], "cold": [], "warm": []}

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import base_env, compare  # noqa: E402
+from _timing import base_env, compare
 
 
 def main() -> None:

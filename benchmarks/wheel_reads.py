@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import base_env  # noqa: E402
+from _timing import base_env
 
 OPEN = re.compile(r'^\d+\s+openat\([^,]+, "([^"]+)", [^)]*\) = (\d+)')
 READ = re.compile(r"^\d+\s+p?read(?:64)?\((\d+), .*\) = (\d+)$")

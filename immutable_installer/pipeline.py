@@ -32,7 +32,7 @@ from immutable_installer.wheelhouse.scan import ScanResult, check, read_needed
 class Fetcher(Protocol):
     """What fills the wheelhouse before the pass (``wheelhouse.download.Downloader``)."""
 
-    def download(self, manifest: Any, variant: str, platform: Any, wait: bool = True) -> Any: ...
+    def download(self, selection: Selection, wait: bool = True) -> Any: ...
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Pipeline:
                 self.report(Message("warn", f"{current.name} no longer verifies; building a new generation"))
             if fetcher is not None:
                 with _timed(self.report, phases, "download", "the pinned wheels into the wheelhouse"):
-                    fetcher.download(selection.manifest, selection.variant, selection.platform, wait)
+                    fetcher.download(selection, wait)
             path = self.generations.new()
             try:
                 report, new_receipt = self._build(path, selection, phases)
@@ -155,8 +155,7 @@ class Pipeline:
             # the largest first: their unpacking and compilation take longest
             order = sorted(selection.wheels, key=lambda n: -_size(self.wheelhouse / n.wheel.filename))
             infos = read_needed(order, self.wheelhouse, on_read=fill)
-            result = check(selection.manifest, selection.platform.name, selection.wheels, infos, self.wheelhouse,
-                           self.report)
+            result = check(selection, infos, self.wheelhouse, self.report)
             phases["scan"] = time.monotonic() - started
             self.report(PhaseDone("scan", phases["scan"]))
             session.commit()

@@ -126,7 +126,7 @@ def install(
     Example: immutable-installer install --variant cpu --venv .venv
     """
     if dry_run:
-        _dry_run(manifest, wheelhouse, variant, json_out)
+        _dry_run(manifest, wheelhouse, variant, json_out, store)
         return
     from immutable_installer.core.selection import select
     from immutable_installer.pipeline import Pipeline
@@ -165,25 +165,33 @@ def install(
     print_summary("immutable-installer install", rows)
 
 
-def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool) -> None:
+def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool, store: Path | None) -> None:
     from immutable_installer.core.plan import make_plan
-    from immutable_installer.wheelhouse.download import audit, needed_wheels
+    from immutable_installer.core.selection import select
+    from immutable_installer.store.entries import Store, interpreter_tag
+    from immutable_installer.wheelhouse.download import audit
 
     m = _load(manifest)
     platform, var = _platform_and_variant(m, variant)
-    state = audit(wheelhouse, needed_wheels(m, var.name, platform.name))
-    plan = make_plan(m, var.name, platform.name, {n.wheel.filename for n in state.present},
-                     {n.wheel.filename for n, _ in state.bad_hash})
+    selection = select(m, var.name, platform)
+    state = audit(wheelhouse, selection.wheels)
+    the_store = Store(store)
+    interp = interpreter_tag(m.python.implementation, m.python.version)
+    stored = {n.wheel.sha256 for n in selection.wheels
+              if the_store.entry_path(the_store.key(n.wheel.sha256, interp)).is_dir()}
+    plan = make_plan(selection, {n.wheel.filename for n in state.present},
+                     {n.wheel.filename for n, _ in state.bad_hash}, stored)
     if json_out:
         import json
 
-        typer.echo(json.dumps({"event": "result", "dry_run": True, **plan.to_json()}))
+        typer.echo(json.dumps({"event": "result", "dry_run": True, "store": str(the_store.root), **plan.to_json()}))
         return
     from immutable_installer.cli.console import print_table
 
-    rows = [[f"{s.number}/{s.of} {s.group}", w.name, w.version, w.state] for s in plan.steps for w in s.wheels]
+    rows = [[f"{s.number}/{s.of} {s.group}", w.name, w.version, w.state, w.store] for s in plan.steps
+            for w in s.wheels]
     print_table(f"install plan: variant {plan.variant} on {plan.platform} (nothing was changed)",
-                ["group", "package", "version", "wheelhouse"], rows)
+                ["group", "package", "version", "wheelhouse", f"store ({the_store.root})"], rows)
 
 
 @app.command()
@@ -258,13 +266,14 @@ def download(
 
     Example: immutable-installer download --variant cpu
     """
+    from immutable_installer.core.selection import select
     from immutable_installer.wheelhouse.download import Downloader
 
     reporter = _reporter(json_out)
     m = _load(manifest)
     platform, var = _platform_and_variant(m, variant)
     state = Downloader(wheelhouse, reporter=reporter, find_links=[str(p) for p in find_links or []],
-                       index_url=index_url).download(m, var.name, platform, wait=not no_wait)
+                       index_url=index_url).download(select(m, var.name, platform), wait=not no_wait)
     _close(reporter)
     if json_out:
         _result(reporter, {"ok": True, "present": len(state.present), "variant": var.name})
@@ -285,12 +294,13 @@ def scan(
 
     Example: immutable-installer scan --variant cpu
     """
+    from immutable_installer.core.selection import select
     from immutable_installer.wheelhouse.scan import scan as run_scan
 
     reporter = _reporter(json_out)
     m = _load(manifest)
     platform, var = _platform_and_variant(m, variant)
-    result = run_scan(m, wheelhouse, var.name, platform.name, reporter)
+    result = run_scan(select(m, var.name, platform), wheelhouse, reporter)
     _close(reporter)
     if json_out:
         _result(reporter, {"ok": True, "wheels": len(result.wheels), "strays": result.strays,

@@ -1,7 +1,8 @@
-"""What an install would do: manifest + variant + wheelhouse audit -> ordered install steps. Pure.
+"""What an install would do: selection + wheelhouse audit + store state -> ordered install steps. Pure.
 
-Drives `install --dry-run`, which touches nothing: the groups in order, each with its pinned wheels and
-whether the wheelhouse already holds them with the right hash.
+Drives `install --dry-run`, which touches nothing: the groups in order, each with its pinned wheels, whether
+the wheelhouse already holds them with the right hash, and whether the store already holds each as an entry
+(linked in seconds) or will unpack and compile it (the cold path).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from immutable_installer.core.manifest import Manifest
+from immutable_installer.core.selection import Selection
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class PlannedWheel:
     filename: str
     sha256: str
     state: str  # present | missing | bad-hash
+    store: str = "new"  # stored (an entry exists: linked) | new (unpacked and compiled once)
 
 
 @dataclass(frozen=True)
@@ -42,21 +44,21 @@ class Plan:
         return {"variant": self.variant, "platform": self.platform,
                 "steps": [{"group": s.group, "number": s.number, "of": s.of,
                            "wheels": [w.__dict__ for w in s.wheels]} for s in self.steps],
-                "to_fetch": [w.filename for w in self.to_fetch()]}
+                "to_fetch": [w.filename for w in self.to_fetch()],
+                "to_store": [w.filename for s in self.steps for w in s.wheels if w.store == "new"]}
 
 
-def make_plan(manifest: Manifest, variant: str, platform: str, present: set[str], bad: set[str]) -> Plan:
-    """``present``/``bad``: filenames the wheelhouse audit found with the right / a wrong sha256."""
-    packages = manifest.packages_for(variant, platform)
-    groups = [g for g in manifest.groups if any(p.group == g for p in packages)]
+def make_plan(selection: Selection, present: set[str], bad: set[str], stored: set[str] | None = None) -> Plan:
+    """``present``/``bad``: filenames the wheelhouse audit found with the right / a wrong sha256; ``stored``:
+    sha256 of the wheels the store already holds for the target interpreter."""
+    groups = selection.groups
     steps = []
     for k, group in enumerate(groups, 1):
         wheels = []
-        for pkg in packages:
-            wheel = pkg.file_for(platform)
-            if pkg.group != group or wheel is None:
-                continue
+        for item in selection.in_group(group):
+            wheel = item.wheel
             state = "present" if wheel.filename in present else "bad-hash" if wheel.filename in bad else "missing"
-            wheels.append(PlannedWheel(pkg.name, pkg.version, wheel.filename, wheel.sha256, state))
+            wheels.append(PlannedWheel(item.package.name, item.package.version, wheel.filename, wheel.sha256, state,
+                                       "stored" if wheel.sha256 in (stored or set()) else "new"))
         steps.append(Step(group, k, len(groups), tuple(wheels)))
-    return Plan(variant, platform, tuple(steps))
+    return Plan(selection.variant, selection.platform.name, tuple(steps))

@@ -55,49 +55,10 @@ def validate(data: dict[str, Any]) -> None:
 
 
 def dumps(data: dict[str, Any]) -> str:
-    """A small TOML writer for the pylock shape (tables, arrays of tables, strings, ints, bools)."""
-    lines: list[str] = []
-    _table(lines, [], data)
-    return "\n".join(lines).strip() + "\n"
+    """TOML text of the lock (tomli-w: every string escaped as TOML requires, keys quoted where needed)."""
+    import tomli_w
 
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _key(key: str) -> str:
-    return key if key.replace("-", "").replace("_", "").isalnum() else _value(key)
-
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def _table(lines: list[str], path: list[str], data: dict[str, Any]) -> None:
-    for key, value in data.items():
-        if (not isinstance(value, dict) and not _is_table_array(value)) or key == "hashes":
-            lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in data.items():
-        if isinstance(value, dict) and key != "hashes":
-            lines.append("")
-            lines.append(f"[{'.'.join(_key(k) for k in [*path, key])}]")
-            _table(lines, [*path, key], value)
-        elif _is_table_array(value):
-            for item in value:
-                lines.append("")
-                lines.append(f"[[{'.'.join(_key(k) for k in [*path, key])}]]")
-                _table(lines, [*path, key], item)
+    return tomli_w.dumps(data)
 
 
 def export(manifest: Manifest, variant: str, platform: str, output: str, wheelhouse: str) -> str:

@@ -31,11 +31,12 @@ from immutable_installer import __version__
 from immutable_installer.core.errors import UsageError, WheelhouseError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.manifest import Manifest, Platform
+from immutable_installer.core.selection import select
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.dists.hashing import sha256_file
 from immutable_installer.net import CHUNK
 from immutable_installer.runner import Runner, clean_env
-from immutable_installer.wheelhouse.download import needed_wheels, require_complete
+from immutable_installer.wheelhouse.download import require_complete
 
 SUMS = "SHA256SUMS"
 
@@ -144,8 +145,9 @@ def write_bundle(out: Path, manifest: Manifest, manifest_bytes: bytes, wheelhous
     sums: dict[str, str] = {}
     for variant in variants:
         manifest.variant(variant)
-        require_complete(wheelhouse, manifest, variant, platform.name)  # every file present, hash-checked
-        for item in needed_wheels(manifest, variant, platform.name):
+        selection = select(manifest, variant, platform)
+        require_complete(wheelhouse, selection)  # every file present, hash-checked
+        for item in selection.wheels:
             wheels[item.wheel.filename] = wheelhouse / item.wheel.filename
             sums[item.wheel.filename] = item.wheel.sha256
     top = out.name.split(".")[0] or "bundle"

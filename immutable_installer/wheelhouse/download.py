@@ -25,7 +25,7 @@ from filelock import FileLock, Timeout
 from immutable_installer.core.errors import LockHeldError, WheelhouseError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.manifest import Manifest, Platform
-from immutable_installer.core.selection import Needed, select
+from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.core.urls import mask_text, mask_url
 from immutable_installer.dists.hashing import sha256_file
@@ -53,11 +53,6 @@ class Audit:
         lines += [f"sha256 mismatch: {n.wheel.filename} (expected {n.wheel.sha256[:16]}..., found {got[:16]}...)"
                   for n, got in self.bad_hash]
         return lines
-
-
-def needed_wheels(manifest: Manifest, variant: str, platform: str) -> list[Needed]:
-    """Every wheel file of the variant on the platform, in install order (the selection's wheels)."""
-    return list(select(manifest, variant, manifest.platform(platform)).wheels)
 
 
 def hash_files(paths: Sequence[Path], workers: int | None = None) -> list[str | None]:
@@ -177,10 +172,10 @@ class Downloader:
         self._files_total = 0
         self._checked: dict[str, str] = {}  # files placed (and hashed) by this run
 
-    def download(self, manifest: Manifest, variant: str, platform: Platform, wait: bool = True) -> Audit:
+    def download(self, selection: Selection, wait: bool = True) -> Audit:
         started = time.monotonic()
         self.report(Phase("download", f"wheelhouse {self.wheelhouse}"))
-        needed = needed_wheels(manifest, variant, platform.name)
+        manifest, platform, needed = selection.manifest, selection.platform, selection.wheels
         lock = wheelhouse_lock(self.wheelhouse, wait, self.report)
         try:
             self._remove_partials()
@@ -409,9 +404,9 @@ def _last_error(stderr: str) -> str:
     return (lines[0] if lines else (stderr.strip().splitlines() or ["no output"])[-1]).removeprefix("ERROR: ")
 
 
-def require_complete(wheelhouse: Path, manifest: Manifest, variant: str, platform: str) -> Audit:
+def require_complete(wheelhouse: Path, selection: Selection) -> Audit:
     """Offline mode: every needed file present with the right hash, else exit 4 listing all problems."""
-    state = audit(wheelhouse, needed_wheels(manifest, variant, platform))
+    state = audit(wheelhouse, selection.wheels)
     if not state.ok:
         problems = state.problems()
         raise WheelhouseError(f"the wheelhouse {wheelhouse} is incomplete: {len(problems)} problem(s), first: "

@@ -25,13 +25,12 @@ from immutable_installer.core.errors import (
     WheelhouseError,
 )
 from immutable_installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
-from immutable_installer.core.manifest import Manifest, Package
+from immutable_installer.core.manifest import Package
 from immutable_installer.core.names import canonical
-from immutable_installer.core.selection import Needed
+from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.dists.hashing import sha256_file
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo, open_wheel
 from immutable_installer.wheelhouse.clashes import find_clashes
-from immutable_installer.wheelhouse.download import needed_wheels
 
 
 @dataclass
@@ -92,28 +91,27 @@ def read_needed(needed: Sequence[Needed], wheelhouse: Path,
     return infos
 
 
-def scan(manifest: Manifest, wheelhouse: Path, variant: str, platform: str,
-         reporter: Reporter = null_reporter) -> ScanResult:
+def scan(selection: Selection, wheelhouse: Path, reporter: Reporter = null_reporter) -> ScanResult:
     """Read every needed wheel once and run every check; raise on the first failing kind."""
     started = time.monotonic()
-    needed = needed_wheels(manifest, variant, platform)
-    reporter(Phase("scan", f"{len(needed)} wheels, variant {variant}"))
-    infos = read_needed(needed, wheelhouse)
-    result = check(manifest, platform, needed, infos, wheelhouse, reporter)
+    reporter(Phase("scan", f"{len(selection.wheels)} wheels, variant {selection.variant}"))
+    infos = read_needed(selection.wheels, wheelhouse)
+    result = check(selection, infos, wheelhouse, reporter)
     result.seconds = time.monotonic() - started
     reporter(PhaseDone("scan", result.seconds))
     return result
 
 
-def check(manifest: Manifest, platform: str, needed: Sequence[Needed], infos: Mapping[str, WheelInfo],
-          wheelhouse: Path, reporter: Reporter = null_reporter) -> ScanResult:
+def check(selection: Selection, infos: Mapping[str, WheelInfo], wheelhouse: Path,
+          reporter: Reporter = null_reporter) -> ScanResult:
     """Every check on wheels already read (``infos``: package name -> what its wheel holds), in the order
     that makes the most useful message win: hashes (4), blacklist (3), closure (2), start-up code (7),
     clashes (6)."""
+    manifest, needed = selection.manifest, selection.wheels
     require_hashes(needed, infos, wheelhouse)
     strays = strays_of(wheelhouse, needed)
     wheels = {n.package.name: infos[n.package.name] for n in needed}
-    env = manifest.python.marker_environment(manifest.platform(platform))
+    env = dict(selection.environment)
     pinned = {n.package.name: n.package for n in needed}
     nodes = {name: blacklist.Node(name, pinned[name].version, info.requires_dist, frozenset(pinned[name].extras))
              for name, info in wheels.items()}

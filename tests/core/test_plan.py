@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import make_wheel, manifest_data
+from conftest import make_wheel, manifest_data, sha256
 from immutable_installer.core.manifest import manifest_from_data
 from immutable_installer.core.plan import make_plan
+from immutable_installer.core.selection import select
 
 
 def test_plan_orders_groups_and_marks_states(tmp_path: Path) -> None:
@@ -14,8 +15,12 @@ def test_plan_orders_groups_and_marks_states(tmp_path: Path) -> None:
     a = make_wheel(tmp_path, "tiny-a", "2.0", requires=["tiny-b"])
     c = make_wheel(tmp_path, "tiny-c", "1.0")
     manifest = manifest_from_data(manifest_data([(b, {}), (c, {}), (a, {"requires": ["tiny-b"], "group": "app"})]))
-    plan = make_plan(manifest, "cpu", "linux_x86_64", present={b.name}, bad={c.name})
+    selection = select(manifest, "cpu", manifest.platform("linux_x86_64"))
+    plan = make_plan(selection, present={b.name}, bad={c.name}, stored={sha256(a)})
     assert [(s.group, s.number, s.of) for s in plan.steps] == [("base", 1, 2), ("app", 2, 2)]
     states = {w.name: w.state for s in plan.steps for w in s.wheels}
     assert states == {"tiny-b": "present", "tiny-c": "bad-hash", "tiny-a": "missing"}
     assert [w.filename for w in plan.to_fetch()] == [c.name, a.name]
+    assert {w.name: w.store for s in plan.steps for w in s.wheels} == {"tiny-b": "new", "tiny-c": "new",
+                                                                       "tiny-a": "stored"}
+    assert plan.to_json()["to_store"] == [b.name, c.name]

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from conftest import Synthetic, make_wheel, write_json
-from immutable_installer.core.errors import BuildError, LockHeldError, UsageError, VerificationFailed
+from immutable_installer.core.errors import (
+    BuildError,
+    InterpreterNotFound,
+    LockHeldError,
+    UsageError,
+    VerificationFailed,
+)
 from immutable_installer.generation.generations import Generations
 from immutable_installer.verify.verifier import Verifier
 
@@ -201,3 +207,25 @@ def test_result_lists_package_changes(synthetic: Synthetic) -> None:
     write_json(synthetic.manifest_path, data)
     second = synthetic.install()
     assert second.changes == ["tiny-b 1.0 -> 1.1"]
+
+
+def test_interpreter_lookup_skips_a_shim_that_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `python3.X` first on PATH that exits 127 (pyenv's shim for a version it does not have active) is
+    never returned: the interpreter found really runs and really is 3.X."""
+    from immutable_installer.generation.engine import find_interpreter
+
+    other = next((v for v in ("3.12", "3.10", "3.13") if v != f"{sys.version_info[0]}.{sys.version_info[1]}"), "")
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    fake = shims / f"python{other}"
+    fake.write_text("#!/bin/sh\necho 'pyenv: command not found' >&2\nexit 127\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    try:
+        found = find_interpreter(other)
+    except InterpreterNotFound:
+        pytest.skip(f"no python {other} on this machine")
+    assert found != str(fake)
+    out = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == other

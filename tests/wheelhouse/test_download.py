@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import PLATFORM, Index, make_wheel, manifest_data, write_json
 from immutable_installer.core.errors import WheelhouseError
 from immutable_installer.core.manifest import Platform, load_manifest, manifest_from_data
+from immutable_installer.core.selection import Selection, select
 from immutable_installer.net import fetch
-from immutable_installer.wheelhouse.download import Downloader, audit, needed_wheels, require_complete
+from immutable_installer.wheelhouse.download import Downloader, audit, require_complete
 
 PLAT = Platform(PLATFORM["name"], tuple(PLATFORM["tags"]), PLATFORM["environment"])
+
+
+def sel(manifest: Any, variant: str) -> Selection:
+    return select(manifest, variant, manifest.platform("linux_x86_64"))
 
 
 def stack(index: Index, with_urls: bool = False) -> tuple[dict, list[Path]]:
@@ -34,11 +40,11 @@ def test_download_with_pip_from_the_pinned_index_then_skip_present(tmp_path: Pat
     data, wheels = stack(index)
     manifest = manifest_from_data(data)
     house = tmp_path / "wh"
-    state = downloader(house).download(manifest, "cpu", PLAT)
+    state = downloader(house).download(sel(manifest, "cpu"))
     assert state.ok and len(state.present) == 2
     before = {p.name: p.stat().st_mtime_ns for p in house.glob("*.whl")}
     index.faults.update({w.name: "500" for w in wheels})  # a second run must not touch the network
-    downloader(house).download(manifest, "cpu", PLAT)
+    downloader(house).download(sel(manifest, "cpu"))
     assert {p.name: p.stat().st_mtime_ns for p in house.glob("*.whl")} == before
 
 
@@ -51,7 +57,7 @@ def test_download_from_pinned_urls_and_find_links(tmp_path: Path, index: Index) 
     house = tmp_path / "wh"
     events: list = []
     Downloader(house, reporter=events.append, find_links=[links], use_configured_sources=False).download(
-        manifest, "cpu", PLAT)
+        sel(manifest, "cpu"))
     text = " ".join(getattr(e, "text", "") for e in events)
     assert f"{wheels[1].name}: from {links}" in text and f"{wheels[0].name}: from http" in text
 
@@ -74,23 +80,23 @@ def test_tampered_file_in_wheelhouse_is_refetched_and_offline_mode_lists_it(tmp_
     data, wheels = stack(index)
     manifest = manifest_from_data(data)
     house = tmp_path / "wh"
-    downloader(house).download(manifest, "cpu", PLAT)
+    downloader(house).download(sel(manifest, "cpu"))
     target = house / wheels[0].name
     target.write_bytes(target.read_bytes() + b"x")
     (house / wheels[1].name).unlink()
     with pytest.raises(WheelhouseError) as info:
-        require_complete(house, manifest, "cpu", "linux_x86_64")
+        require_complete(house, sel(manifest, "cpu"))
     assert info.value.exit_code == 4
     assert any("sha256 mismatch" in d and wheels[0].name in d for d in info.value.details)
     assert any("missing" in d and wheels[1].name in d for d in info.value.details)
-    downloader(house).download(manifest, "cpu", PLAT)
-    assert audit(house, needed_wheels(manifest, "cpu", "linux_x86_64")).ok
+    downloader(house).download(sel(manifest, "cpu"))
+    assert audit(house, sel(manifest, "cpu").wheels).ok
 
 
 def _download_worker(args: tuple[str, str]) -> bool:
     manifest_path, house = args
     manifest = load_manifest(manifest_path)
-    Downloader(Path(house), use_configured_sources=False).download(manifest, "cpu", PLAT)
+    Downloader(Path(house), use_configured_sources=False).download(sel(manifest, "cpu"))
     return True
 
 
@@ -102,7 +108,7 @@ def test_four_concurrent_downloaders(tmp_path: Path, index: Index) -> None:
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         assert all(pool.map(_download_worker, [(str(path), str(house))] * 4))
     manifest = load_manifest(path)
-    assert audit(house, needed_wheels(manifest, "cpu", "linux_x86_64")).ok
+    assert audit(house, sel(manifest, "cpu").wheels).ok
     assert sorted(p.name for p in house.iterdir() if not p.name.startswith(".")) == sorted(w.name for w in wheels)
     assert not list(house.glob(".*.part-*"))
 
@@ -112,7 +118,7 @@ def test_missing_from_every_source_exits_4(tmp_path: Path, index: Index) -> None
     for w in wheels:
         w.unlink()
     with pytest.raises(WheelhouseError) as info:
-        downloader(tmp_path / "wh").download(manifest_from_data(data), "cpu", PLAT)
+        downloader(tmp_path / "wh").download(sel(manifest_from_data(data), "cpu"))
     assert info.value.exit_code == 4
     json.dumps(info.value.details)
 
@@ -121,7 +127,7 @@ def test_download_reports_byte_progress(tmp_path: Path, index: Index) -> None:
     data, wheels = stack(index)
     manifest = manifest_from_data(data)
     events: list = []
-    Downloader(tmp_path / "wh", reporter=events.append, use_configured_sources=False).download(manifest, "cpu", PLAT)
+    Downloader(tmp_path / "wh", reporter=events.append, use_configured_sources=False).download(sel(manifest, "cpu"))
     progress = [e for e in events if getattr(e, "kind", "") == "progress"]
     total = sum(w.stat().st_size for w in wheels)
     assert progress and progress[-1].unit == "bytes" and progress[-1].total == total
@@ -141,8 +147,8 @@ def test_variant_selects_the_torch_build_from_the_cuda_index(tmp_path: Path, ind
     data["indexes"]["cuda"] = cuda_index.url
     manifest = manifest_from_data(data)
     house = tmp_path / "wh"
-    downloader(house).download(manifest, "cu124", PLAT)
+    downloader(house).download(sel(manifest, "cu124"))
     assert sorted(p.name for p in house.glob("*.whl")) == sorted([cu.name, helper.name])
-    downloader(house).download(manifest, "cpu", PLAT)
+    downloader(house).download(sel(manifest, "cpu"))
     assert (house / cpu.name).exists()
-    assert audit(house, needed_wheels(manifest, "cpu", "linux_x86_64")).strays == [cu.name]
+    assert audit(house, sel(manifest, "cpu").wheels).strays == [cu.name]

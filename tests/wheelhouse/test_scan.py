@@ -13,6 +13,7 @@ from conftest import make_wheel, manifest_data
 from immutable_installer.core.errors import BlacklistedPin, BlacklistError, ManifestError, WheelhouseError
 from immutable_installer.core.manifest import manifest_from_data, parse_manifest
 from immutable_installer.core.names import pattern_matches
+from immutable_installer.core.selection import select
 from immutable_installer.wheelhouse.scan import scan
 
 RULE = [{"name": "torchao", "reason": "breaks transformers' PreTrainedModel import", "import_names": ["torchao"]}]
@@ -26,7 +27,7 @@ def run(tmp_path: Path, wheels: list[tuple[Path, dict[str, Any]]], extra_files: 
     for path in extra_files:
         shutil.copy(path, house)
     manifest = manifest_from_data(manifest_data(wheels, blacklist=RULE))
-    return scan(manifest, house, "cpu", "linux_x86_64")
+    return scan(select(manifest, "cpu", manifest.platform("linux_x86_64")), house)
 
 
 def chain_stack(tmp_path: Path, deep_requires: list[str], extras: list[str] | None = None) -> list:
@@ -108,7 +109,8 @@ def test_missing_wheel_is_exit_4_before_anything_else(tmp_path: Path) -> None:
     house = tmp_path / "wh"
     house.mkdir()
     with pytest.raises(WheelhouseError):
-        scan(manifest_from_data(manifest_data(stack, blacklist=RULE)), house, "cpu", "linux_x86_64")
+        manifest = manifest_from_data(manifest_data(stack, blacklist=RULE))
+        scan(select(manifest, "cpu", manifest.platform("linux_x86_64")), house)
 
 
 def test_real_metadata_not_closed_is_reported(tmp_path: Path) -> None:
