@@ -208,7 +208,6 @@ def manifest_data(wheels: list[tuple[Path, dict[str, Any]]], *, groups: list[str
         "verify": {"cuda": cuda, "imports": imports or [], "gpu_alloc_mb": 0, "model_smoke_test": False},
         "shims": {"blocked_modules": blocked or [], "transformers_patcher": patcher, "model_cache": None,
                   "local_files_only": False},
-        "build": {"clear_pycache": True},
     }
 
 

@@ -173,13 +173,6 @@ class ShimSettings:
 
 
 @dataclass(frozen=True)
-class BuildSettings:
-    """How generations are built."""
-
-    clear_pycache: bool = True
-
-
-@dataclass(frozen=True)
 class Manifest:
     """The frozen manifest. ``raw_sha256`` is the hash of the bytes it was loaded from (receipts use it)."""
 
@@ -195,7 +188,6 @@ class Manifest:
     packages: tuple[Package, ...]
     verify: VerifySettings = field(default_factory=VerifySettings)
     shims: ShimSettings = field(default_factory=ShimSettings)
-    build: BuildSettings = field(default_factory=BuildSettings)
     raw_sha256: str = ""
     raw: bytes = field(default=b"", repr=False, compare=False)
 
@@ -422,13 +414,13 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
     packages = _parse_packages(r, top["packages"], groups, index_names, variant_names, {p.name for p in platforms})
     verify = _parse_verify(r, top.get("verify", {}))
     shims = _parse_shims(r, top.get("shims", {}))
-    build_raw = r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",))
-    build = BuildSettings(clear_pycache=r.boolean(build_raw.get("clear_pycache", True), "build.clear_pycache"))
+    # "build": {"clear_pycache": ...} of manifests before 0.2.0 had no effect: accepted, ignored, not written
+    r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",))
 
     manifest = Manifest(
         name=name, python=python, platforms=platforms, indexes=indexes, default_index=default_index,
         variants=variants, default_variant=default_variant, groups=groups, blacklist=blacklist,
-        packages=packages, verify=verify, shims=shims, build=build,
+        packages=packages, verify=verify, shims=shims,
     )
     validate_semantics(manifest, file=file)
     return manifest
@@ -780,7 +772,6 @@ def manifest_to_data(manifest: Manifest) -> dict[str, Any]:
             "model_cache": manifest.shims.model_cache,
             "local_files_only": manifest.shims.local_files_only,
         },
-        "build": {"clear_pycache": manifest.build.clear_pycache},
     }
     return data
 

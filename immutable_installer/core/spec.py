@@ -20,7 +20,6 @@ from immutable_installer.core.errors import SpecError
 from immutable_installer.core.manifest import (
     BlacklistRule,
     BlockedModule,
-    BuildSettings,
     Index,
     Platform,
     PythonTarget,
@@ -81,7 +80,6 @@ class LockSpec:
     blacklist: tuple[BlacklistRule, ...] = ()
     verify: VerifySettings = field(default_factory=VerifySettings)
     shims: ShimSettings = field(default_factory=ShimSettings)
-    build: BuildSettings = field(default_factory=BuildSettings)
     name_variant_after_torch: bool = False  # plain requirements: the variant is named after the torch build
     imports_from_wheels: bool = False  # no verify.imports given: the requested distributions' import names
 
@@ -234,10 +232,9 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
         verify=_parse_verify(r, top.get("verify", {})),
         imports_from_wheels=not (isinstance(top.get("verify"), dict) and "imports" in top["verify"]),
         shims=shims,
-        build=BuildSettings(clear_pycache=r.boolean(
-            r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",)).get("clear_pycache", True),
-            "build.clear_pycache")),
     )
+    # [build] clear_pycache of specs before 0.2.0 had no effect: accepted, ignored
+    r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",))
 
 
 def blocked_from_blacklist(rules: tuple[BlacklistRule, ...]) -> tuple[BlockedModule, ...]:

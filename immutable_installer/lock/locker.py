@@ -234,7 +234,7 @@ def build_manifest(spec: LockSpec, resolutions: Mapping[tuple[str, str], Mapping
         name=spec.name, python=spec.python, platforms=spec.platforms, indexes=spec.manifest_indexes(),
         default_index=spec.default_index, variants=tuple(v.variant for v in spec.variants),
         default_variant=spec.default_variant, groups=tuple(g.name for g in spec.groups),
-        blacklist=spec.blacklist, packages=tuple(packages), verify=spec.verify, shims=spec.shims, build=spec.build,
+        blacklist=spec.blacklist, packages=tuple(packages), verify=spec.verify, shims=spec.shims,
     )
     # round-trip through the strict loader: lock never writes what install would refuse
     try:
