@@ -28,10 +28,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Tests never touch the user's real store: one temporary store for the session (tests that need their
-    own pass ``--store`` / ``Store(root)``), set in the environment so CLI subprocesses see it too."""
+    """Tests never touch the user's real store or caches: one temporary store and cache for the session (tests
+    that need their own pass ``--store`` / ``Store(root)``), set in the environment so CLI subprocesses see
+    them too."""
     store = tmp_path_factory.mktemp("store")
-    private = {"IMMUTABLE_INSTALLER_STORE": str(store), "UV_CACHE_DIR": str(tmp_path_factory.mktemp("uv-cache"))}
+    private = {"IMMUTABLE_INSTALLER_STORE": str(store), "UV_CACHE_DIR": str(tmp_path_factory.mktemp("uv-cache")),
+               "IMMUTABLE_INSTALLER_CACHE": str(tmp_path_factory.mktemp("cache"))}
     old = {k: os.environ.get(k) for k in private}
     os.environ.update(private)  # uv's cache too: the resolver's, never the user's
     yield store

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import shutil
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -178,13 +180,63 @@ _REQUIRES: dict[str, tuple[str, ...]] = {}  # wheel sha256 -> Requires-Dist (var
 
 
 def _cached_requires(wheel: Mapping[str, Any]) -> tuple[str, ...]:
+    """``Requires-Dist`` of a wheel, from memory, the on-disk metadata cache, or the index (then cached).
+
+    Keyed by the wheel's sha256: a file's metadata never changes, so the cache never goes stale (a re-lock
+    reads no metadata over the network). Whatever it holds is checked again at install time: the scan reads
+    every wheel's own METADATA and refuses a manifest that does not describe it (exit 2)."""
     sha = str((wheel.get("hashes") or {}).get("sha256") or "")
     if sha and sha in _REQUIRES:
         return _REQUIRES[sha]
-    requires = wheel_requires(wheel)
+    cached = _disk_cache_get(sha) if sha else None
+    requires = cached if cached is not None else wheel_requires(wheel)
     if sha:
         _REQUIRES[sha] = requires
+        if cached is None:
+            _disk_cache_put(sha, requires)
     return requires
+
+
+def _metadata_cache_file(sha: str) -> Path | None:
+    if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+        return None
+    return metadata_cache_root() / sha[:2] / f"{sha}.json"
+
+
+def metadata_cache_root() -> Path:
+    """``IMMUTABLE_INSTALLER_CACHE`` or ``~/.cache/immutable-installer`` (XDG_CACHE_HOME honoured), then
+    ``wheel-metadata``."""
+    root = os.environ.get("IMMUTABLE_INSTALLER_CACHE")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "immutable-installer")
+    return Path(root) / "wheel-metadata"
+
+
+def _disk_cache_get(sha: str) -> tuple[str, ...] | None:
+    path = _metadata_cache_file(sha)
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("sha256") != sha or not isinstance(data.get("requires_dist"), list):
+        return None
+    return tuple(str(r) for r in data["requires_dist"])
+
+
+def _disk_cache_put(sha: str, requires: tuple[str, ...]) -> None:
+    path = _metadata_cache_file(sha)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps({"sha256": sha, "requires_dist": list(requires)}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next lock some time
 
 
 def wheel_requires(wheel: Mapping[str, Any]) -> tuple[str, ...]:

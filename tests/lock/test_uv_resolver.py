@@ -88,3 +88,27 @@ def test_best_wheel_is_the_targets_best_tag() -> None:
     assert uv_resolver.best_wheel(wheels, tags) == wheels[1]
     assert Tag("cp311", "cp311", "win_amd64") in tags and uv_platform(win) == "x86_64-pc-windows-msvc"
     assert uv_resolver.best_wheel(wheels[:1], tags) is None  # a Linux-only pin has nothing for Windows
+
+
+def test_wheel_metadata_is_cached_on_disk_by_sha256(tmp_path: Path, server: tuple[str, list[int]],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-lock reads no metadata over the network: the second read of the same file (by sha256) comes from
+    the cache, in a fresh process's memory as well; a cache file for another sha256 is never used."""
+    import hashlib
+
+    base, sent = server
+    monkeypatch.setenv("IMMUTABLE_INSTALLER_CACHE", str(tmp_path / "cache"))
+    wheel = make_wheel(tmp_path, "cached", "1.0", requires=["dep>=3"])
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    entry = {"url": f"{base}/{wheel.name}", "size": wheel.stat().st_size, "hashes": {"sha256": sha}}
+    assert uv_resolver._cached_requires(entry) == ("dep>=3",)
+    fetched = len(sent)
+    assert fetched > 0
+    monkeypatch.setattr(uv_resolver, "_REQUIRES", {})  # a new process: nothing in memory
+    assert uv_resolver._cached_requires(entry) == ("dep>=3",)
+    assert len(sent) == fetched, "served from the disk cache"
+    cache_file = uv_resolver.metadata_cache_root() / sha[:2] / f"{sha}.json"
+    assert cache_file.is_file()
+    cache_file.write_text('{"sha256": "' + "1" * 64 + '", "requires_dist": ["evil"]}')  # not this file's entry
+    monkeypatch.setattr(uv_resolver, "_REQUIRES", {})
+    assert uv_resolver._cached_requires(entry) == ("dep>=3",)
