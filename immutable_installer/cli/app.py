@@ -166,32 +166,47 @@ def install(
 
 
 def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool, store: Path | None) -> None:
+    """The plan, touching nothing: each wheel's wheelhouse and store state, its store entry, and the scan's
+    verdict on the wheels that are there (each read once)."""
+    from immutable_installer.core.errors import InstallerError
     from immutable_installer.core.plan import make_plan
     from immutable_installer.core.selection import select
     from immutable_installer.store.entries import Store, interpreter_tag
     from immutable_installer.wheelhouse.download import audit
+    from immutable_installer.wheelhouse.scan import check, read_needed
 
     m = _load(manifest)
     platform, var = _platform_and_variant(m, variant)
     selection = select(m, var.name, platform)
-    state = audit(wheelhouse, selection.wheels)
     the_store = Store(store)
     interp = interpreter_tag(m.python.implementation, m.python.version)
     stored = {n.wheel.sha256 for n in selection.wheels
               if the_store.entry_path(the_store.key(n.wheel.sha256, interp)).is_dir()}
+    infos = read_needed(selection.wheels, wheelhouse)  # each wheel read once: its hash serves the audit too
+    hashed = {w.wheel.filename: infos[w.package.name].sha256 for w in selection.wheels if w.package.name in infos}
+    state = audit(wheelhouse, selection.wheels, hashed)
     plan = make_plan(selection, {n.wheel.filename for n in state.present},
                      {n.wheel.filename for n, _ in state.bad_hash}, stored)
+    try:
+        check(selection, infos, wheelhouse)
+        verdict = {"ok": True, "kind": None, "message": "clean: hashes, blacklist, closure, start-up code, clashes"}
+    except InstallerError as exc:
+        verdict = {"ok": False, "kind": exc.kind, "message": exc.message}
     if json_out:
         import json
 
-        typer.echo(json.dumps({"event": "result", "dry_run": True, "store": str(the_store.root), **plan.to_json()}))
+        entries = {n.wheel.filename: the_store.key(n.wheel.sha256, interp) for n in selection.wheels}
+        typer.echo(json.dumps({"event": "result", "dry_run": True, "store": str(the_store.root), "entries": entries,
+                               "scan": verdict, **plan.to_json()}))
         return
-    from immutable_installer.cli.console import print_table
+    from immutable_installer.cli.console import print_line, print_table
 
     rows = [[f"{s.number}/{s.of} {s.group}", w.name, w.version, w.state, w.store] for s in plan.steps
             for w in s.wheels]
     print_table(f"install plan: variant {plan.variant} on {plan.platform} (nothing was changed)",
                 ["group", "package", "version", "wheelhouse", f"store ({the_store.root})"], rows)
+    print_line(f"scan: {verdict['message']}" if verdict["ok"] else f"scan would refuse ({verdict['kind']}): "
+               f"{verdict['message']}")
 
 
 @app.command()

@@ -242,7 +242,20 @@ def test_install_dry_run_touches_nothing(synthetic: Synthetic) -> None:
     plan = json.loads(proc.stdout)
     assert [s["group"] for s in plan["steps"]] == ["base", "app"]
     assert plan["to_fetch"] == [synthetic.wheels["tiny-b"].name]
+    assert plan["scan"]["ok"] is False and plan["scan"]["kind"] == "wheelhouse"  # the scan would refuse: exit 4
+    assert all(key.startswith("cp3") for key in plan["entries"].values())
     assert not synthetic.target.exists() and not (synthetic.root / ".venv.generations").exists()
+
+
+def test_dry_run_shows_what_the_store_holds_and_what_the_scan_says(synthetic: Synthetic) -> None:
+    synthetic.install()
+    args = ["install", "--dry-run", "--json", "--manifest", str(synthetic.manifest_path), "--venv",
+            str(synthetic.target), "--wheelhouse", str(synthetic.house), "--variant", "cpu", "--store",
+            str(synthetic.store)]
+    plan = json.loads(run(*args).stdout)
+    assert plan["scan"]["ok"] and plan["to_fetch"] == [] and plan["to_store"] == []
+    fresh = json.loads(run(*args[:-1], str(synthetic.root / "empty")).stdout)
+    assert len(fresh["to_store"]) == 6 and not (synthetic.root / "empty").exists(), "a dry run creates no store"
 
 
 def test_json_errors_are_an_event_with_a_stable_kind(synthetic: Synthetic) -> None:
