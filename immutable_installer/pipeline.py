@@ -5,9 +5,9 @@ events only; the CLI and any other front end render them.
 One pass over each wheel: its bytes are read from the wheelhouse once; the same bytes are hashed, parsed for
 the scan and, when the store lacks the wheel, unpacked into a staged entry whose bytecode compiles on every
 core while the other wheels are still being read. Staged entries reach the store only after the scan passed;
-the virtualenv is created meanwhile. Every failure before the switch deletes the new generation and leaves the
-current one untouched; the target lock serialises installers; leftovers of killed runs are removed by the
-next run.
+the virtualenv is created meanwhile (and, when the store already holds every wheel, the generation linked).
+Every failure before the switch deletes the new generation and leaves the current one untouched; the target
+lock serialises installers; leftovers of killed runs are removed by the next run.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from immutable_installer.core.receipt import Receipt
 from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.dists.wheel import WheelBytes
 from immutable_installer.generation.engine import Engine, find_interpreter, package_changes
+from immutable_installer.generation.linking import Linker
 from immutable_installer.store.entries import Store, StoreWheel, interpreter_tag
 from immutable_installer.verify.verifier import Report, Verifier
 from immutable_installer.wheelhouse.scan import ScanResult, check, read_needed
@@ -114,20 +115,27 @@ class Pipeline:
         keys = {n.wheel.sha256: self.store.key(n.wheel.sha256, interp) for n in selection.wheels}
         self.store.register(path, keys.values())  # before building or linking: gc never takes these away
 
-        venv_error: list[BaseException] = []
-        venv = threading.Thread(target=_capture, args=(venv_error, self.engine.create_venv, path, python),
-                                daemon=True)
-        venv.start()  # the virtualenv is created while the wheels are read
+        # Meanwhile, on a second thread: the virtualenv, and when the store already holds every entry (a warm
+        # rebuild) the linking too; the generation is switched to only after the scan below has passed, and
+        # discarded if it does not.
+        warm = all(self.store.entry_path(k).is_dir() for k in keys.values())
+        linked: list[Linker] = []
+
+        def prepare() -> None:
+            self.engine.create_venv(path, python)
+            if warm:
+                linked.append(self._link(path, selection, keys, phases))
+
+        errors: list[BaseException] = []
+        helper = threading.Thread(target=_capture, args=(errors, prepare), daemon=True)
+        helper.start()
         try:
             self._wheel_pass(selection, keys, python, interp, phases)
         finally:
-            venv.join()
-        if venv_error:
-            raise venv_error[0]
-        entries = [self.store.load(keys[n.wheel.sha256]) for n in selection.wheels]
-        with _timed(self.report, phases, "link", f"{len(entries)} packages in {len(selection.groups)} groups "
-                                                 f"from the store {self.store.root}"):
-            linker = self.engine.link(path, entries)
+            helper.join()
+        if errors:
+            raise errors[0]
+        linker = linked[0] if linked else self._link(path, selection, keys, phases)
         with _timed(self.report, phases, "shims", "runtime shims, locks, receipt"):
             receipt = self.engine.finish(path, selection, keys, self.store.root, linker.mode)
         report = Verifier(self.report).verify(path, manifest, selection.variant, selection.platform.name)
@@ -138,6 +146,12 @@ class Pipeline:
                                      details=[f"{c.name}: {c.detail}" for c in failed],
                                      hint="the previous environment is untouched; see the details above")
         return report, receipt
+
+    def _link(self, path: Path, selection: Selection, keys: dict[str, str], phases: dict[str, float]) -> Linker:
+        entries = [self.store.load(keys[n.wheel.sha256]) for n in selection.wheels]
+        with _timed(self.report, phases, "link", f"{len(entries)} packages in {len(selection.groups)} groups "
+                                                 f"from the store {self.store.root}"):
+            return self.engine.link(path, entries)
 
     def _wheel_pass(self, selection: Selection, keys: dict[str, str], python: str, interp: str,
                     phases: dict[str, float]) -> ScanResult:
