@@ -19,22 +19,41 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import base_env
 
-OPEN = re.compile(r'^\d+\s+openat\([^,]+, "([^"]+)", [^)]*\) = (\d+)')
-READ = re.compile(r"^\d+\s+p?read(?:64)?\((\d+), .*\) = (\d+)$")
+OPEN = re.compile(r'^(\d+)\s+openat\([^,]+, "([^"]+)", [^)]*\)\s*=\s*(\d+)')
+READ = re.compile(r"^(\d+)\s+p?read(?:64)?\((\d+), .*\)\s*=\s*(\d+)$")
+READ_STARTS = re.compile(r"^(\d+)\s+p?read(?:64)?\((\d+),\s*<unfinished \.\.\.>$")
+READ_ENDS = re.compile(r"^(\d+)\s+<\.\.\. p?read(?:64)? resumed>.*\)\s*=\s*(\d+)$")
+OPEN_STARTS = re.compile(r'^(\d+)\s+openat\([^,]+, "([^"]+)", .*<unfinished \.\.\.>$')
+OPEN_ENDS = re.compile(r"^(\d+)\s+<\.\.\. openat resumed>.*\)\s*=\s*(\d+)$")
 CLOSE = re.compile(r"^\d+\s+close\((\d+)\)")
 
 
 def bytes_read(log: Path, house: Path) -> int:
+    """Bytes read from wheelhouse wheels; a read strace splits (``<unfinished ...>`` then ``<... read
+    resumed>``, when threads interleave) is matched by thread id, and so is a split open."""
     fds: dict[str, str] = {}
+    pending: dict[str, str] = {}  # thread id -> fd of its unfinished read
+    opening: dict[str, str] = {}  # thread id -> path of its unfinished open
     total = 0
     prefix = str(house.resolve()) + "/"
+
+    def count(fd: str, nbytes: str) -> int:
+        path = fds.get(fd, "")
+        return int(nbytes) if path.startswith(prefix) and path.endswith(".whl") else 0
+
     for line in log.read_text(errors="replace").splitlines():
         if m := OPEN.match(line):
-            fds[m.group(2)] = m.group(1)
+            fds[m.group(3)] = m.group(2)
+        elif m := OPEN_STARTS.match(line):
+            opening[m.group(1)] = m.group(2)
+        elif (m := OPEN_ENDS.match(line)) and m.group(1) in opening:
+            fds[m.group(2)] = opening.pop(m.group(1))
         elif m := READ.match(line):
-            path = fds.get(m.group(1), "")
-            if path.startswith(prefix) and path.endswith(".whl"):
-                total += int(m.group(2))
+            total += count(m.group(2), m.group(3))
+        elif m := READ_STARTS.match(line):
+            pending[m.group(1)] = m.group(2)
+        elif (m := READ_ENDS.match(line)) and m.group(1) in pending:
+            total += count(pending.pop(m.group(1)), m.group(2))
         elif m := CLOSE.match(line):
             fds.pop(m.group(1), None)
     return total
