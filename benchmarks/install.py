@@ -91,7 +91,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=project) as tmp_name:
         tmp = Path(tmp_name)
         reqs = tmp / "reqs.txt"
-        reqs.write_text("".join(f"{n.package.name}=={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
+        # === (exact string): with both torch builds in the wheelhouse, ==2.13.0 would also match 2.13.0+cpu
+        reqs.write_text("".join(f"{n.package.name}==={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
                                 for n in needed))
         cache = tmp / "uv-cache"
         warm_store = tmp / "store"

@@ -54,9 +54,13 @@ if __name__ == '__main__':
     sys.exit(%(func)s())
 """
 
-# runs inside the target interpreter (-I -S): compile the files of each batch, answer when the batch is done
+# runs inside the target interpreter (-I -S): compile the files of each batch, answer when the batch is done.
+# Warnings are off and stderr goes nowhere: thousands of SyntaxWarnings (3.12+ shows invalid escapes) would
+# otherwise fill a pipe nobody reads until the end, and the worker would block forever.
 _COMPILER = r"""
-import sys, py_compile
+import os, sys, warnings, py_compile
+warnings.simplefilter("ignore")
+sys.stderr = open(os.devnull, "w")
 out = sys.stdout
 for line in sys.stdin:
     path = line.rstrip("\n")

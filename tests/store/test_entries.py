@@ -307,3 +307,16 @@ def test_forced_copy_mode_builds_an_independent_generation(tmp_path: Path) -> No
     assert stack.install(link_mode="copy").report.ok
     module = site_packages(current(stack)) / "tiny_a" / "__init__.py"
     assert module.stat().st_nlink == 1
+
+
+def test_a_module_full_of_compile_warnings_does_not_stall_the_compilers(tmp_path: Path) -> None:
+    """Each line below makes the compiler print a SyntaxWarning (~1 MB on stderr in all): a compiler whose
+    stderr is a pipe nobody reads would block on it forever. The install finishes and the bytecode exists."""
+    noisy = "".join(f"assert (x{i}, 'always true')\n" for i in range(8000))
+    stack = Synthetic(tmp_path, extra={"noisy-pkg": {"noisy_pkg/__init__.py": "", "noisy_pkg/warn.py": noisy}})
+    proc = subprocess.run([sys.executable, "-m", "immutable_installer", "install", "--skip-wheelhouse", "--variant",
+                           "cpu", "--store", str(tmp_path / "store"), *files_of(stack)], cwd=stack.root,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    site = site_packages(current(stack))
+    assert (site / "noisy_pkg" / "__pycache__" / f"warn.cpython-{sys.version_info[0]}{sys.version_info[1]}.pyc").is_file()
