@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -35,7 +36,7 @@ from typing import Any, BinaryIO
 from installer.destinations import WheelDestination
 
 from immutable_installer.core.errors import BuildError, WheelhouseError
-from immutable_installer.dists.hashing import file_record_digest, record_digest
+from immutable_installer.dists.hashing import CHUNK, file_record_digest, record_digest, record_form
 from immutable_installer.dists.scripts import console_shebang, fixed_shebang
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo
 from immutable_installer.runner import Runner, clean_env
@@ -202,6 +203,12 @@ def _rows(text: str) -> list[tuple[str, str, str]]:
             if r]
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _wrapper_of(filename: str) -> str:
     """The entry point a setuptools-generated wrapper stands for (``EP``, ``EP.exe``, ``EP-script.py``)."""
     lower = filename.lower()
@@ -267,7 +274,8 @@ class _PipLikeDestination(WheelDestination):
     def _rel(self, target: str) -> str:
         return target[len(self.root) + 1:]
 
-    def _create_and_write(self, target: str, data: bytes, executable: bool) -> None:
+    def _create(self, target: str, executable: bool) -> int:
+        """A new file (never an existing one: ``O_EXCL``); parent folders made once each."""
         if self.cancelled is not None and self.cancelled.is_set():
             raise BuildError("the store build was abandoned")
         parent = os.path.dirname(target)
@@ -276,14 +284,15 @@ class _PipLikeDestination(WheelDestination):
             with self.made_lock:
                 self.made.add(parent)
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+            return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
         except FileExistsError:
             raise BuildError(f"{self.staged.wheel.filename} installs {self._rel(target)} twice",
                              hint="the wheel is unsound; re-lock to another release or report it upstream") from None
+
+    def _create_and_write(self, target: str, data: bytes, executable: bool) -> None:
+        fd = self._create(target, executable)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
         finally:
             os.close(fd)
 
@@ -321,18 +330,47 @@ class _PipLikeDestination(WheelDestination):
         if scheme == "scripts" and _wrapper_of(os.path.basename(path)) in self.entry_points:
             return None  # pip skips setuptools' own wrappers of entry points: it generates them itself
         archive = path if scheme == self.root_scheme else f"{self.data_dir}/{scheme}/{path}"
-        data = stream.read()
-        digest = record_digest(data)
         expected = self.wheel_record.get(archive, "")
-        if expected.startswith("sha256=") and expected != digest:
-            raise BuildError(f"{self.staged.wheel.filename}: {archive} does not match the hash in the wheel's "
-                             "RECORD", hint="the wheel was altered after it was built; do not install it")
+        data = stream.read(ASYNC_LIMIT + 1)
+        if len(data) > ASYNC_LIMIT and scheme != "scripts":
+            return self._stream(scheme, path, archive, expected, data, stream, is_executable)
+        data += stream.read()
+        digest = record_digest(data)
+        self._check(archive, expected, digest)
         if scheme == "scripts" and data.startswith(b"#!python"):  # pip's fix_script
             header = fixed_shebang(self.python)
             data = header + data.partition(b"\n")[2]
             digest = record_digest(data)
             self.staged.scripts[self._rel(self._target(scheme, path))] = {"kind": "fixed", "header": len(header)}
         return self._place(scheme, path, data, is_executable, digest)
+
+    def _stream(self, scheme: str, path: str, archive: str, expected: str, head: bytes, stream: BinaryIO,
+                executable: bool) -> Any:
+        """A large member (a CUDA library is hundreds of MB): written in chunks as it is decompressed, hashed on
+        the way, never whole in memory."""
+        from installer.records import Hash, RecordEntry
+
+        target = self._target(scheme, path)
+        digest, size = hashlib.sha256(), 0
+        fd = self._create(target, executable)
+        try:
+            chunk = head
+            while chunk:
+                digest.update(chunk)
+                _write_all(fd, chunk)
+                size += len(chunk)
+                chunk = stream.read(CHUNK)
+        finally:
+            os.close(fd)
+        got = record_form(digest.digest())
+        self._check(archive, expected, got)
+        self.staged.files.append([self._rel(target), got, size])
+        return RecordEntry(path, Hash("sha256", got.split("=", 1)[1]), size)
+
+    def _check(self, archive: str, expected: str, got: str) -> None:
+        if expected.startswith("sha256=") and expected != got:
+            raise BuildError(f"{self.staged.wheel.filename}: {archive} does not match the hash in the wheel's "
+                             "RECORD", hint="the wheel was altered after it was built; do not install it")
 
     def write_script(self, name: str, module: str, attr: str, section: str) -> Any:
         entry = None
