@@ -1,5 +1,27 @@
 """Names of the files every generation holds: the builder writes them, the verifier and status read them."""
 
+import re
+
 RECEIPT = "installer-receipt.json"
 TORCH_LOCK = ".torch_lock"
 MANIFEST_COPY = "installer-manifest.json"  # the exact manifest bytes a generation was built from
+
+# Every path the tool itself writes into a generation, as a wheel's installed path would name it (see
+# dists/wheel.py): a wheel shipping one of them would overwrite the tool's file (or be overwritten by it), so
+# the scan refuses it before anything is built (exit 6).
+TOOL_DATA_FILES = (RECEIPT, TORCH_LOCK, MANIFEST_COPY, "constraints.txt", "pip.conf", "pyvenv.cfg")
+_TOOL_SCRIPTS = re.compile(r"^(python[\d.]*w?|activate(\..+)?|activate_this\.py|deactivate(\..+)?)$", re.IGNORECASE)
+_TOOL_SITE = re.compile(r"^(_immutable_[\w]*\.py|zz_immutable_installer\.(pth|start))$")
+
+
+def tool_owned(installed: str) -> bool:
+    """Whether a scheme-qualified installed path (``scripts/python``, ``data/pyvenv.cfg``, ``purelib/...``)
+    is one the tool or the virtualenv writes into every generation."""
+    scheme, _, rest = installed.partition("/")
+    if scheme == "scripts":
+        return _TOOL_SCRIPTS.match(rest) is not None
+    if scheme == "data":
+        return rest in TOOL_DATA_FILES
+    if scheme == "purelib":
+        return _TOOL_SITE.match(rest) is not None
+    return False

@@ -25,6 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from immutable_installer.core.errors import BlacklistedPin, ManifestError
 from immutable_installer.core.names import VARIANT_NAMES, canonical, is_variant_name, pattern_matches
+from immutable_installer.core.startup import startup_name
 
 SCHEMA_VERSION = 1
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -602,9 +603,10 @@ def _parse_verify(r: _Reader, value: Any) -> VerifySettings:
     smoke = r.boolean(obj.get("model_smoke_test", defaults.model_smoke_test), "verify.model_smoke_test")
     allowed = r.strings(obj.get("allowed_pth", []), "verify.allowed_pth")
     for i, name in enumerate(allowed):
-        if not name.endswith(".pth") or "/" in name or "\\" in name:
-            raise r.fail(f"verify.allowed_pth[{i}]", f"{name!r} is not a .pth file name",
-                         hint="name the file as it lands in site-packages, e.g. distutils-precedence.pth")
+        if "/" in name or "\\" in name or startup_name(name) != name:
+            raise r.fail(f"verify.allowed_pth[{i}]", f"{name!r} is not the name of a start-up file",
+                         hint="name it as it lands in site-packages: a .pth or .start file, sitecustomize.py, or "
+                              "a sitecustomize/usercustomize package")
     return VerifySettings(cuda, imports, alloc, smoke, tuple(sorted(set(allowed))))
 
 

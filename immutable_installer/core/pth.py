@@ -8,5 +8,7 @@ from __future__ import annotations
 
 
 def executable_pth_lines(text: str) -> list[str]:
-    """The lines of a ``.pth`` file that ``site`` executes (CPython's ``site.addpackage`` rule)."""
+    """The lines of a ``.pth`` file that ``site`` executes (CPython's ``site.addpackage`` rule; site decodes the
+    file as ``utf-8-sig``, so a leading BOM does not hide the first line)."""
+    text = text.removeprefix("\ufeff")
     return [line.rstrip() for line in text.splitlines() if line.startswith(("import ", "import\t"))]

@@ -8,6 +8,7 @@ a cold install reads each wheel from the wheelhouse exactly once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import zipfile
@@ -18,7 +19,7 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from immutable_installer.core.names import canonical
-from immutable_installer.core.pth import executable_pth_lines
+from immutable_installer.core.startup import site_relative, startup_finding
 from immutable_installer.dists.installed import record_rows
 
 
@@ -79,7 +80,7 @@ def parse_wheel(filename: str, data: bytes) -> WheelInfo:
             crc = {i.filename: f"crc32={i.CRC:08x}" for i in zf.infolist()}
             entry_points = entry_point_targets(zf.read(f"{info}/entry_points.txt").decode("utf-8")) \
                 if f"{info}/entry_points.txt" in names else {}
-            startup = _startup_code(zf, names, info)
+            startup = _startup_code(zf, filename, names, info, record, crc)
     except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
         raise ValueError(f"{filename}: not a readable wheel ({exc})") from None
     headers = HeaderParser().parsestr(meta_text)
@@ -136,13 +137,22 @@ def _installed_files(filename: str, names: list[str], info: str, record: dict[st
                      entry_points: dict[str, str]) -> dict[str, str]:
     """Where each file of a wheel lands, mapped to its content identity, without installing it.
 
-    Keys are scheme-qualified (``purelib/cv2/__init__.py``, ``scripts/tool``, ``data/share/x``,
-    ``headers/pkg/x.h``; purelib and platlib are one folder in a virtualenv, so both map to ``purelib``);
-    values are the RECORD hash (or the zip CRC when RECORD has none). Console and GUI scripts generated
-    from ``entry_points.txt`` are included as ``scripts/<name>`` valued by their target.
+    Keys are scheme-qualified *final* places (``purelib/cv2/__init__.py``, ``scripts/tool``, ``data/share/x``,
+    ``headers/pkg/x.h``): purelib and platlib are one folder in a virtualenv, and a data-scheme path into
+    ``lib/pythonX.Y/site-packages/`` lands there too, so all three are ``purelib/...`` (two wheels reaching
+    one file by different routes are a clash). Values are the RECORD hash (or the zip CRC when RECORD has
+    none). Console and GUI scripts generated from ``entry_points.txt`` are ``scripts/<name>`` valued by their
+    target.
     """
+    return {key: ident for key, (ident, _member) in _placed(filename, names, info, record, crc).items()} | {
+        f"scripts/{script}": f"entry-point={target}" for script, target in entry_points.items()}
+
+
+def _placed(filename: str, names: list[str], info: str, record: dict[str, str],
+            crc: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Final place -> (content identity, archive member) for every file of the wheel."""
     data_dir = info[: -len(".dist-info")] + ".data"
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, str]] = {}
     for name in names:
         if name.endswith("/"):
             continue
@@ -153,24 +163,23 @@ def _installed_files(filename: str, names: list[str], info: str, record: dict[st
             scheme = "purelib" if scheme in ("purelib", "platlib") else scheme
             if scheme == "headers":
                 sub = f"{canonical(filename.split('-')[0])}/{sub}"
-            out[f"{scheme}/{sub}"] = ident
+            key = f"{scheme}/{sub}"
+            in_site = site_relative(key)
+            out[f"purelib/{in_site}" if in_site is not None else key] = (ident, name)
         else:
-            out[f"purelib/{name}"] = ident
-    for script, target in entry_points.items():
-        out[f"scripts/{script}"] = f"entry-point={target}"
+            out[f"purelib/{name}"] = (ident, name)
     return out
 
 
-def _startup_code(zf: zipfile.ZipFile, names: list[str], info: str) -> dict[str, list[str]]:
-    """``.pth`` files a wheel installs at the top of site-packages that run code: name -> executable lines."""
-    data_dir = info[: -len(".dist-info")] + ".data"
+def _startup_code(zf: zipfile.ZipFile, filename: str, names: list[str], info: str, record: dict[str, str],
+                  crc: dict[str, str]) -> dict[str, list[str]]:
+    """Start-up code the wheel would install, by any route (core/startup.py): allow-list name -> what runs."""
     out: dict[str, list[str]] = {}
-    for name in names:
-        parts = name.split("/")
-        top = parts[-1] if len(parts) == 1 else (
-            parts[2] if len(parts) == 3 and parts[0] == data_dir and parts[1] in ("purelib", "platlib") else "")
-        if top.endswith(".pth"):
-            lines = executable_pth_lines(zf.read(name).decode("utf-8", errors="replace"))
-            if lines:
-                out[top] = lines
+    for key, (_ident, member) in sorted(_placed(filename, names, info, record, crc).items()):
+        rel = site_relative(key)
+        if rel is None:
+            continue
+        found = startup_finding(rel, functools.partial(zf.read, member))
+        if found is not None:
+            out.setdefault(found[0], []).append(found[1])
     return out

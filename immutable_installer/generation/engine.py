@@ -10,7 +10,6 @@ import datetime as _dt
 import glob
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from immutable_installer.generation.generations import Generations
 from immutable_installer.generation.linking import Linker
 from immutable_installer.generation.populate import populate
 from immutable_installer.runner import Runner, clean_env
-from immutable_installer.shims import CONFIG_MODULE, PTH_NAME
+from immutable_installer.shims import CONFIG_MODULE, PTH_NAME, START_NAME
 from immutable_installer.shims import files as shim_files
 from immutable_installer.store.entries import Entry
 from immutable_installer.verify.verifier import Report, Verifier, fingerprint
@@ -125,9 +124,9 @@ class Engine:
         packages = [n.package for n in selection.wheels]
         if any(p.name == "pip" for p in packages):  # pip's guard only where pip is: a later `pip install`
             # inside cannot move the pins or pull in a blacklisted package (docs/decisions.md)
-            (path / "constraints.txt").write_text(constraints_text(manifest, packages), encoding="utf-8")
-            (path / "pip.conf").write_text(f"[global]\nconstraint = {path / 'constraints.txt'}\n"
-                                           "only-binary = :all:\n", encoding="utf-8")
+            write_new(path / "constraints.txt", constraints_text(manifest, packages).encode())
+            write_new(path / "pip.conf", f"[global]\nconstraint = {path / 'constraints.txt'}\n"
+                                         "only-binary = :all:\n".encode())
         torch = next((p for p in packages if p.name == "torch"), None)
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         if torch is not None:
@@ -142,7 +141,7 @@ class Engine:
             store=str(store_root), link_mode=link_mode)
         write_receipt(path / RECEIPT, receipt)
         if manifest.raw:  # rollback and verify need no manifest file: the generation carries its own
-            (path / MANIFEST_COPY).write_bytes(manifest.raw)
+            write_new(path / MANIFEST_COPY, manifest.raw)
         return receipt
 
     def _write_shims(self, site: Path, manifest: Manifest) -> None:
@@ -150,11 +149,14 @@ class Engine:
             return
         written = []
         for source in shim_files():
-            shutil.copyfile(source, site / source.name)
+            write_new(site / source.name, source.read_bytes())
             written.append(site / source.name)
-        (site / f"{CONFIG_MODULE}.py").write_text(shim_config_source(manifest), encoding="utf-8")
+        write_new(site / f"{CONFIG_MODULE}.py", shim_config_source(manifest).encode())
         written.append(site / f"{CONFIG_MODULE}.py")
-        (site / PTH_NAME).write_text("import _immutable_boot\n", encoding="utf-8")
+        # Python <= 3.14 runs the .pth import line; 3.15-3.17 call the .start entry point instead (a same-named
+        # .start disables the .pth's import lines); 3.18+ ignore .pth import lines (PEP 829): always one boot
+        write_new(site / PTH_NAME, b"import _immutable_boot\n")
+        write_new(site / START_NAME, b"_immutable_boot:boot\n")
         import py_compile
 
         for module in written:  # they run at every start: precompiled, like the rest
@@ -205,5 +207,14 @@ def _cache_path(module: Path) -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_new(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write ``path`` as a new file renamed into place: never through an existing file, which in a generation
+    could be a hard link into the store (writing through it would change the store and every generation)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
 

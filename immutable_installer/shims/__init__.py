@@ -11,6 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SHIM_MODULES = ("_immutable_boot.py", "_immutable_blocker.py", "_immutable_hf_patch.py")
 PTH_NAME = "zz_immutable_installer.pth"  # sorts after distutils-precedence.pth, so the blocker stays first
+START_NAME = "zz_immutable_installer.start"  # PEP 829 (Python 3.15+): the same boot as an entry point
 CONFIG_MODULE = "_immutable_shims_config"
 
 

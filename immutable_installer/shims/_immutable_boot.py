@@ -1,4 +1,5 @@
-"""Start-up entry of immutable-installer's runtime shims (imported by zz_immutable_installer.pth).
+"""Start-up entry of immutable-installer's runtime shims: imported by zz_immutable_installer.pth (Python <= 3.14),
+or called as the entry point ``_immutable_boot:boot`` of zz_immutable_installer.start (PEP 829, 3.15+).
 
 Runs at every interpreter start, so it must be cheap and must never raise: any error becomes one short
 warning on stderr. IMMUTABLE_INSTALLER_SHIMS_DISABLE=1 turns every shim off.
@@ -12,9 +13,19 @@ def _truthy(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+_booted = False
+
+
+def boot():
+    """The PEP 829 entry point (``zz_immutable_installer.start``, Python 3.15+); a second call does nothing."""
+    _boot()
+
+
 def _boot():
-    if _truthy("IMMUTABLE_INSTALLER_SHIMS_DISABLE"):
+    global _booted
+    if _booted or _truthy("IMMUTABLE_INSTALLER_SHIMS_DISABLE"):
         return
+    _booted = True
     try:
         import _immutable_blocker
         import _immutable_shims_config as config

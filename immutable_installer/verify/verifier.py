@@ -8,6 +8,7 @@ listed in every RECORD on a thread pool, so the integrity check hides behind the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,12 +23,12 @@ from immutable_installer.core.events import Phase, PhaseDone, Progress, Reporter
 from immutable_installer.core.layout import RECEIPT, TORCH_LOCK
 from immutable_installer.core.manifest import Manifest, Package, applicable_requirements
 from immutable_installer.core.names import canonical
-from immutable_installer.core.pth import executable_pth_lines
 from immutable_installer.core.receipt import Receipt, read_receipt
+from immutable_installer.core.startup import startup_finding
 from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.installed import Dist, installed_dists, site_packages, venv_python
 from immutable_installer.runner import Runner, clean_env
-from immutable_installer.shims import CONFIG_MODULE, PTH_NAME, SHIM_MODULES
+from immutable_installer.shims import CONFIG_MODULE, PTH_NAME, SHIM_MODULES, START_NAME
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 
@@ -314,7 +315,7 @@ class Verifier:
     def _shims(manifest: Manifest, site: Path, probe: dict[str, Any]) -> Check:
         if not manifest.shims.blocked_modules and not manifest.shims.transformers_patcher:
             return Check("shims", SKIP, "the manifest configures no shims")
-        missing = [n for n in (PTH_NAME, *SHIM_MODULES, CONFIG_MODULE + ".py") if not (site / n).exists()]
+        missing = [n for n in (PTH_NAME, START_NAME, *SHIM_MODULES, CONFIG_MODULE + ".py") if not (site / n).exists()]
         if missing:
             return Check("shims", FAIL, "missing from site-packages: " + ", ".join(missing))
         shims = probe.get("shims") or {}
@@ -332,18 +333,16 @@ class Verifier:
 
     @staticmethod
     def _startup(manifest: Manifest, site: Path) -> Check:
-        """Executable ``.pth`` lines run at every interpreter start: only ours and the allowed ones may."""
+        """Code that runs at every interpreter start (``.pth`` import lines, ``.start`` entry points,
+        ``sitecustomize`` / ``usercustomize``, core/startup.py): only ours and the allowed ones may."""
         found = []
-        for pth in sorted(site.glob("*.pth")):
-            if pth.name == PTH_NAME or pth.name in manifest.verify.allowed_pth:
+        for entry in sorted(site.iterdir()):
+            if entry.name in (PTH_NAME, START_NAME) or entry.name in manifest.verify.allowed_pth:
                 continue
-            try:
-                text = pth.read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            lines = executable_pth_lines(text)
-            if lines:
-                found.append(f"{pth.name} ({lines[0][:80]})")
+            rel = entry.name + ("/__init__.py" if entry.is_dir() else "")
+            finding = startup_finding(rel, functools.partial(_read_or_empty, entry))
+            if finding is not None and finding[0] not in manifest.verify.allowed_pth:
+                found.append(f"{finding[0]} ({finding[1]})")
         if found:
             return Check("startup", FAIL, "code runs at every Python start from " + "; ".join(found)
                          + ": not ours and not in verify.allowed_pth")
@@ -424,6 +423,13 @@ def _store_note(receipt: Receipt | None, changed: list[str]) -> str:
             f"{', '.join(k[:24] for k in keys)} in {store} {'is' if len(keys) == 1 else 'are'} damaged for every "
             f"generation linking {'it' if len(keys) == 1 else 'them'}: run `immutable-installer store verify --repair "
             f"--store {store}`, then `immutable-installer install --force`")
+
+
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
 
 
 def _parse_probe(stdout: str, stderr: str, code: int | None) -> tuple[dict[str, Any], str | None]:

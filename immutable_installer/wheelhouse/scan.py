@@ -25,6 +25,7 @@ from immutable_installer.core.errors import (
     WheelhouseError,
 )
 from immutable_installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
+from immutable_installer.core.layout import tool_owned
 from immutable_installer.core.manifest import Package
 from immutable_installer.core.names import canonical
 from immutable_installer.core.selection import Needed, Selection
@@ -128,11 +129,17 @@ def check(selection: Selection, infos: Mapping[str, WheelInfo], wheelhouse: Path
     for name, node in sorted(nodes.items()):
         for req in blacklist.active(node, env):
             _check_requirement(name, req, pinned)
-    startup = [f"{n.wheel.filename} ships {pth}, which runs at every Python start: {lines[0][:100]}"
-               for n in needed for pth, lines in sorted(wheels[n.package.name].startup.items())
-               if pth not in manifest.verify.allowed_pth]
+    startup = [f"{n.wheel.filename} ships {name}, which runs at every Python start: {what[0]}"
+               for n in needed for name, what in sorted(wheels[n.package.name].startup.items())
+               if name not in manifest.verify.allowed_pth]
     if startup:
         raise StartupCodeError(f"start-up code not allowed by the manifest: {startup[0]}", details=startup)
+    owned = [f"{n.wheel.filename} ships {path.partition('/')[2]} ({path.partition('/')[0]}), a file the tool "
+             "writes into every environment itself" for n in needed for path in sorted(wheels[n.package.name].installed)
+             if tool_owned(path)]
+    if owned:
+        raise FileClashError(f"a wheel would overwrite the tool's own file: {owned[0]}", details=owned,
+                             hint="this wheel cannot be installed by immutable-installer; pin another release")
     clashes = find_clashes({n.wheel.filename: wheels[n.package.name].installed for n in needed})
     if clashes:
         lines = [c.describe() for c in clashes]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import Synthetic
+from conftest import Synthetic, target_env
 
 
 def test_absent_blocks_import_find_spec_and_submodules(built: Synthetic) -> None:
@@ -124,3 +125,23 @@ def test_shim_start_up_imports_only_sys_and_os(built: Synthetic) -> None:
     assert "_immutable_blocker" in added and "_immutable_hf_patch" not in added  # the patcher loads lazily
     assert all(m.startswith("_immutable") for m in added), sorted(added)
     assert {"sys", "os"} <= off
+
+
+def test_the_start_file_boots_the_shims_as_python_3_15_will(built: Synthetic) -> None:
+    """PEP 829 (3.15+): a same-named .start file's entry points run instead of the .pth import lines, which
+    3.18 stops running. Emulated with ``python -S`` (no site at all): resolve each entry point of our .start file
+    the way site.py will (pkgutil.resolve_name), call it twice: the blocker is on, once."""
+    from immutable_installer.dists.installed import site_packages
+
+    site = site_packages(built.target.resolve())
+    start = (site / "zz_immutable_installer.start").read_text()
+    assert start.strip() == "_immutable_boot:boot"
+    code = (f"import sys; sys.path.insert(0, {str(site)!r}); import pkgutil\n"
+            f"for spec in {start.split()!r}:\n    pkgutil.resolve_name(spec)(); pkgutil.resolve_name(spec)()\n"
+            "import importlib.util\nassert importlib.util.find_spec('torchao') is None\n"
+            "try:\n    import torchao\nexcept ModuleNotFoundError:\n    print('blocked')\n"
+            "print(sum(1 for f in sys.meta_path if type(f).__module__ == '_immutable_blocker'))\n")
+    proc = subprocess.run([str(built.python()), "-S", "-c", code], capture_output=True, text=True,
+                          env=target_env(PYTHONNOUSERSITE="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["blocked", "1"]
