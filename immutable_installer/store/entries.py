@@ -45,6 +45,7 @@ from immutable_installer.runner import Runner
 from immutable_installer.store.fill import Filler, finish, write_entry_json
 
 STORE_ENV = "IMMUTABLE_INSTALLER_STORE"
+_FOLDERS = ("entries", "locks", "tmp", "roots")
 
 
 def default_store() -> Path:
@@ -133,6 +134,11 @@ class Store:
 
     def __init__(self, root: Path | None = None, reporter: Reporter = null_reporter) -> None:
         self.root = Path(os.path.abspath(root if root is not None else default_store()))
+        for path in (self.root, *(self.root / sub for sub in _FOLDERS)):
+            if path.exists() and not path.is_dir():  # a store that "verifies clean" because it has no entries
+                raise UsageError(f"the store {self.root} is not usable: {path} is not a folder",
+                                 hint="pass --store with a folder (or a path that does not exist yet), or set "
+                                      "IMMUTABLE_INSTALLER_STORE")
         self.runner = Runner()
         self.report = reporter
 
@@ -162,17 +168,17 @@ class Store:
         return sorted(p.name for p in self.entries_dir.iterdir() if p.is_dir())
 
     def _mkdirs(self) -> None:
-        for sub in ("entries", "locks", "tmp", "roots"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in _FOLDERS:
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"the store {self.root} cannot be created ({exc.strerror}: {exc.filename})",
+                             hint="pass a writable --store PATH or set IMMUTABLE_INSTALLER_STORE") from None
 
     # ------------------------------------------------------------------------------------------ filling
     def fill(self, keys: Iterable[str], python: str, interp: str) -> FillSession:
         """A session that builds whichever of ``keys`` the store lacks (``with store.fill(...) as s``)."""
-        try:
-            self._mkdirs()
-        except OSError as exc:
-            raise UsageError(f"the store {self.root} cannot be created ({exc.strerror})",
-                             hint="pass a writable --store PATH or set IMMUTABLE_INSTALLER_STORE") from None
+        self._mkdirs()
         return FillSession(self, sorted(set(keys)), python, interp)
 
     def _fill_locked(self, key: str, wheel: StoreWheel, python: str, interp: str) -> None:
@@ -256,7 +262,9 @@ class Store:
                 "unused": sum(1 for e in entries if not e["used_by"])}
 
     def verify(self, keys: Iterable[str] | None = None) -> list[Damage]:
-        """Every file of every entry (or of ``keys``) against the sha256 recorded when it was built."""
+        """Every file of every entry (or of ``keys``): a read-only regular file with the sha256 recorded when it
+        was built. A symlink in place of a file, or a file made writable, is damage too (the next write through
+        a generation's hard link would change every generation)."""
         damaged = []
         for key in sorted(keys) if keys is not None else self.entry_keys():
             try:
@@ -266,10 +274,17 @@ class Store:
                 continue
             damage = Damage(key, str(entry.meta.get("wheel")))
             for rel, digest, _size in entry.files:
-                got = file_record_digest(entry.root / rel)
-                if got is None:
+                path = entry.root / rel
+                try:
+                    mode = os.lstat(path).st_mode
+                except OSError:
                     damage.missing.append(rel)
-                elif got != digest:
+                    continue
+                if not stat.S_ISREG(mode):  # a symlink (even to identical bytes) or anything else
+                    damage.changed.append(f"{rel} (not a regular file)")
+                elif mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):  # root ignores modes: check the bits
+                    damage.changed.append(f"{rel} (writable)")
+                elif file_record_digest(path) != digest:
                     damage.changed.append(rel)
             if damage.changed or damage.missing:
                 damaged.append(damage)
