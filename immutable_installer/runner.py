@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 from immutable_installer.core.errors import InstallerError
 
-_LEAKY_PREFIXES = ("PIP_", "PYTHON", "VIRTUAL_ENV", "UV_", "CONDA_PREFIX")
+# VIRTUALENV_* configures virtualenv like its ini file does (VIRTUALENV_SYSTEM_SITE_PACKAGES=1 leaked ~100 base
+# packages into a generation): neither reaches a child; VIRTUALENV_CONFIG_FILE points at nothing instead
+_LEAKY_PREFIXES = ("PIP_", "PYTHON", "VIRTUAL_ENV", "VIRTUALENV_", "UV_", "CONDA_PREFIX")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class Result:
 
 
 def clean_env(extra: Mapping[str, str] | None = None, keep_pip: bool = False) -> dict[str, str]:
-    """The parent's environment without PIP_*/PYTHON*/VIRTUAL_ENV (unless ``keep_pip``), plus ``extra``."""
+    """The parent's environment without PIP_*/PYTHON*/VIRTUAL_ENV*/VIRTUALENV_*/UV_* (PIP_* kept with
+    ``keep_pip``), with user site and virtualenv's ini file off, plus ``extra``."""
     env = {}
     for key, value in os.environ.items():
         if key.startswith(_LEAKY_PREFIXES) and not (keep_pip and key.startswith("PIP_")):
@@ -46,6 +49,7 @@ def clean_env(extra: Mapping[str, str] | None = None, keep_pip: bool = False) ->
         env[key] = value
     env["PYTHONNOUSERSITE"] = "1"
     env["PYTHONUTF8"] = "1"
+    env["VIRTUALENV_CONFIG_FILE"] = os.devnull
     if extra:
         env.update(extra)
     return env

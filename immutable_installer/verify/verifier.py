@@ -184,6 +184,7 @@ class Verifier:
         fp = fingerprint(dists)
         checks = [
             self._interpreter(manifest, probe, probe_error),
+            self._isolation(venv),
             self._packages(manifest, variant, platform, dists),
             self._integrity(dists, hashes, receipt),
             self._dependencies(manifest, variant, platform, dists, probe),
@@ -211,6 +212,22 @@ class Verifier:
         return Check("interpreter", PASS if ok else FAIL,
                      f"{probe['implementation']} {got}" + ("" if ok else f", manifest wants "
                                                                         f"{manifest.python.implementation} {want}"))
+
+    @staticmethod
+    def _isolation(venv: Path) -> Check:
+        """The environment sees only its own packages: ``include-system-site-packages`` is false (a leaked
+        ``VIRTUALENV_SYSTEM_SITE_PACKAGES=1`` would add the base interpreter's packages to every import while
+        the package check, which reads site-packages, still saw the exact set)."""
+        try:
+            text = (Path(os.path.realpath(venv)) / "pyvenv.cfg").read_text(encoding="utf-8")
+        except OSError:
+            return Check("isolation", FAIL, "pyvenv.cfg is missing: not a virtual environment")
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip().lower() == "include-system-site-packages" and value.strip().lower() == "true":
+                return Check("isolation", FAIL, "pyvenv.cfg says include-system-site-packages = true: the base "
+                                                    "interpreter's packages are importable here")
+        return Check("isolation", PASS, "no system site-packages")
 
     @staticmethod
     def _packages(manifest: Manifest, variant: str, platform: str, dists: dict[str, Dist]) -> Check:

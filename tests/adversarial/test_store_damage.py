@@ -28,7 +28,7 @@ def repair(stack: Synthetic, tmp_path: Path) -> object:
 def test_a_symlink_to_identical_bytes_is_damage_and_repair_restores_a_read_only_file(tmp_path: Path) -> None:
     stack = Synthetic(tmp_path / "stack")
     stack.install()
-    key, victim = entry_file(stack.store)
+    _key, victim = entry_file(stack.store)
     twin = tmp_path / "twin.py"
     twin.write_bytes(victim.read_bytes())
     os.chmod(victim.parent, 0o755)
