@@ -41,11 +41,23 @@ class Generation:
         return int(match.group(1)) if match else -1
 
 
+_SYSTEM_FOLDERS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root",
+                   "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local", "/var"}
+
+
+def _refuse_system_folder(target: Path) -> None:
+    real = os.path.realpath(target)
+    if real in _SYSTEM_FOLDERS or real == os.path.realpath(os.path.expanduser("~")) or not target.name:
+        raise UsageError(f"--venv {target} is {real}, a system or home folder",
+                         hint="name a new folder for the environment, e.g. --venv .venv")
+
+
 class Generations:
     """All generations of one target."""
 
     def __init__(self, target: Path, reporter: Reporter = null_reporter, switcher: Switcher | None = None) -> None:
         self.target = Path(os.path.abspath(target))
+        _refuse_system_folder(self.target)
         self.root = self.target.with_name(self.target.name + ".generations")
         self.report = reporter
         self.switcher = switcher or default_switcher()
@@ -92,6 +104,9 @@ class Generations:
         return sorted(out, key=lambda g: g.number)
 
     def get(self, name: str) -> Generation:
+        if not re.fullmatch(r"g\d{4,}", name):  # never a path: only this target's generations
+            raise UsageError(f"--to {name!r} is not a generation name (gNNNN, e.g. g0003)",
+                             hint="see `immutable-installer status` for the list")
         gen = self._load(name)
         if gen is None:
             known = ", ".join(g.name for g in self.complete()) or "none"
@@ -101,8 +116,15 @@ class Generations:
 
     # -- building
     def check_target(self) -> None:
-        """A real directory at the target is someone's venv: never replace it silently."""
-        if self.target.exists() and not self.target.is_symlink():
+        """Only a target the tool manages (or a new one) is ever switched: never a real directory (someone's
+        venv), a symlink the tool did not make, or a system folder."""
+        _refuse_system_folder(self.target)
+        if self.target.is_symlink():
+            link = os.readlink(self.target)
+            if not re.fullmatch(re.escape(self.target.name) + r"\.generations[/\\]g\d{4,}", link):
+                raise UsageError(f"{self.target} is a symlink to {link}, which immutable-installer did not make",
+                                 hint="remove it yourself if it is not needed, or pick another --venv")
+        elif self.target.exists():
             raise UsageError(f"{self.target} is a directory, not a link managed by immutable-installer",
                              hint=f"move it away (e.g. mv {self.target.name} {self.target.name}.old) or pick another "
                                   "--venv")
