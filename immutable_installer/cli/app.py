@@ -6,6 +6,7 @@ service, rich renderer, pip or virtualenv import happens inside the command that
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -721,6 +722,12 @@ def expand_seed_form(args: list[str]) -> tuple[list[str], bool]:
     return args, debug
 
 
+# conditions a user can cause (a full disk, a read-only or missing folder, a file where a folder should be):
+# a one-line error with the path, never "internal error"
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR,
+                errno.ENOENT, errno.EEXIST, errno.ENAMETOOLONG, errno.EMLINK, errno.EXDEV}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the app and turn every failure into its documented exit code."""
     try:  # typer >= 0.2x vendors click
@@ -764,6 +771,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; the previous environment is untouched\n")
         sys.exit(ExitCode.INTERRUPTED)
+    except OSError as exc:
+        if exc.errno not in _USER_ERRNOS or debug:
+            raise
+        from immutable_installer.cli.console import print_error
+
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        print_error(f"{exc.strerror}: {exc.filename or 'a file'}",
+                    "free some space (or use another --store / --venv on a disk with room); the previous environment "
+                    "is untouched" if full else "check that the path is a folder you can write to, or pick another "
+                    "--venv / --store / --wheelhouse", [], ExitCode.FAILED if full else ExitCode.USAGE)
+        sys.exit(ExitCode.FAILED if full else ExitCode.USAGE)
     except Exception as exc:  # an unexpected bug: say how to report it
         if debug:
             raise

@@ -61,6 +61,14 @@ class Linker:
         self.fallbacks = 0
 
     def place(self, src: str, dst: str) -> None:
+        try:
+            self._place(src, dst)
+        except OSError as exc:
+            if exc.filename is None:  # a write that failed (a full disk): say which file
+                raise OSError(exc.errno, exc.strerror, dst) from None
+            raise
+
+    def _place(self, src: str, dst: str) -> None:
         if self.mode is None:
             self._settle(src, dst)
             return

@@ -190,8 +190,8 @@ def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script
         for future in destination.pending_writes:  # nothing may write into the staging folder after this
             with contextlib.suppress(BaseException):
                 future.result()
-        if isinstance(exc, BuildError) or not isinstance(exc, Exception):
-            raise
+        if isinstance(exc, (BuildError, OSError)) or not isinstance(exc, Exception):
+            raise  # OSError: the disk, not the wheel (the CLI names the path and the cause)
         # the library's own errors for unsound wheels (bad RECORD, bad .data, ...)
         raise BuildError(f"{wheel.info.filename} cannot be installed: {type(exc).__name__}: {exc}",
                          hint="the wheel is unsound; re-lock to another release or report it upstream") from None
@@ -293,6 +293,8 @@ class _PipLikeDestination(WheelDestination):
         fd = self._create(target, executable)
         try:
             _write_all(fd, data)
+        except OSError as exc:  # a full disk: say which file
+            raise OSError(exc.errno, exc.strerror, target) from None
         finally:
             os.close(fd)
 
@@ -360,6 +362,8 @@ class _PipLikeDestination(WheelDestination):
                 _write_all(fd, chunk)
                 size += len(chunk)
                 chunk = stream.read(CHUNK)
+        except OSError as exc:  # a full disk: say which file
+            raise OSError(exc.errno, exc.strerror, target) from None
         finally:
             os.close(fd)
         got = record_form(digest.digest())
