@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from immutable_installer.core.errors import WheelhouseError
+from immutable_installer.core.errors import UsageError, WheelhouseError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.manifest import Manifest, Package, WheelFile
 from immutable_installer.core.names import canonical
@@ -48,6 +48,7 @@ def export_index(manifest: Manifest, manifest_bytes: bytes, wheelhouse: Path, ou
                  reporter: Reporter = null_reporter) -> Exported:
     """Export every pinned file present in the wheelhouse; a present file with a wrong hash is exit 4."""
     started = time.monotonic()
+    refuse_foreign_folder(out)
     reporter(Phase("export", f"static index in {out}"))
     pinned: list[tuple[Package, WheelFile]] = []
     seen: set[str] = set()
@@ -98,6 +99,7 @@ def export_index(manifest: Manifest, manifest_bytes: bytes, wheelhouse: Path, ou
     _write(out / "simple" / "index.json", json.dumps({"meta": API, "projects": [{"name": n} for n in names]},
                                                      indent=1) + "\n")
     _write(out / "dependencies.json", manifest_bytes.decode("utf-8"))
+    _write(out / MARKER, "an index exported by immutable-installer; `export-index` may rewrite this folder\n")
     result.projects, result.files, result.bytes = len(names), len(present), total
     if result.skipped:
         reporter(Message("info", f"{len(result.skipped)} pinned file(s) are not in the wheelhouse and were not "
@@ -106,6 +108,25 @@ def export_index(manifest: Manifest, manifest_bytes: bytes, wheelhouse: Path, ou
     result.seconds = time.monotonic() - started
     reporter(PhaseDone("export", result.seconds))
     return result
+
+
+MARKER = ".immutable-installer-index"
+_OURS = {MARKER, "files", "simple", "dependencies.json"}
+
+
+def refuse_foreign_folder(out: Path) -> None:
+    """``export-index`` writes only into an empty folder or one it exported before: never over a folder of
+    the user's files (a ``dependencies.json`` or a ``simple/`` of theirs would be replaced)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"{out} is a file, not a folder", hint="name a new or empty folder for the index")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in _OURS)
+    if foreign or ((out / "dependencies.json").exists() and not (out / MARKER).exists()
+                   and not (out / "files").is_dir()):
+        raise UsageError(f"{out} holds files that are not an index exported by immutable-installer "
+                         f"(e.g. {(foreign or ['dependencies.json'])[0]}); refusing to write into it",
+                         hint="export into a new or empty folder")
 
 
 def _same_or_hashed(src: Path, dst: Path, sha256: str) -> bool:

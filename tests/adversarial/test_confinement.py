@@ -41,3 +41,19 @@ def test_rollback_to_accepts_only_generation_names(tmp_path: Path, name: str) ->
     proc = cli("rollback", "--venv", str(stack.target), "--to", name, cwd=tmp_path)
     assert proc.returncode == 2 and "not a generation name" in proc.stderr
     assert os.readlink(stack.target) == ".venv.generations/g0002"
+
+
+def test_export_index_never_writes_over_a_folder_of_the_users_files(tmp_path: Path) -> None:
+    stack = Synthetic(tmp_path / "stack")
+    mine = tmp_path / "my-folder"
+    mine.mkdir()
+    (mine / "dependencies.json").write_text("my own file\n")
+    (mine / "notes.txt").write_text("keep me\n")
+    args = ["--manifest", str(stack.manifest_path), "--wheelhouse", str(stack.house)]
+    proc = cli("export-index", str(mine), *args, cwd=tmp_path)
+    assert proc.returncode == 2 and "notes.txt" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["dependencies.json", "notes.txt"]
+    assert (mine / "dependencies.json").read_text() == "my own file\n"
+    out = tmp_path / "index"
+    assert cli("export-index", str(out), *args, cwd=tmp_path).returncode == 0
+    assert cli("export-index", str(out), *args, cwd=tmp_path).returncode == 0, "its own export: rewritten"
