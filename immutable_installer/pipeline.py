@@ -87,9 +87,10 @@ class Pipeline:
                     return InstallResult(False, current.name, report.fingerprint, selection.variant, report,
                                          {"verify": report.duration_s})
                 self.report(Message("warn", f"{current.name} no longer verifies; building a new generation"))
-            if fetcher is not None:
-                with _timed(self.report, phases, "download", "the pinned wheels into the wheelhouse"):
-                    fetcher.download(selection, wait)
+            if fetcher is not None:  # it reports its own phase
+                started = time.monotonic()
+                fetcher.download(selection, wait)
+                phases["download"] = time.monotonic() - started
             path = self.generations.new()
             try:
                 report, new_receipt = self._build(path, selection, phases)
