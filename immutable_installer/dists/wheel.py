@@ -37,6 +37,7 @@ class WheelInfo:
     entry_points: dict[str, str] = field(default_factory=dict)
     installed: dict[str, str] = field(default_factory=dict)
     startup: dict[str, list[str]] = field(default_factory=dict)
+    record: dict[str, str] = field(default_factory=dict)  # archive path -> "sha256=..." from the wheel's RECORD
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def parse_wheel(filename: str, data: bytes) -> WheelInfo:
     headers = HeaderParser().parsestr(meta_text)
     return WheelInfo(filename, canonical(str(name)), str(version), hashlib.sha256(data).hexdigest(), len(data),
                      tuple(headers.get_all("Requires-Dist") or ()), top_level_names(names), entry_points,
-                     _installed_files(filename, names, info, record, crc, entry_points), startup)
+                     _installed_files(filename, names, info, record, crc, entry_points), startup, record)
 
 
 def dist_info_dir(names: list[str], filename: str) -> str:

@@ -39,7 +39,7 @@ from filelock import FileLock, Timeout
 from immutable_installer.core.errors import BuildError, UsageError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.names import canonical
-from immutable_installer.dists.hashing import file_record_digest, sha256_file
+from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.wheel import WheelBytes, open_wheel
 from immutable_installer.runner import Runner
 from immutable_installer.store.fill import Filler, finish, write_entry_json
@@ -181,9 +181,9 @@ class Store:
         self._mkdirs()
         return FillSession(self, sorted(set(keys)), python, interp)
 
-    def _fill_locked(self, key: str, wheel: StoreWheel, python: str, interp: str) -> None:
+    def _fill_locked(self, key: str, wheel: StoreWheel, opened: WheelBytes, python: str, interp: str) -> None:
         with FillSession(self, [key], python, interp, locked=True) as session:
-            session.add(key, wheel, open_wheel(wheel.path))
+            session.add(key, wheel, opened)
             session.commit()
 
     def clean_stale_builds(self) -> list[str]:
@@ -301,7 +301,11 @@ class Store:
                 raise BuildError(f"store entry {damage.key} has no readable entry.json; remove it with "
                                  f"`rm -rf {self.entry_path(damage.key)}` and reinstall") from None
             wheel = wheelhouse / meta["wheel"]
-            if not wheel.is_file() or sha256_file(wheel) != meta["sha256"]:
+            try:
+                opened: WheelBytes | None = open_wheel(wheel)  # one read: its hash and the bytes to unpack
+            except (OSError, ValueError):
+                opened = None
+            if opened is None or opened.info.sha256 != meta["sha256"]:
                 raise BuildError(f"cannot repair {damage.key}: {meta['wheel']} with sha256 {meta['sha256'][:16]}... "
                                  f"is not in {wheelhouse}",
                                  hint="run `immutable-installer download` first, or pass --wheelhouse")
@@ -311,7 +315,7 @@ class Store:
                 os.rename(self.entry_path(damage.key), trash)
                 try:
                     self._fill_locked(damage.key, StoreWheel(meta["name"], meta["version"], meta["wheel"],
-                                                             meta["sha256"], wheel),
+                                                             meta["sha256"], wheel), opened,
                                       find_python(interpreter_version(meta["interpreter"])), meta["interpreter"])
                 finally:
                     _rmtree(trash)

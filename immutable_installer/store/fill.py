@@ -180,7 +180,7 @@ def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script
             warnings.simplefilter("ignore")
             zf.filename = wheel.info.filename  # the library reads name and version from it
             source = WheelFile(zf)
-            destination.wheel_record = {p: h for p, h, _ in _rows(source.read_dist_info("RECORD"))}
+            destination.wheel_record = wheel.info.record  # parsed once, when the wheel was read
             destination.data_dir = source.data_dir
             purelib = "root-is-purelib: true" in source.read_dist_info("WHEEL").lower()
             destination.root_scheme = "purelib" if purelib else "platlib"
@@ -196,11 +196,6 @@ def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script
         raise BuildError(f"{wheel.info.filename} cannot be installed: {type(exc).__name__}: {exc}",
                          hint="the wheel is unsound; re-lock to another release or report it upstream") from None
     return staged
-
-
-def _rows(text: str) -> list[tuple[str, str, str]]:
-    return [(r[0], r[1] if len(r) > 1 else "", r[2] if len(r) > 2 else "") for r in csv.reader(io.StringIO(text))
-            if r]
 
 
 def _write_all(fd: int, data: bytes) -> None:
