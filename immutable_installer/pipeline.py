@@ -169,7 +169,7 @@ class Pipeline:
 
             # the largest first: their unpacking and compilation take longest
             order = sorted(selection.wheels, key=lambda n: -_size(self.wheelhouse / n.wheel.filename))
-            infos = read_needed(order, self.wheelhouse, on_read=fill)
+            infos = read_needed(order, self.wheelhouse, on_read=fill, reporter=self.report)
             result = check(selection, infos, self.wheelhouse, self.report)
             phases["scan"] = time.monotonic() - started
             self.report(PhaseDone("scan", phases["scan"]))

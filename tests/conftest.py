@@ -24,6 +24,8 @@ import pytest
 from immutable_installer.core.names import canonical
 
 REPO = Path(__file__).resolve().parent.parent
+# the window's tests (tests/gui) drive real Qt widgets with no display
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -186,19 +186,27 @@ def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool, sto
     infos = read_needed(selection.wheels, wheelhouse)  # each wheel read once: its hash serves the audit too
     hashed = {w.wheel.filename: infos[w.package.name].sha256 for w in selection.wheels if w.package.name in infos}
     state = audit(wheelhouse, selection.wheels, hashed)
-    plan = make_plan(selection, {n.wheel.filename for n in state.present},
-                     {n.wheel.filename for n, _ in state.bad_hash}, stored)
+    present = {n.wheel.filename for n in state.present}
+    unpacked = {w.wheel.filename: infos[w.package.name].unpacked for w in selection.wheels
+                if w.wheel.filename in present}
+    plan = make_plan(selection, present, {n.wheel.filename for n, _ in state.bad_hash}, stored, unpacked)
     try:
         check(selection, infos, wheelhouse)
-        verdict = {"ok": True, "kind": None, "message": "clean: hashes, blacklist, closure, start-up code, clashes"}
+        verdict: dict[str, Any] = {"ok": True, "kind": None,
+                                   "message": "clean: hashes, blacklist, closure, start-up code, clashes"}
     except InstallerError as exc:
-        verdict = {"ok": False, "kind": exc.kind, "message": exc.message}
+        verdict = {**exc.to_event(), "ok": False}
+        del verdict["event"]
     if json_out:
         import json
 
         entries = {n.wheel.filename: the_store.key(n.wheel.sha256, interp) for n in selection.wheels}
-        typer.echo(json.dumps({"event": "result", "dry_run": True, "store": str(the_store.root), "entries": entries,
-                               "scan": verdict, **plan.to_json()}))
+        about = {"name": m.name, "python": f"{m.python.implementation} {m.python.version}",
+                 "variants": [{"name": v.name, "cuda": v.cuda, "min_driver": v.min_driver} for v in m.variants],
+                 "default_variant": m.default_variant}
+        typer.echo(json.dumps({"event": "result", "dry_run": True, "manifest": about, "store": str(the_store.root),
+                               "wheelhouse": str(wheelhouse), "entries": entries, "scan": verdict,
+                               **plan.to_json()}))
         return
     from immutable_installer.cli.console import print_line, print_table
 
@@ -433,6 +441,7 @@ def rollback(
     manifest: Annotated[Path | None, typer.Option("--manifest", help="Only for generations that carry no copy of "
                                                                     "their manifest.")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Generation name (see `status`).")] = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Switch back to the previous (or a named) generation, after verifying it against its own manifest.
 
@@ -441,9 +450,14 @@ def rollback(
     """
     from immutable_installer.generation.engine import Engine
 
-    reporter = _reporter(False)
-    Engine(venv, reporter=reporter).rollback(to, manifest=_load(manifest) if manifest else None)
+    reporter = _reporter(json_out)
+    engine = Engine(venv, reporter=reporter)
+    report = engine.rollback(to, manifest=_load(manifest) if manifest else None)
     _close(reporter)
+    if json_out:
+        current = engine.generations.current()
+        _result(reporter, {"venv": str(venv), "generation": current.name if current else None,
+                           "verify": report.to_json()})
 
 
 @app.command()
@@ -528,6 +542,35 @@ def export_index(
 
     print_line(f"wrote {result.files} wheels of {result.projects} projects ({result.bytes / 1e6:.1f} MB) to "
                f"{directory}; serve it and run `immutable-installer download --index-url <url>/simple`")
+
+
+@app.command()
+def gui(
+    manifest: ManifestOpt = DEFAULT_MANIFEST,
+    venv: VenvOpt = DEFAULT_VENV,
+    wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    variant: VariantOpt = "auto",
+    skip_wheelhouse: Annotated[bool, typer.Option("--skip-wheelhouse", help="Start with the offline box ticked: "
+                                                                           "no network.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Open the desktop window: the plan, Install / Repair All, Verify, Rollback and the dependency graph.
+
+    The window runs this same command line (with --json) for every action, so both always agree.
+    Needs the optional extra: pip install 'immutable-installer[gui]'.
+    Example: immutable-installer gui --variant cpu
+    """
+    try:
+        from PySide6 import QtWidgets  # noqa: F401  (only to know the extra is installed)
+    except ImportError as exc:
+        raise UsageError(f"the window needs PySide6, which is not installed here ({exc})",
+                         hint="pip install 'immutable-installer[gui]'") from None
+    from immutable_installer.gui.app import Options, run
+
+    code = run(Options(manifest=manifest, venv=venv, wheelhouse=wheelhouse, variant=variant,
+                       offline=skip_wheelhouse, store=store))
+    if code:
+        raise typer.Exit(code)
 
 
 bundle_app = typer.Typer(help="One file that installs the stack on a machine with no network.",

@@ -8,6 +8,7 @@ wheel lying in the wheelhouse, and an importable top-level package shipped insid
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,14 @@ class Finding:
 
     def describe(self) -> str:
         return f"{' -> '.join(self.chain)} (forbidden: {self.rule.reason})"
+
+    def names(self) -> list[str]:
+        """The chain as canonical package names, root first (a front end draws it on the dependency graph); a
+        stray wheel is its own package, a wheel shipping a forbidden module is the wheel's package."""
+        if self.route == "stray":
+            return [self.package]
+        links = self.chain[:1] if self.route == "module" else self.chain
+        return [canonical(re.split(r"[\s<>=!~;\[(@]", link.strip(), maxsplit=1)[0]) for link in links]
 
 
 def active(node: Node, env: Mapping[str, str]) -> list[Requirement]:

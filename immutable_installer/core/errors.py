@@ -112,6 +112,15 @@ class BlacklistError(InstallerError):
     exit_code = ExitCode.BLACKLISTED
     default_hint = "pin a version of the parent package that does not need it, or drop the parent package"
 
+    def __init__(self, message: str, hint: str | None = None, details: list[str] | None = None,
+                 chains: list[list[str]] | None = None) -> None:
+        super().__init__(message, hint, details)
+        self.chains = [list(c) for c in chains or []]
+
+    def to_event(self) -> dict[str, object]:
+        """Also the chains as package names, from the pinned root to the blacklisted package."""
+        return {**super().to_event(), "chains": self.chains}
+
 
 class WheelhouseError(InstallerError):
     """A wheel is missing, does not match its sha256, or could not be downloaded."""

@@ -38,6 +38,7 @@ class WheelInfo:
     installed: dict[str, str] = field(default_factory=dict)
     startup: dict[str, list[str]] = field(default_factory=dict)
     record: dict[str, str] = field(default_factory=dict)  # archive path -> "sha256=..." from the wheel's RECORD
+    unpacked: int = 0  # bytes its files take once unpacked (the zip's own sizes): what a new store entry costs
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ def parse_wheel(filename: str, data: bytes) -> WheelInfo:
             meta_text = zf.read(f"{info}/METADATA").decode("utf-8")
             record = {p: h for p, h, _ in record_rows(zf.read(f"{info}/RECORD").decode("utf-8"))} \
                 if f"{info}/RECORD" in names else {}
-            crc = {i.filename: f"crc32={i.CRC:08x}" for i in zf.infolist()}
+            members = zf.infolist()
+            crc = {i.filename: f"crc32={i.CRC:08x}" for i in members}
+            unpacked = sum(i.file_size for i in members)
             entry_points = entry_point_targets(zf.read(f"{info}/entry_points.txt").decode("utf-8")) \
                 if f"{info}/entry_points.txt" in names else {}
             startup = _startup_code(zf, filename, names, info, record, crc)
@@ -87,7 +90,8 @@ def parse_wheel(filename: str, data: bytes) -> WheelInfo:
     headers = HeaderParser().parsestr(meta_text)
     return WheelInfo(filename, canonical(str(name)), str(version), hashlib.sha256(data).hexdigest(), len(data),
                      tuple(headers.get_all("Requires-Dist") or ()), top_level_names(names), entry_points,
-                     _installed_files(filename, names, info, record, crc, entry_points), startup, record)
+                     _installed_files(filename, names, info, record, crc, entry_points), startup, record,
+                     unpacked)
 
 
 def dist_info_dir(names: list[str], filename: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from immutable_installer import __version__
 from immutable_installer.core.errors import BuildError, InterpreterNotFound, UsageError, VerificationFailed
-from immutable_installer.core.events import Message, Reporter, null_reporter
+from immutable_installer.core.events import Message, Progress, Reporter, null_reporter
 from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT, TORCH_LOCK
 from immutable_installer.core.manifest import Manifest, Package
 from immutable_installer.core.receipt import Receipt, ReceiptPackage, write_receipt
@@ -108,7 +108,11 @@ class Engine:
     def link(self, path: Path, entries: Sequence[Entry]) -> Linker:
         """Every entry's files into the generation, in install order."""
         linker = Linker(self.link_mode)
-        stats = populate(str(path), entries, linker, str(venv_python(path)))
+
+        def placed(done: int, entry: Entry) -> None:
+            self.report(Progress("link", done, len(entries), "packages", str(entry.meta.get("wheel", entry.key))))
+
+        stats = populate(str(path), entries, linker, str(venv_python(path)), placed)
         how = linker.mode or "nothing to link"
         note = f" ({linker.fallbacks} copied: too many links)" if linker.fallbacks else ""
         self.report(Message("info", f"{stats.files} files placed by {how}{note}, {stats.written} written for "

@@ -8,7 +8,7 @@ of their distribution are the only files written rather than linked (immutable_i
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from immutable_installer.core.errors import BuildError
@@ -25,12 +25,14 @@ class Populated:
     written: int = 0
 
 
-def populate(generation: str, entries: Sequence[Entry], linker: Linker, python: str) -> Populated:
-    """Link ``entries`` into ``generation`` (a fresh virtualenv); ``python`` is the generation's interpreter."""
+def populate(generation: str, entries: Sequence[Entry], linker: Linker, python: str,
+             on_entry: Callable[[int, Entry], None] | None = None) -> Populated:
+    """Link ``entries`` into ``generation`` (a fresh virtualenv); ``python`` is the generation's interpreter;
+    ``on_entry`` hears of each entry placed (its position from 1), for a progress bar."""
     made: set[str] = set()
     owners: dict[str, tuple[str, str]] = {}
     stats = Populated()
-    for entry in entries:
+    for done, entry in enumerate(entries, 1):
         scripts = entry.scripts
         written = set(scripts) | ({entry.record} if scripts else set())
         root = str(entry.root)
@@ -58,6 +60,8 @@ def populate(generation: str, entries: Sequence[Entry], linker: Linker, python: 
         if scripts:
             _write_scripts(generation, entry, scripts, python)
             stats.written += len(scripts) + 1
+        if on_entry is not None:
+            on_entry(done, entry)
     return stats
 
 

@@ -24,7 +24,7 @@ from immutable_installer.core.errors import (
     StartupCodeError,
     WheelhouseError,
 )
-from immutable_installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
+from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.layout import tool_owned
 from immutable_installer.core.manifest import Package
 from immutable_installer.core.names import canonical
@@ -68,12 +68,14 @@ def require_hashes(needed: Sequence[Needed], infos: Mapping[str, WheelInfo], whe
 
 
 def read_needed(needed: Sequence[Needed], wheelhouse: Path,
-                on_read: Callable[[Needed, WheelBytes], None] | None = None) -> dict[str, WheelInfo]:
+                on_read: Callable[[Needed, WheelBytes], None] | None = None,
+                reporter: Reporter = null_reporter) -> dict[str, WheelInfo]:
     """Read every needed wheel once (hash and metadata from the same bytes); a missing file is left out.
 
-    ``on_read`` sees each wheel's bytes while they are in memory (the store fills its entries from them)."""
+    ``on_read`` sees each wheel's bytes while they are in memory (the store fills its entries from them);
+    ``reporter`` gets one ``scan`` progress event per wheel read (a front end's determinate bar)."""
     infos: dict[str, WheelInfo] = {}
-    for item in needed:
+    for done, item in enumerate(needed, 1):
         try:
             opened = open_wheel(wheelhouse / item.wheel.filename)
         except FileNotFoundError:
@@ -89,6 +91,7 @@ def read_needed(needed: Sequence[Needed], wheelhouse: Path,
         infos[item.package.name] = opened.info
         if on_read is not None and opened.info.sha256 == item.wheel.sha256:
             on_read(item, opened)
+        reporter(Progress("scan", done, len(needed), "wheels", item.wheel.filename))
     return infos
 
 
@@ -96,7 +99,7 @@ def scan(selection: Selection, wheelhouse: Path, reporter: Reporter = null_repor
     """Read every needed wheel once and run every check; raise on the first failing kind."""
     started = time.monotonic()
     reporter(Phase("scan", f"{len(selection.wheels)} wheels, variant {selection.variant}"))
-    infos = read_needed(selection.wheels, wheelhouse)
+    infos = read_needed(selection.wheels, wheelhouse, reporter=reporter)
     result = check(selection, infos, wheelhouse, reporter)
     result.seconds = time.monotonic() - started
     reporter(PhaseDone("scan", result.seconds))
@@ -124,7 +127,8 @@ def check(selection: Selection, infos: Mapping[str, WheelInfo], wheelhouse: Path
                                           {n: nodes[n].label for n in nodes}, rules)
     if findings:
         lines = [f.describe() for f in findings]
-        raise BlacklistError(f"blacklisted package found: {lines[0]}", details=lines)
+        raise BlacklistError(f"blacklisted package found: {lines[0]}", details=lines,
+                             chains=[f.names() for f in findings])
 
     for name, node in sorted(nodes.items()):
         for req in blacklist.active(node, env):
