@@ -51,13 +51,13 @@ class HumanRenderer:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Phase):
             self._stop()
-            self.console.print(f"[bold cyan]==>[/] [bold]{event.name}[/] {event.message}")
+            self.console.print(f"[bold cyan]==>[/] [bold]{event.name}[/] {_text(event.message)}")
         elif isinstance(event, PhaseDone):
             self._stop()
             self.console.print(f"    [dim]{event.name} done in {event.seconds:.1f} s[/]")
         elif isinstance(event, Message):
             style = {"warn": "yellow", "error": "red"}.get(event.level, "dim")
-            self.console.print(f"    [{style}]{mask_text(event.text)}[/]")
+            self.console.print(f"    [{style}]{_text(event.text)}[/]")
         elif isinstance(event, Progress) and self.live:
             self._update(event)
 
@@ -99,12 +99,12 @@ class HumanRenderer:
 def print_error(message: str, hint: str, details: list[str], code: int) -> None:
     """One red line with the cause, one line with the hint, then the details (chains, missing files)."""
     console = _console()
-    console.print(f"[bold red]error:[/] {mask_text(message)}", markup=True, highlight=False)
+    console.print(f"[bold red]error:[/] {_text(message)}", markup=True, highlight=False)
     for line in details[:40]:
         if line != message:
-            console.print(f"  [red]-[/] {mask_text(line)}")
+            console.print(f"  [red]-[/] {_text(line)}")
     if hint:
-        console.print(f"[yellow]hint:[/] {mask_text(hint)}")
+        console.print(f"[yellow]hint:[/] {_text(hint)}")
     console.print(f"[dim](exit code {code})[/]")
 
 
@@ -113,13 +113,13 @@ def print_checks(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = _console(stderr=False)
-    table = Table(title=f"verify {report['venv']}", show_lines=False)
+    table = Table(title=_text(f"verify {report['venv']}"), show_lines=False)
     table.add_column("check")
     table.add_column("status")
     table.add_column("detail", overflow="fold")
     colours = {"pass": "green", "fail": "red", "warn": "yellow", "skip": "dim"}
     for check in report["checks"]:
-        table.add_row(check["name"], f"[{colours[check['status']]}]{check['status']}[/]", check["detail"])
+        table.add_row(_text(check["name"]), f"[{colours[check['status']]}]{check['status']}[/]", _text(check["detail"]))
     console.print(table)
     verdict = "[bold green]healthy[/]" if report["ok"] else "[bold red]NOT healthy[/]"
     console.print(f"{verdict} in {report['duration_s']:.1f} s; fingerprint {str(report['fingerprint'])[:16]}")
@@ -129,20 +129,28 @@ def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
     """A final summary panel."""
     from rich.panel import Panel
 
-    body = "\n".join(f"[bold]{k}[/]: {v}" for k, v in rows)
+    body = "\n".join(f"[bold]{_text(k)}[/]: {_text(v)}" for k, v in rows)
     _console(stderr=False, wrap=True).print(Panel(body, title=title, expand=False))
 
 
 def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=_text(title))
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*[_text(cell) for cell in row])
     _console(stderr=False).print(table)
 
 
 def print_line(text: str) -> None:
-    _console(stderr=False).print(text)
+    _console(stderr=False).print(mask_text(text), markup=False)
+
+
+def _text(value: str) -> str:
+    """Text for a rich markup string: credentials masked, brackets shown as they are ("pkg[extra]" is a package
+    with an extra, not a style tag that would vanish)."""
+    from rich.markup import escape
+
+    return escape(mask_text(str(value)))

@@ -27,7 +27,7 @@ def test_help_and_version_through_clirunner() -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "--skip-wheelhouse" in result.output and "--verify" in result.output
-    for command in ("install", "verify", "download", "scan", "lock", "rollback", "status", "detect"):
+    for command in ("install", "verify", "download", "scan", "lock", "rollback", "status", "detect", "gui"):
         sub = runner.invoke(app, [command, "--help"])
         assert sub.exit_code == 0 and "Example: immutable-installer" in sub.output, command
 
@@ -256,6 +256,37 @@ def test_dry_run_shows_what_the_store_holds_and_what_the_scan_says(synthetic: Sy
     assert plan["scan"]["ok"] and plan["to_fetch"] == [] and plan["to_store"] == []
     fresh = json.loads(run(*args[:-1], str(synthetic.root / "empty")).stdout)
     assert len(fresh["to_store"]) == 6 and not (synthetic.root / "empty").exists(), "a dry run creates no store"
+
+
+def test_dry_run_says_what_the_window_shows(synthetic: Synthetic) -> None:
+    """The window draws the plan from this document alone: manifest, variants, sizes, edges, disk."""
+    plan = json.loads(run("install", "--dry-run", "--json", "--manifest", str(synthetic.manifest_path), "--wheelhouse",
+                          str(synthetic.house), "--variant", "cpu", "--store", str(synthetic.store)).stdout)
+    assert plan["manifest"]["name"] == "synthetic" and [v["name"] for v in plan["manifest"]["variants"]] == ["cpu"]
+    wheels = {w["name"]: w for s in plan["steps"] for w in s["wheels"]}
+    assert wheels["tiny-a"]["requires"] == ["tiny-b"] and wheels["tiny-a"]["size"] == synthetic.wheels["tiny-a"].stat().st_size
+    assert all(w["unpacked"] > 0 for w in wheels.values())
+    assert plan["disk"]["store_new"] == sum(w["unpacked"] for w in wheels.values()) and plan["disk"]["download"] == 0
+
+
+def test_rollback_json_prints_events_and_a_result(synthetic: Synthetic) -> None:
+    synthetic.install()
+    synthetic.install(force=True)
+    proc = run("rollback", "--venv", str(synthetic.target), "--json")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[-1]["event"] == "result" and lines[-1]["generation"] == "g0001" and lines[-1]["verify"]["ok"]
+    assert {e["event"] for e in lines[:-1]} <= {"phase", "phase_done", "progress", "message"}
+
+
+def test_gui_without_the_extra_exits_2_naming_the_install_command(tmp_path: Path) -> None:
+    blocker = tmp_path / "no-qt"
+    (blocker / "PySide6").mkdir(parents=True)
+    (blocker / "PySide6" / "__init__.py").write_text("raise ImportError('PySide6 is not installed (test)')\n")
+    proc = run("gui", cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(blocker)})
+    assert proc.returncode == 2, proc.stderr
+    assert "needs PySide6" in proc.stderr and "pip install 'immutable-installer[gui]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_json_errors_are_an_event_with_a_stable_kind(synthetic: Synthetic) -> None:

@@ -229,3 +229,12 @@ def test_interpreter_lookup_skips_a_shim_that_cannot_run(tmp_path: Path, monkeyp
     out = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == other
+
+
+def test_linking_reports_each_package_placed(synthetic: Synthetic) -> None:
+    from immutable_installer.core.events import Progress
+
+    events: list[object] = []
+    synthetic.install(reporter=events.append)
+    ticks = [(e.done, e.total) for e in events if isinstance(e, Progress) and e.phase == "link"]
+    assert ticks == [(k, 6) for k in range(1, 7)]

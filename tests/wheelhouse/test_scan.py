@@ -50,6 +50,34 @@ def test_three_levels_deep_through_real_metadata(tmp_path: Path) -> None:
     assert info.value.exit_code == 3
     assert info.value.details == ["app 1.0 -> mid 1.0 -> deep 1.0 -> torchao>=0.5 "
                                   "(forbidden: breaks transformers' PreTrainedModel import)"]
+    assert info.value.to_event()["chains"] == [["app", "mid", "deep", "torchao"]], "as names, for the graph"
+
+
+def test_chains_of_a_stray_and_a_shipped_module_name_the_package(tmp_path: Path) -> None:
+    stray = make_wheel(tmp_path / "strays", "TorchAO", "0.6")
+    with pytest.raises(BlacklistError) as info:
+        run(tmp_path, chain_stack(tmp_path, []), [stray])
+    assert info.value.chains == [["torchao"]]
+    fork = make_wheel(tmp_path / "src", "ao-fork", "1.0", files={"torchao/__init__.py": ""})
+    (tmp_path / "second").mkdir()
+    with pytest.raises(BlacklistError) as shipped:
+        run(tmp_path / "second", [(fork, {})])
+    assert shipped.value.chains == [["ao-fork"]]
+
+
+def test_the_scan_reports_each_wheel_it_reads(tmp_path: Path) -> None:
+    from immutable_installer.core.events import Progress
+
+    events: list[object] = []
+    house = tmp_path / "wh"
+    house.mkdir()
+    wheels = chain_stack(tmp_path, [])
+    for path, _ in wheels:
+        shutil.copy(path, house)
+    manifest = manifest_from_data(manifest_data(wheels, blacklist=RULE))
+    scan(select(manifest, "cpu", manifest.platform("linux_x86_64")), house, events.append)
+    ticks = [(e.done, e.total) for e in events if isinstance(e, Progress)]
+    assert ticks == [(1, 3), (2, 3), (3, 3)]
 
 
 @pytest.mark.parametrize(("marker", "caught"), [("sys_platform == 'win32'", False), ("sys_platform == 'linux'", True)])
