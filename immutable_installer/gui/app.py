@@ -19,4 +19,7 @@ def run(options: Options) -> int:
     app.setApplicationName("immutable-installer")
     window = MainWindow(options)
     window.show()
-    return int(app.exec())
+    code = int(app.exec())
+    window.deleteLater()  # before the application object goes: Qt's order, not the garbage collector's
+    app.processEvents()
+    return code

@@ -56,6 +56,7 @@ class CliChild(QObject):
         self._result: dict[str, Any] | None = None
         self._error: dict[str, Any] | None = None
         self._plain: list[str] = []
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         kwargs: dict[str, Any] = {}
@@ -69,9 +70,10 @@ class CliChild(QObject):
         assert self.proc.stdout is not None and self.proc.stderr is not None
         readers = [threading.Thread(target=self._read_stdout, args=(self.proc.stdout,), daemon=True),
                    threading.Thread(target=self._read_stderr, args=(self.proc.stderr,), daemon=True)]
-        for reader in readers:
-            reader.start()
-        threading.Thread(target=self._wait, args=(readers,), daemon=True).start()
+        waiter = threading.Thread(target=self._wait, args=(readers,), daemon=True)
+        self._threads = [*readers, waiter]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def running(self) -> bool:
@@ -89,8 +91,11 @@ class CliChild(QObject):
                 os.killpg(self.proc.pid, signal.SIGINT)
 
     def wait(self, timeout: float | None = None) -> None:
+        """Until the child has exited and every thread reading it has ended (none may outlive the window)."""
         if self.proc is not None:
             self.proc.wait(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def _read_stdout(self, stream: IO[bytes]) -> None:
         for raw in stream:

@@ -76,6 +76,24 @@ class GraphView(QGraphicsView):
         self.graph = graph
         build_scene(graph, self.scene())
         self.setSceneRect(self.scene().itemsBoundingRect().adjusted(-10, -10, 10, 10))
+        self.fit_width()
+
+    def fit_width(self) -> None:
+        """Every column in view (never enlarged); a tall column scrolls."""
+        self.resetTransform()
+        width = self.sceneRect().width()
+        room = self.viewport().width() - 4
+        if width > 0 and room > 200 and width > room:
+            factor = max(room / width, 0.5)
+            self.scale(factor, factor)
+        self.ensureVisible(self.sceneRect().left(), self.sceneRect().top(), 1, 1)
+
+    def resizeEvent(self, event: object) -> None:
+        from PySide6.QtGui import QResizeEvent
+
+        assert isinstance(event, QResizeEvent)
+        super().resizeEvent(event)
+        self.fit_width()
 
     def wheelEvent(self, event: object) -> None:
         from PySide6.QtGui import QWheelEvent

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 NODE_WIDTH = 190.0
-NODE_HEIGHT = 34.0
-COLUMN_GAP = 120.0
-ROW_GAP = 16.0
-HEADER = 40.0
+NODE_HEIGHT = 28.0
+COLUMN_GAP = 100.0
+ROW_GAP = 8.0
+HEADER = 34.0
 BLOCKED = "blocked"
 
 

@@ -182,9 +182,10 @@ def outcome(action: str, exit_code: int, error: Mapping[str, Any] | None = None,
                            f"{result.get('generation')} was built from this manifest and still passes every check; "
                            "nothing needed to change.")
         if action == "install":
+            name = result.get("generation") if result else None
             return Outcome(True, "Installed and verified",
-                           f"The new environment {result.get('generation') if result else ''} passed every check "
-                           "and is now the one in use. The previous one is kept for rollback.".replace("  ", " "))
+                           f"The new environment{f' {name}' if name else ''} passed every check and is now the one "
+                           "in use. Earlier environments of this target, if any, stay available for Rollback.")
         if action == "rollback":
             return Outcome(True, "Rolled back",
                            f"The environment now uses {result.get('generation') if result else 'the chosen one'}, "

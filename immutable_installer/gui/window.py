@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QColor, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -399,6 +399,7 @@ class MainWindow(QMainWindow):
                     font.setBold(True)
                     item.setFont(font)
                 table.setItem(r, c, item)
+        table.resizeColumnsToContents()
         self.rollback_button.setEnabled(bool(rows) and not self.busy)
 
     def _installed(self, code: int, result: Any, error: Any) -> None:
@@ -429,11 +430,10 @@ class MainWindow(QMainWindow):
             table.setItem(r, 0, QTableWidgetItem(name))
             status_item = QTableWidgetItem(status)
             status_item.setForeground(Qt.GlobalColor.white)
-            from PySide6.QtGui import QColor
-
             status_item.setBackground(QColor(STATUS_COLOURS.get(status, "#6b7280")))
             table.setItem(r, 1, status_item)
             table.setItem(r, 2, QTableWidgetItem(detail))
+        table.resizeColumnsToContents()
         self.tabs.setCurrentWidget(self.checks_table)
 
     def _say(self, result: Outcome) -> None:
@@ -462,8 +462,8 @@ class MainWindow(QMainWindow):
         """Closing while an install runs cancels it first (the previous environment stays)."""
         self.queue.clear()
         child = self.child
-        if child is not None and child.running:
-            child.cancel()
+        if child is not None:
+            child.cancel()  # nothing when it already exited
             child.wait(60)
         event.accept()
 

@@ -341,3 +341,18 @@ def test_readable_at_1280x800(open_window: Any, tmp_path: Path) -> None:
         bottom_right = widget.mapTo(window, widget.rect().bottomRight())
         assert frame.contains(top_left) and frame.contains(bottom_right), widget
     assert window.install_button.font().pointSizeF() >= 9
+
+
+def test_the_toolkit_keeps_the_interpreter_sound(open_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    """PySide6 6.12.0 dropped a reference to a slot's return value at every call from a Qt signal: on Python 3.11
+    None's count sank with each click until the interpreter aborted ("deallocating None") when the window
+    closed. The [gui] extra excludes it; this catches such a release (counts are meaningful before 3.12)."""
+    import sys
+
+    window = open_window(Synthetic(tmp_path))
+    before = sys.getrefcount(None), sys.getrefcount(False), sys.getrefcount(True)
+    for _ in range(200):  # a Qt signal (toggled) calling a Python slot each time
+        window.offline_check.toggle()
+    after = sys.getrefcount(None), sys.getrefcount(False), sys.getrefcount(True)
+    if sys.version_info < (3, 12):
+        assert all(b > a - 100 for a, b in zip(before, after, strict=True)), f"references lost: {before} -> {after}"
