@@ -158,7 +158,8 @@ def test_cli_reference_is_not_stale() -> None:
 
 
 HEAVY = ("rich.progress", "rich.markdown", "rich.table", "virtualenv", "pip", "immutable_installer.generation.engine", "immutable_installer.lock.locker",
-         "immutable_installer.verify.verifier", "immutable_installer.wheelhouse.download", "immutable_installer.core.manifest", "packaging.requirements", "filelock")
+         "immutable_installer.verify.verifier", "immutable_installer.wheelhouse.download", "immutable_installer.core.manifest", "packaging.requirements", "filelock",
+         "PySide6", "immutable_installer.gui", "immutable_installer.gui.window")
 
 
 @pytest.mark.parametrize("argv", [None, ["--help"], ["--version"]])

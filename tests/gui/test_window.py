@@ -356,3 +356,38 @@ def test_the_toolkit_keeps_the_interpreter_sound(open_window: Any, qtbot: Any, t
     after = sys.getrefcount(None), sys.getrefcount(False), sys.getrefcount(True)
     if sys.version_info < (3, 12):
         assert all(b > a - 100 for a, b in zip(before, after, strict=True)), f"references lost: {before} -> {after}"
+
+
+def test_closing_the_window_during_an_install_cancels_it_first(open_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    stack = Synthetic(tmp_path, extra={"big-pkg": {"big_pkg/__init__.py": SLOW_TO_COMPILE}})
+    stack.install()
+    window = open_window(stack, store=tmp_path / "empty-store")
+    window.force_check.setChecked(True)
+    qtbot.mouseClick(window.install_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.tracker.current == "store", timeout=LONG)
+    child = window.child
+    assert child is not None and child.running
+    window.close()
+    assert not child.running and child.proc is not None and child.proc.returncode == 130
+    assert current_generation(stack) == "g0001"
+    assert sorted(p.name for p in (tmp_path / ".venv.generations").iterdir() if p.is_dir()) == ["g0001"]
+
+
+def test_online_install_downloads_from_an_index_with_a_bytes_bar(open_window: Any, qtbot: Any, index: Any,
+                                                                 tmp_path: Path) -> None:
+    """A real HTTP index on 127.0.0.1 serves the wheels; the wheelhouse starts empty."""
+    stack = Synthetic(tmp_path)
+    for wheel in stack.wheels.values():
+        wheel.rename(index.root / wheel.name)
+    data = dict(stack.data, indexes={"default": index.url})
+    write_json(stack.manifest_path, data)
+    window = open_window(stack, offline=False)
+    assert "6 missing" in window.summary_label.text()
+    details: list[str] = []
+    window.phase_bar.valueChanged.connect(lambda _v: details.append(window.tracker.detail))
+    press(qtbot, window, window.install_button)
+    assert window.last_outcome is not None and window.last_outcome.ok, window.log.toPlainText()
+    assert "download" in window.tracker.expected and window.tracker.fractions["download"] == 1.0
+    assert any(" KB of " in d or " B of " in d for d in details), details
+    assert "==> download" in window.log.toPlainText()
+    assert current_generation(stack) == "g0001"
