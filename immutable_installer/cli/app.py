@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from immutable_installer import __version__
-from immutable_installer.core.errors import ExitCode, InstallerError, UsageError
+from immutable_installer.core.errors import ExitCode, InstallerError, Interrupted, UsageError
 
 if TYPE_CHECKING:  # real types for mypy, no import cost at start-up
     from immutable_installer.cli.console import HumanRenderer, JsonRenderer
@@ -771,6 +771,40 @@ _USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
                 errno.ENOENT, errno.EEXIST, errno.ENAMETOOLONG, errno.EMLINK, errno.EXDEV}
 
 
+_RECEIVED: list[Interrupted] = []  # the signal that stopped this run (typer reports any interrupt as exit 130)
+
+
+def _stop_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP unwind alike, as KeyboardInterrupt (the new generation and the store's
+    temporaries removed, children ended by the same cleanup); repeated SIGTERM/SIGHUP are ignored so that the
+    cleanup finishes."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+        interrupted = Interrupted(signum, signal.Signals(signum).name)
+        _RECEIVED.append(interrupted)
+        raise interrupted
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):  # SIGHUP does not exist on Windows
+            signal.signal(getattr(signal, name), stop)
+
+
+def _interrupted(name: str, code: int, json_out: bool) -> None:
+    """One line (and the ``error`` event for programs), then the documented exit code."""
+    sys.stderr.write(f"interrupted by {name}; the previous environment is untouched\n")
+    if json_out:
+        import json
+
+        sys.stdout.write(json.dumps({"event": "error", "kind": "interrupted", "exit_code": code,
+                                     "message": f"interrupted by {name}", "hint": "", "details": []}) + "\n")
+        sys.stdout.flush()
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the app and turn every failure into its documented exit code."""
     try:  # typer >= 0.2x vendors click
@@ -779,11 +813,14 @@ def main(argv: list[str] | None = None) -> None:
         from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,unused-ignore]
 
     args, debug = expand_seed_form(list(sys.argv[1:] if argv is None else argv))
+    _stop_on_signals()
     if debug:  # the runner shows every command it starts and its output (pip's, virtualenv's)
         os.environ["IMMUTABLE_INSTALLER_DEBUG"] = "1"
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="immutable-installer", standalone_mode=False)
+        if _RECEIVED:  # typer caught the interrupt and returned 130: say which signal, exit with its code
+            _interrupted(_RECEIVED[0].name, _RECEIVED[0].exit_code, "--json" in args)
         if isinstance(code, int) and code != 0:  # click hands typer.Exit codes back in this mode
             sys.exit(code)
     except InstallerError as exc:
@@ -806,14 +843,15 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        sys.stderr.write("interrupted\n")
-        sys.exit(ExitCode.INTERRUPTED)
+        first = _RECEIVED[0] if _RECEIVED else Interrupted(2, "SIGINT")
+        _interrupted(first.name, first.exit_code, "--json" in args)
     except ClickException as exc:
         exc.show()
         sys.exit(ExitCode.USAGE)
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted; the previous environment is untouched\n")
-        sys.exit(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP turned into Interrupted
+        if isinstance(exc, Interrupted):
+            _interrupted(exc.name, exc.exit_code, "--json" in args)
+        _interrupted("SIGINT", ExitCode.INTERRUPTED, "--json" in args)
     except OSError as exc:
         if exc.errno not in _USER_ERRNOS or debug:
             raise

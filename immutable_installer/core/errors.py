@@ -19,7 +19,7 @@ class ExitCode:
     LOCKED = 5
     FILE_CLASH = 6
     STARTUP_CODE = 7
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # SIGINT; SIGTERM and SIGHUP exit 128 + their number (143, 129), as a shell reports them
 
 
 class InstallerError(Exception):
@@ -175,3 +175,17 @@ class VerificationFailed(InstallerError):
 
     exit_code = ExitCode.FAILED
     default_hint = "run `immutable-installer verify` for the full table of checks"
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwinds exactly like Ctrl-C (every cleanup that handles KeyboardInterrupt runs),
+    then exits 128 + the signal's number."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(name)
+        self.signum = signum
+        self.name = name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
