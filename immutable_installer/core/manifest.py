@@ -29,6 +29,13 @@ from immutable_installer.core.startup import startup_name
 
 SCHEMA_VERSION = 1
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# the manifest's own name: a plain label (it names bundles and shows in scripts' messages)
+NAME_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*( [A-Za-z0-9._+-]+)*")
+# platform, group and index names: keys that may become parts of file names
+KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+EXTRA_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")  # PEP 685 extra names
+URL_UNSAFE_RE = re.compile(r"[\s'\"`\\<>{}|^$]")
 CUDA_MODES = ("auto", "required", "optional", "forbidden")
 BLOCK_MODES = ("absent", "stub")
 IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy"}
@@ -284,7 +291,29 @@ class _Reader:
             raise self.fail(path, f"expected a string, got {_kind(value)} {_show(value)}")
         if not empty and not value.strip():
             raise self.fail(path, "expected a non-empty string")
+        bad = CONTROL_RE.search(value)
+        if bad:  # a newline starts a new line of a generated script; an escape sequence rewrites the terminal
+            raise self.fail(path, f"holds a control character ({bad.group()!r}) at offset {bad.start()}",
+                            hint="manifest strings are single lines of printable text")
         return value
+
+    def label(self, value: Any, path: str, what: str, pattern: re.Pattern[str]) -> str:
+        """A string that ends up in file names, scripts or other files: only the characters ``pattern`` allows."""
+        text = self.string(value, path)
+        if not pattern.fullmatch(text):
+            raise self.fail(path, f"{text[:80]!r} is not {what}")
+        return text
+
+    def url(self, value: Any, path: str, schemes: tuple[str, ...]) -> str:
+        """A URL with one of ``schemes`` and nothing a shell or a file format would read as syntax."""
+        text = self.string(value, path)
+        if not text.startswith(schemes):
+            raise self.fail(path, f"{text[:80]!r} is not an {'/'.join(s.rstrip(':/') for s in schemes)} URL")
+        bad = URL_UNSAFE_RE.search(text)
+        if bad:
+            raise self.fail(path, f"{text[:80]!r} holds {bad.group()!r}, which a URL carries percent-encoded",
+                            hint="percent-encode it (a space is %20, a quote %27)")
+        return text
 
     def opt_string(self, value: Any, path: str) -> str | None:
         return None if value is None else self.string(value, path)
@@ -391,7 +420,10 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
             raise r.fail("schema_version", f"unsupported schema version {version} (this tool reads {SCHEMA_VERSION})",
                          hint="upgrade immutable-installer, or re-lock with this version")
 
-    name = r.string(top["name"], "name")
+    name = r.label(top["name"], "name", "a plain label (letters, digits, . _ + - and single spaces, at most 100)",
+                   NAME_LABEL_RE)
+    if len(name) > 100:
+        raise r.fail("name", f"is {len(name)} characters long (at most 100)")
     py = r.obj(top["python"], "python", required=("version",), optional=("implementation",))
     py_version = r.string(py["version"], "python.version")
     if not re.fullmatch(r"3\.\d{1,2}(\.\d{1,2})?", py_version):
@@ -411,6 +443,8 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
     if default_variant not in variant_names:
         raise r.fail("default_variant", f"{default_variant!r} is not a declared variant ({', '.join(variant_names)})")
     groups = r.strings(top["groups"], "groups", nonempty=True)
+    for i, group in enumerate(groups):
+        r.label(group, f"groups[{i}]", "a group name (letters, digits, . _ -)", KEY_RE)
     blacklist = _parse_blacklist(r, top.get("blacklist", []))
     packages = _parse_packages(r, top["packages"], groups, index_names, variant_names, {p.name for p in platforms})
     verify = _parse_verify(r, top.get("verify", {}))
@@ -433,7 +467,7 @@ def _parse_platforms(r: _Reader, value: Any) -> tuple[Platform, ...]:
     for i, item in enumerate(r.array(value, "platforms", nonempty=True)):
         path = f"platforms[{i}]"
         obj = r.obj(item, path, required=("name", "tags", "environment"))
-        name = r.string(obj["name"], f"{path}.name")
+        name = r.label(obj["name"], f"{path}.name", "a platform name (letters, digits, . _ -)", KEY_RE)
         if name in seen:
             raise r.fail(f"{path}.name", f"duplicate platform {name!r}")
         seen.add(name)
@@ -450,9 +484,8 @@ def _parse_indexes(r: _Reader, value: Any) -> tuple[Index, ...]:
         raise r.fail("indexes", "expected at least one index")
     out = []
     for key in sorted(obj):
-        url = r.string(obj[key], f"indexes.{key}")
-        if not re.match(r"^(https?|file)://", url):
-            raise r.fail(f"indexes.{key}", f"{url!r} is not an http(s) or file URL")
+        r.label(key, f"indexes.{key}", "an index name (letters, digits, . _ -)", KEY_RE)
+        url = r.url(obj[key], f"indexes.{key}", ("https://", "http://", "file://"))
         out.append(Index(key, url.rstrip("/")))
     return tuple(out)
 
@@ -542,6 +575,8 @@ def _parse_packages(
                 first = str(exc).splitlines()[0]
                 raise r.fail(f"{path}.requires_dist[{j}]", f"invalid requirement {req!r}: {first}") from None
         extras = r.strings(obj.get("extras", []), f"{path}.extras")
+        for j, extra in enumerate(extras):
+            r.label(extra, f"{path}.extras[{j}]", "an extra name (PEP 685)", EXTRA_RE)
         marker = r.opt_string(obj.get("marker"), f"{path}.marker")
         if marker is not None:
             try:
@@ -575,10 +610,7 @@ def _parse_files(
         size = obj.get("size")
         if size is not None:
             size = r.integer(size, f"{path}.size", minimum=1)
-        url = r.opt_string(obj.get("url"), f"{path}.url")
-        if url is not None and not url.startswith(("https://", "http://")):
-            raise r.fail(f"{path}.url", f"{url!r} is not a public http(s) URL (a machine-local path never "
-                                        "belongs in a manifest)")
+        url = None if obj.get("url") is None else r.url(obj["url"], f"{path}.url", ("https://", "http://"))
         plats = r.strings(obj["platforms"], f"{path}.platforms", nonempty=True)
         for k, p in enumerate(plats):
             if p not in platform_names:

@@ -86,31 +86,78 @@ def tool_wheels(out: Path, manifest: Manifest, platform: Platform, runner: Runne
     return sorted(out.glob("*.whl"))
 
 
+# The bootstrap's own integrity check, run by the target Python (-I: no site, no user files) before anything is
+# created: every file listed in SHA256SUMS is present with its hash, and nothing else is in the bundle but what
+# the bootstrap itself makes (.tool, .venv, .venv.generations). No single quote: it sits in a shell string.
+CHECK_PY = """
+import hashlib, os, sys
+listed = {}
+with open("SHA256SUMS", encoding="utf-8") as fh:
+    for number, line in enumerate(fh, 1):
+        digest, sep, name = line.rstrip("\\n").partition("  ")
+        if not sep or len(digest) != 64 or not name or name.startswith("/") or ".." in name.split("/"):
+            sys.exit("error: SHA256SUMS line %d is not a sha256 and a file of the bundle" % number)
+        listed[name] = digest
+own = {".tool", ".venv", ".venv.generations"}
+found = set()
+for root, dirs, files in os.walk("."):
+    rel = os.path.relpath(root, ".")
+    if rel == ".":
+        dirs[:] = [d for d in dirs if d not in own]
+    for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+        path = os.path.normpath(os.path.join(rel, name)).replace(os.sep, "/")
+        if path == "SHA256SUMS" or path in own:
+            continue
+        if os.path.islink(os.path.join(root, name)):
+            sys.exit("error: %s is a symbolic link: refusing the bundle" % path)
+        found.add(path)
+extra = sorted(found - set(listed))
+if extra:
+    sys.exit("error: %s is not listed in SHA256SUMS: refusing a bundle with files nobody listed" % extra[0])
+missing = sorted(set(listed) - found)
+if missing:
+    sys.exit("error: %s is missing from the bundle" % missing[0])
+for name, digest in sorted(listed.items()):
+    h = hashlib.sha256()
+    with open(name, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != digest:
+        sys.exit("error: %s does not match its sha256 in SHA256SUMS" % name)
+print("all %d files match SHA256SUMS, and nothing else is here" % len(listed))
+"""
+TOOL_REQUIREMENTS = "tool/requirements.txt"
+
+
+def tool_requirements(tools: Sequence[Path]) -> str:
+    """The tool's wheels by file and sha256: the bootstrap installs exactly these (``--require-hashes``), never
+    whichever version a find-links folder offers."""
+    return "".join(f"./tool/{p.name} --hash=sha256:{sha256_file(p)}\n" for p in sorted(tools))
+
+
 def install_sh(manifest: Manifest) -> str:
+    """The POSIX bootstrap. The only manifest value in it is the Python version, which the manifest's loader
+    allows only as digits and dots; no other manifest string (its name, URLs) is ever written into it."""
     version = manifest.python.version
     return f"""#!/bin/sh
-# Bootstrap of an immutable-installer bundle ({manifest.name}): check every file, then install with no network.
+# Bootstrap of an immutable-installer bundle: check every file, then install with no network.
 # Needs only Python {version} (set PYTHON=/path/to/python{version} if it is not on PATH). Extra arguments go to
 # `immutable-installer install` (e.g. --variant cpu, --venv /opt/ml/.venv, --store /opt/ml/store).
 set -eu
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
 cd "$here"
-echo "checking every file against SHA256SUMS ..."
-if command -v sha256sum >/dev/null 2>&1; then
-    sha256sum --quiet --strict -c SHA256SUMS
-else
-    shasum -a 256 --quiet -c SHA256SUMS
-fi
 PY="${{PYTHON:-python{version}}}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-if ! "$PY" -c 'import sys; sys.exit(0 if "%d.%d" % sys.version_info[:2] == "{version}" else 1)'; then
+if ! "$PY" -I -c 'import sys; sys.exit(0 if "%d.%d" % sys.version_info[:2] == "{version}" else 1)'; then
     echo "error: this bundle needs Python {version}; set PYTHON=/path/to/python{version}" >&2
     exit 2
 fi
+echo "checking every file against SHA256SUMS ..."
+"$PY" -I -c '{CHECK_PY}'
 if [ ! -x .tool/bin/immutable-installer ]; then
     "$PY" -m venv .tool
-    .tool/bin/python -m pip install --quiet --no-index --isolated --disable-pip-version-check \\
-        --find-links tool immutable-installer
+    .tool/bin/python -I -m pip install --quiet --no-index --isolated --disable-pip-version-check --no-deps \\
+        --require-hashes -r {TOOL_REQUIREMENTS}
 fi
 exec .tool/bin/immutable-installer install --skip-wheelhouse --manifest metadata/dependencies.json \\
     --wheelhouse wheelhouse --venv "${{VENV:-$here/.venv}}" "$@"
@@ -118,17 +165,19 @@ exec .tool/bin/immutable-installer install --skip-wheelhouse --manifest metadata
 
 
 def install_ps1(manifest: Manifest) -> str:
-    return f"""# Bootstrap of an immutable-installer bundle ({manifest.name}) for Windows.
+    return f"""# Bootstrap of an immutable-installer bundle for Windows.
 # UNTESTED: written for completeness, never run (the tool does not support Windows targets yet, see
-# docs/decisions.md). Checks every file against SHA256SUMS, then installs with no network.
+# docs/decisions.md). Checks every file against SHA256SUMS (and that nothing else is here), then installs with no
+# network.
 $ErrorActionPreference = "Stop"
 Set-Location $PSScriptRoot
-foreach ($line in Get-Content SHA256SUMS) {{
-    $hash, $file = $line -split "  ", 2
-    if ((Get-FileHash -Algorithm SHA256 $file).Hash.ToLower() -ne $hash) {{ throw "sha256 mismatch: $file" }}
-}}
+$check = @'
+{CHECK_PY}
+'@
+py -{manifest.python.version} -I -c $check
+if ($LASTEXITCODE -ne 0) {{ exit $LASTEXITCODE }}
 py -{manifest.python.version} -m venv .tool
-.tool\\Scripts\\python -m pip install --no-index --isolated --find-links tool immutable-installer
+.tool\\Scripts\\python -I -m pip install --no-index --isolated --no-deps --require-hashes -r tool\\requirements.txt
 .tool\\Scripts\\immutable-installer install --skip-wheelhouse --manifest metadata\\dependencies.json `
     --wheelhouse wheelhouse @args
 """
@@ -162,6 +211,7 @@ def write_bundle(out: Path, manifest: Manifest, manifest_bytes: bytes, wheelhous
             _bytes(f"{top}/metadata/dependencies.json", manifest_bytes),
             _bytes(f"{top}/install.sh", install_sh(manifest).encode()),
             _bytes(f"{top}/install.ps1", install_ps1(manifest).encode()),
+            _bytes(f"{top}/{TOOL_REQUIREMENTS}", tool_requirements(tools).encode()),
             *[Member(f"{top}/tool/{p.name}", sha256_file(p), p.stat().st_size, path=p) for p in tools],
             *[Member(f"{top}/wheelhouse/{name}", sums[name], path.stat().st_size, path=path)
               for name, path in sorted(wheels.items())],

@@ -92,3 +92,60 @@ def test_truncated_bundle_is_refused(bundle: tuple[Synthetic, Path], tmp_path: P
     cut.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
     proc = cli("bundle", "verify", str(cut), cwd=tmp_path)
     assert proc.returncode == 4 and ("truncated" in proc.stderr or "is missing" in proc.stderr), proc.stderr
+
+
+def extracted(out: Path, where: Path) -> Path:
+    with tarfile.open(out) as tar:
+        tar.extractall(where, filter="data")
+    return where / "stack"
+
+
+def boot(top: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", str(top / "install.sh")], cwd=tmp_path, env=offline_env(tmp_path / "home"),
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+def hostile_tool_wheel(directory: Path, marker: Path) -> Path:
+    """A newer 'immutable-installer' whose import writes a marker: what a find-links install would prefer."""
+    from conftest import make_wheel
+
+    return make_wheel(directory, "immutable-installer", "99.0",
+                      files={"immutable_installer/__init__.py": f"open({str(marker)!r}, 'w').write('ran')\n"})
+
+
+@pytest.mark.parametrize("where", ["tool", "wheelhouse", "top"])
+def test_a_file_nobody_listed_is_refused_before_anything_runs(bundle: tuple[Synthetic, Path], tmp_path: Path,
+                                                              where: str) -> None:
+    _, out = bundle
+    top = extracted(out, tmp_path / "site")
+    marker = tmp_path / "PWNED"
+    planted = hostile_tool_wheel(top / ("." if where == "top" else where), marker)
+    proc = boot(top, tmp_path)
+    assert proc.returncode != 0
+    rel = planted.relative_to(top).as_posix()
+    assert f"error: {rel} is not listed in SHA256SUMS" in proc.stderr, proc.stderr
+    assert not marker.exists() and not (top / ".tool").exists() and not (top / ".venv").exists()
+
+
+def test_a_symlink_in_the_bundle_is_refused(bundle: tuple[Synthetic, Path], tmp_path: Path) -> None:
+    _, out = bundle
+    top = extracted(out, tmp_path / "site")
+    victim = next((top / "wheelhouse").glob("tiny_a-*.whl"))
+    copy = tmp_path / "elsewhere.whl"
+    victim.rename(copy)
+    victim.symlink_to(copy)  # identical bytes, but not a file of the bundle
+    proc = boot(top, tmp_path)
+    assert proc.returncode != 0 and "is a symbolic link" in proc.stderr, proc.stderr
+    assert not (top / ".tool").exists()
+
+
+def test_the_bootstrap_installs_exactly_the_listed_tool_wheels(bundle: tuple[Synthetic, Path]) -> None:
+    _, out = bundle
+    with tarfile.open(out) as tar:
+        requirements = tar.extractfile("stack/tool/requirements.txt").read().decode()  # type: ignore[union-attr]
+        tools = [n for n in tar.getnames() if n.startswith("stack/tool/") and n.endswith(".whl")]
+        script = tar.extractfile("stack/install.sh").read().decode()  # type: ignore[union-attr]
+    lines = requirements.splitlines()
+    assert len(lines) == len(tools) and all(" --hash=sha256:" in line for line in lines)
+    assert "--require-hashes -r tool/requirements.txt" in script and "--find-links" not in script
+    assert "synthetic" not in script, "no manifest string but the Python version is written into the script"
