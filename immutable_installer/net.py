@@ -58,58 +58,86 @@ def remote_size(url: str, timeout: float = 15.0) -> int | None:
         return None
 
 
-def fetch(url: str, dest: Path, sha256: str, *, retries: int = RETRIES, timeout: float = TIMEOUT,
-          on_bytes: Callable[[int], None] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+class UntrustedSource(WheelhouseError):
+    """A source served something other than the pinned file (wrong hash, more bytes than pinned): the file is
+    not taken from anywhere else either, since that source cannot be trusted to serve the pin."""
+
+
+def fetch(url: str, dest: Path, sha256: str, *, size: int | None = None, retries: int = RETRIES,
+          timeout: float = TIMEOUT, on_bytes: Callable[[int], None] | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> None:
     """Download ``url`` to ``dest``; raise WheelhouseError (exit 4) unless the bytes hash to ``sha256``.
 
     The body goes to ``.<name>.part-<pid>`` beside ``dest`` and is renamed into place only after the hash
-    matched; on any failure the part file is removed.
+    matched; on any failure the part file is removed. With the pinned ``size``, a response that announces or
+    sends more bytes is cut off at once (UntrustedSource): a server cannot fill the disk. A body cut short
+    (a dropped connection, a timeout) is resumed with a Range request on the next attempt, keeping the bytes
+    and the running hash already received; a server that ignores Range starts the file over.
     """
     tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     last_error = ""
-    for attempt in range(retries):
-        try:
-            digest = hashlib.sha256()
-            expected_len: int | None = None
-            received = 0
-            with open_url(url, timeout=timeout) as response, open(tmp, "wb") as out:
-                length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
-                expected_len = int(length) if length and length.isdigit() else None
-                while chunk := response.read(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    received += len(chunk)
-                    if on_bytes:
-                        on_bytes(len(chunk))
-            if expected_len is not None and received != expected_len:
-                raise WheelhouseError(f"{dest.name}: truncated download from {mask_url(url)} "
-                                      f"({received} of {expected_len} bytes)")
-            if digest.hexdigest() != sha256:
-                raise WheelhouseError(
-                    f"{dest.name}: sha256 mismatch for the file from {mask_url(url)} "
-                    f"(expected {sha256[:16]}..., got {digest.hexdigest()[:16]}...)",
-                    hint="the source serves a different file than the manifest pins; do not trust it")
-            os.replace(tmp, dest)
-            return
-        except urllib.error.HTTPError as exc:
-            tmp.unlink(missing_ok=True)
-            last_error = f"HTTP {exc.code}"
-            if exc.code < 500 and exc.code != 429:
-                break
-        except WheelhouseError:
-            tmp.unlink(missing_ok=True)
-            raise
-        except (OSError, TimeoutError, ValueError) as exc:
-            tmp.unlink(missing_ok=True)
-            reason = getattr(exc, "reason", None)
-            last_error = str(reason) if reason else (str(exc) or type(exc).__name__)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if attempt + 1 < retries:
-            sleep(min(0.5 * 2**attempt, 4.0))
-    raise WheelhouseError(f"{dest.name}: download from {mask_url(url)} failed: {last_error}")
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        for attempt in range(retries):
+            try:
+                headers = {"Range": f"bytes={received}-"} if received else {}
+                with open_url(url, timeout=timeout, headers=headers) as response:
+                    if received and not _resumes_at(response, received):
+                        digest, received = hashlib.sha256(), 0  # the server sent the whole file again
+                    length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+                    expected = received + int(length) if length and length.isdigit() else None
+                    if size is not None and expected is not None and expected > size:
+                        raise UntrustedSource(f"{dest.name}: {mask_url(url)} announces {expected} bytes, but the "
+                                              f"pinned file has {size}; refused before reading it",
+                                              hint="the source serves a different file than the manifest pins; "
+                                                   "do not trust it")
+                    with open(tmp, "ab" if received else "wb") as out:
+                        while chunk := response.read(CHUNK):
+                            received += len(chunk)
+                            if size is not None and received > size:
+                                raise UntrustedSource(f"{dest.name}: {mask_url(url)} sent more than the pinned "
+                                                      f"{size} bytes; cut off",
+                                                      hint="the source serves a different file than the manifest "
+                                                           "pins; do not trust it")
+                            digest.update(chunk)
+                            out.write(chunk)
+                            if on_bytes:
+                                on_bytes(len(chunk))
+                if expected is not None and received < expected:
+                    last_error = f"the body was cut short ({received} of {expected} bytes)"
+                else:
+                    if digest.hexdigest() != sha256:
+                        raise UntrustedSource(
+                            f"{dest.name}: sha256 mismatch for the file from {mask_url(url)} "
+                            f"(expected {sha256[:16]}..., got {digest.hexdigest()[:16]}...)",
+                            hint="the source serves a different file than the manifest pins; do not trust it")
+                    os.replace(tmp, dest)
+                    return
+            except urllib.error.HTTPError as exc:
+                last_error = f"HTTP {exc.code}"
+                if exc.code == 416:  # the range we asked for does not exist: start over
+                    digest, received = hashlib.sha256(), 0
+                elif exc.code < 500 and exc.code != 429:
+                    break
+            except WheelhouseError:
+                raise
+            except (OSError, TimeoutError, ValueError) as exc:  # kept: the next attempt resumes from here
+                reason = getattr(exc, "reason", None)
+                last_error = str(reason) if reason else (str(exc) or type(exc).__name__)
+            if attempt + 1 < retries:
+                sleep(min(0.5 * 2**attempt, 4.0))
+        raise WheelhouseError(f"{dest.name}: download from {mask_url(url)} failed: {last_error}")
+    finally:
+        tmp.unlink(missing_ok=True)  # renamed into place on success; on any failure nothing is left
 
+
+def _resumes_at(response: Any, offset: int) -> bool:
+    """Whether a response to ``Range: bytes=offset-`` is that range (206 starting at ``offset``)."""
+    if getattr(response, "status", None) != 206:
+        return False
+    content_range = response.headers.get("Content-Range", "")
+    return bool(content_range.startswith(f"bytes {offset}-"))
 
 
 def reachable(url: str, timeout: float = 5.0) -> bool:

@@ -84,6 +84,8 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
 
     root: Path
     faults: dict[str, str]
+    requests: list[tuple[str, str | None]]
+    dropped: set[str]
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -108,14 +110,46 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
         if path.startswith("/files/"):
             name = path.split("/", 2)[2].replace("%2B", "+")
             fault = self.faults.get(name)
+            self.requests.append((name, self.headers.get("Range")))
             if fault in ("404", "500"):
                 self.send_error(int(fault))
+                return None
+            if fault in ("huge", "huge-unannounced"):  # far more bytes than any pin: until the client hangs up
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                if fault == "huge":
+                    self.send_header("Content-Length", str(200 * 1024 * 1024))
+                self.end_headers()
+                try:
+                    for _ in range(200 * 16):
+                        self.wfile.write(b"\0" * 65536)
+                except OSError:
+                    pass
+                self.close_connection = True
                 return None
             file = self.root / name
             if not file.is_file():
                 self.send_error(404)
                 return None
             data = file.read_bytes()
+            if fault in ("drop-once", "drop-once-ignoring-range") and not head and name not in self.dropped:
+                self.dropped.add(name)  # the whole length announced, half the body sent, then the line drops
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.close_connection = True
+                return None
+            wanted = self.headers.get("Range", "")
+            if wanted.startswith("bytes=") and fault not in ("drop-once-ignoring-range", "truncate"):
+                start = int(wanted[6:].split("-")[0])
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(data[start:])
+                return None
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(len(data)))
@@ -150,7 +184,9 @@ class Index:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.faults: dict[str, str] = {}
-        handler = type("Handler", (IndexHandler,), {"root": root, "faults": self.faults})
+        self.requests: list[tuple[str, str | None]] = []  # (file, its Range header) of every file request
+        handler = type("Handler", (IndexHandler,), {"root": root, "faults": self.faults, "requests": self.requests,
+                                                      "dropped": set()})
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

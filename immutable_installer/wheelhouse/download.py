@@ -29,7 +29,7 @@ from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.core.urls import mask_text, mask_url
 from immutable_installer.dists.hashing import sha256_file
-from immutable_installer.net import fetch, reachable
+from immutable_installer.net import UntrustedSource, fetch, reachable
 from immutable_installer.runner import Runner, clean_env
 
 LOCK_NAME = ".immutable-installer.lock.locker"
@@ -259,11 +259,11 @@ class Downloader:
                 continue
             try:
                 fetch(item.wheel.url, self.wheelhouse / item.wheel.filename, item.wheel.sha256,
-                      on_bytes=functools.partial(self._progress, item=item.wheel.filename))
+                      size=item.wheel.size, on_bytes=functools.partial(self._progress, item=item.wheel.filename))
                 self.report(Message("info", f"{item.wheel.filename}: from {mask_url(item.wheel.url)}"))
+            except UntrustedSource:
+                raise
             except WheelhouseError as exc:
-                if "sha256 mismatch" in exc.message:
-                    raise
                 self.report(Message("warn", f"{exc.message}; trying the package index"))
                 left.append(item)
         return left
@@ -370,7 +370,14 @@ class _PipProgress:
         text = text.strip()
         match = self._PROGRESS.match(text)
         if match and self.current:
-            self._advance(self.current, int(match.group(1)))
+            done, total = int(match.group(1)), int(match.group(2))
+            pinned = self.sizes.get(self.current)
+            if pinned and max(done, total) > pinned:  # raised inside the runner's loop: pip is killed at once
+                raise UntrustedSource(f"{self.current}: the index sends {max(done, total)} bytes, but the pinned "
+                                      f"file has {pinned}; cut off",
+                                      hint="the index serves a different file than the manifest pins; do not "
+                                           "trust it")
+            self._advance(self.current, done)
             return
         started = self._STARTED.match(text)
         if started:

@@ -152,3 +152,62 @@ def test_variant_selects_the_torch_build_from_the_cuda_index(tmp_path: Path, ind
     downloader(house).download(sel(manifest, "cpu"))
     assert (house / cpu.name).exists()
     assert audit(house, sel(manifest, "cpu").wheels).strays == [cu.name]
+
+
+@pytest.mark.parametrize("fault", ["huge", "huge-unannounced"])
+def test_a_server_sending_more_than_the_pin_is_cut_off_at_once(tmp_path: Path, index: Index, fault: str) -> None:
+    """200 MB offered for a 1 KB pin: refused on the announced length, or cut off just past the pinned size."""
+    from immutable_installer.net import UntrustedSource
+
+    wheel = make_wheel(index.root, "tiny-b", "1.0")
+    sha = __import__("hashlib").sha256(wheel.read_bytes()).hexdigest()
+    index.faults[wheel.name] = fault
+    house = tmp_path / "wh"
+    house.mkdir()
+    read: list[int] = []
+    with pytest.raises(UntrustedSource) as info:
+        fetch(index.file_url(wheel.name), house / wheel.name, sha, size=wheel.stat().st_size,
+              on_bytes=read.append, sleep=lambda s: None)
+    assert info.value.exit_code == 4 and wheel.name in info.value.message
+    assert sum(read) <= wheel.stat().st_size, "not one byte past the pin was kept"
+    assert [r for r in index.requests if r[0] == wheel.name] == [(wheel.name, None)], "no retry of a lying source"
+    assert list(house.iterdir()) == []
+
+
+def test_a_dropped_connection_resumes_with_a_range_request(tmp_path: Path, index: Index) -> None:
+    wheel = make_wheel(index.root, "tiny-b", "1.0", files={"tiny_b/data.py": "x = 1\n" * 5000})
+    sha = __import__("hashlib").sha256(wheel.read_bytes()).hexdigest()
+    index.faults[wheel.name] = "drop-once"
+    house = tmp_path / "wh"
+    house.mkdir()
+    read: list[int] = []
+    fetch(index.file_url(wheel.name), house / wheel.name, sha, size=wheel.stat().st_size, on_bytes=read.append,
+          sleep=lambda s: None)
+    assert (house / wheel.name).read_bytes() == wheel.read_bytes()
+    half = wheel.stat().st_size // 2
+    assert index.requests == [(wheel.name, None), (wheel.name, f"bytes={half}-")]
+    assert sum(read) == wheel.stat().st_size, "the first half was not downloaded twice"
+
+
+def test_a_server_that_ignores_range_gets_the_file_started_over(tmp_path: Path, index: Index) -> None:
+    wheel = make_wheel(index.root, "tiny-b", "1.0", files={"tiny_b/data.py": "x = 1\n" * 5000})
+    sha = __import__("hashlib").sha256(wheel.read_bytes()).hexdigest()
+    index.faults[wheel.name] = "drop-once-ignoring-range"
+    house = tmp_path / "wh"
+    house.mkdir()
+    fetch(index.file_url(wheel.name), house / wheel.name, sha, sleep=lambda s: None)
+    assert (house / wheel.name).read_bytes() == wheel.read_bytes() and len(index.requests) == 2
+    assert [p.name for p in house.iterdir()] == [wheel.name]
+
+
+def test_an_index_sending_more_than_the_pin_stops_pip_at_once(tmp_path: Path, index: Index) -> None:
+    """The index route (pip download): pip is killed as soon as its progress passes the pinned size."""
+    data, wheels = stack(index)
+    index.faults[wheels[0].name] = "huge"
+    manifest = manifest_from_data(data)
+    house = tmp_path / "wh"
+    with pytest.raises(WheelhouseError) as info:
+        Downloader(house, use_configured_sources=False).download(sel(manifest, "cpu"))
+    assert info.value.exit_code == 4 and wheels[0].name in info.value.message
+    assert "pinned file has" in info.value.message
+    assert not (house / wheels[0].name).exists() and not list(house.glob(".*part*")) and not list(house.glob(".download-*"))
