@@ -361,7 +361,10 @@ def lock(
                                                                             "(plain requirements).")] = None,
     upgrade: Annotated[bool, typer.Option("--upgrade", help="Ignore the current pins.")] = False,
     upgrade_package: Annotated[list[str] | None, typer.Option("--upgrade-package", "-P")] = None,
-    isolated: Annotated[bool, typer.Option("--isolated", help="Ignore the user's pip configuration.")] = False,
+    isolated: Annotated[bool, typer.Option("--isolated/--use-pip-config",
+                                           help="--isolated (the default): only the spec's indexes and the options "
+                                                "given here; --use-pip-config adds the extra indexes and "
+                                                "find-links of your pip configuration (a mirror you trust).")] = True,
     pylock: Annotated[Path | None, typer.Option("--pylock", help="Also write a PEP 751 pylock.toml "
                                                                  "(default variant).")] = None,
     json_out: JsonOpt = False,

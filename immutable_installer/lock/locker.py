@@ -34,6 +34,7 @@ from immutable_installer.core.manifest import (
 )
 from immutable_installer.core.names import canonical
 from immutable_installer.core.spec import LockSpec, SpecVariant
+from immutable_installer.core.urls import mask_url
 from immutable_installer.lock.resolved import Resolved, Resolver, ResolveRequest
 from immutable_installer.runner import Runner
 
@@ -46,7 +47,7 @@ class LockOptions:
     no_index: bool = False
     index_url: str | None = None
     extra_index_urls: list[str] = field(default_factory=list)
-    isolated: bool = False
+    isolated: bool = True  # the user's pip configuration adds no source unless asked (--use-pip-config)
     upgrade: bool = False
     upgrade_packages: list[str] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
@@ -403,6 +404,10 @@ class Locker:
 
             if self._pip_config is None:  # read once per lock, not once per variant and platform
                 self._pip_config = pip_config(self.runner)
+                added = self._pip_config.get("extra-index-url", "").split() + \
+                    self._pip_config.get("find-links", "").split()
+                self.report(Message("warn", "--use-pip-config: your pip configuration adds these sources: "
+                                            + (", ".join(mask_url(u) for u in added) or "none")))
             config = self._pip_config
             extra += [u for u in config.get("extra-index-url", "").split() if u not in extra and u != index_url]
             find_links += [f for f in config.get("find-links", "").split() if f not in find_links]
