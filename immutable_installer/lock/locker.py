@@ -386,8 +386,11 @@ class Locker:
             if self.reachable(variant_url):
                 extra.append(variant_url)
             else:
-                self.report(Message("warn", f"index {sv.variant.index} ({variant_url}) is unreachable; "
-                                            "resolving from your configured pip sources instead"))
+                self.report(Message("warn", f"index {sv.variant.index} ({mask_url(variant_url)}) is unreachable; "
+                                            + ("resolving from your configured pip sources instead"
+                                               if not options.isolated else
+                                               "--use-pip-config would resolve from your configured pip sources (a "
+                                               "mirror you trust)")))
         return index_url, extra
 
     def _resolve(self, spec: LockSpec, sv: SpecVariant, platform: Platform, requirements: list[str],
