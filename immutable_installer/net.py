@@ -7,8 +7,11 @@ bounded number of times. Certificates come from ``PIP_CERT`` / ``SSL_CERT_FILE``
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import netrc
 import os
+import re
 import ssl
 import time
 import urllib.error
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from immutable_installer.core.errors import WheelhouseError
-from immutable_installer.core.urls import mask_url
+from immutable_installer.core.urls import mask_url, strip_credentials
 
 CHUNK = 1 << 20
 RETRIES = 3
@@ -33,11 +36,82 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+# ----------------------------------------------------------------------------------------- credentials
+# host[:port] -> (user, password), for this process only: credentials given on the command line (in a URL) or
+# by an index's variables. Never written anywhere; every URL shown is masked (core.urls).
+_KNOWN: dict[str, tuple[str, str]] = {}
+
+
+def index_env_prefix(name: str) -> str:
+    """``IMMUTABLE_INSTALLER_INDEX_<NAME>_`` for an index name (``pytorch-cpu`` -> ``PYTORCH_CPU``)."""
+    return "IMMUTABLE_INSTALLER_INDEX_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "_"
+
+
+def remember(url: str, index_name: str | None = None) -> str:
+    """Note the credentials ``url`` carries, or those the variables of index ``index_name`` give
+    (``IMMUTABLE_INSTALLER_INDEX_<NAME>_USERNAME`` / ``_PASSWORD``), for its host; returns the URL without them."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        user, _, password = userinfo.partition(":")
+        _KNOWN[host] = (urllib.parse.unquote(user), urllib.parse.unquote(password))
+    elif index_name is not None:
+        prefix = index_env_prefix(index_name)
+        env_user, env_password = os.environ.get(prefix + "USERNAME"), os.environ.get(prefix + "PASSWORD")
+        if env_user or env_password:
+            _KNOWN[host] = (env_user or "", env_password or "")
+    return strip_credentials(url)
+
+
+def credentials_for(url: str) -> tuple[str, str] | None:
+    """Credentials for ``url``'s host: remembered this run, else ``~/.netrc`` (or ``$NETRC``), else keyring
+    when it is installed; None when there are none."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if host in _KNOWN:
+        return _KNOWN[host]
+    try:
+        found = netrc.netrc(os.environ.get("NETRC")).authenticators(parts.hostname or host)
+    except (OSError, netrc.NetrcParseError):
+        found = None
+    if found:
+        return found[0] or "", found[2] or ""
+    try:
+        import keyring  # optional: used when the user installed it, as pip and uv do
+    except ImportError:
+        return None
+    try:
+        credential = keyring.get_credential(strip_credentials(url), None)
+    except Exception:  # a keyring backend failing is "no credentials", never a crash
+        return None
+    return (credential.username, credential.password) if credential else None
+
+
+def with_credentials(url: str) -> str:
+    """``url`` with its host's credentials in it (remembered, netrc or keyring): only for a child's command line
+    (pip, uv), never for a file or a message."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    known = credentials_for(url) if parts.scheme in ("http", "https") and "@" not in parts.netloc else None
+    if known is None:
+        return url
+    userinfo = urllib.parse.quote(known[0], safe="") + (":" + urllib.parse.quote(known[1], safe="") if known[1]
+                                                        else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+
+
 def open_url(url: str, method: str = "GET", timeout: float = TIMEOUT,
              headers: Mapping[str, str] | None = None) -> Any:
-    """One HTTP(S) request with the user's certificate settings (``PIP_CERT`` / ``SSL_CERT_FILE``)."""
-    request = urllib.request.Request(url, method=method,
-                                     headers={"User-Agent": "immutable-installer", **(headers or {})})
+    """One HTTP(S) request with the user's certificate settings (``PIP_CERT`` / ``SSL_CERT_FILE``) and the
+    credentials of its host (from the URL itself, remembered, netrc or keyring) as a Basic header."""
+    plain = remember(url) if "@" in urllib.parse.urlsplit(url).netloc else url
+    sent = {"User-Agent": "immutable-installer", **(headers or {})}
+    credentials = credentials_for(plain) if urllib.parse.urlsplit(plain).scheme in ("http", "https") else None
+    if credentials is not None and "Authorization" not in sent:
+        token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
+        sent["Authorization"] = f"Basic {token}"
+    request = urllib.request.Request(plain, method=method, headers=sent)
     return urllib.request.urlopen(request, timeout=timeout, context=_ssl_context())
 
 
@@ -140,6 +214,21 @@ def _resumes_at(response: Any, offset: int) -> bool:
     return bool(content_range.startswith(f"bytes {offset}-"))
 
 
+def index_status(url: str, timeout: float = 5.0) -> int | None:
+    """The HTTP status an index root answers a HEAD with (credentials sent as for any request); None when it
+    does not answer at all. A file:// index is 200 when it exists."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        return 200 if os.path.exists(urllib.request.url2pathname(parsed.path)) else None
+    try:
+        with open_url(url.rstrip("/") + "/", "HEAD", timeout) as response:
+            return int(getattr(response, "status", 200) or 200)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, ValueError):
+        return None
+
+
 def reachable(url: str, timeout: float = 5.0) -> bool:
     """Whether an index answers at all (any HTTP status counts); file:// URLs must exist.
 
@@ -147,13 +236,4 @@ def reachable(url: str, timeout: float = 5.0) -> bool:
     six minutes here; asking once up front lets `lock` and `download` fall back to the user's configured
     sources instead.
     """
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme == "file":
-        return os.path.exists(urllib.request.url2pathname(parsed.path))
-    try:
-        with open_url(url.rstrip("/") + "/", "HEAD", timeout):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except (OSError, ValueError):
-        return False
+    return index_status(url, timeout) is not None

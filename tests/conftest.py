@@ -86,6 +86,7 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
     faults: dict[str, str]
     requests: list[tuple[str, str | None]]
     dropped: set[str]
+    auth: list[str]  # "user:password" when every request must carry it (HTTP basic auth)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -94,6 +95,14 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
         self.do_GET(head=True)
 
     def do_GET(self, head: bool = False) -> None:  # type: ignore[override]
+        if self.auth:
+            expected = "Basic " + base64.b64encode(self.auth[0].encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="index"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
         path = self.path.split("?", 1)[0]
         if path.rstrip("/") in ("", "/simple"):
             names = sorted({canonical(p.name.split("-")[0]) for p in self.root.glob("*.whl")})
@@ -185,8 +194,9 @@ class Index:
         root.mkdir(parents=True, exist_ok=True)
         self.faults: dict[str, str] = {}
         self.requests: list[tuple[str, str | None]] = []  # (file, its Range header) of every file request
+        self.auth: list[str] = []  # append "user:password" to demand basic auth
         handler = type("Handler", (IndexHandler,), {"root": root, "faults": self.faults, "requests": self.requests,
-                                                      "dropped": set()})
+                                                      "dropped": set(), "auth": self.auth})
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 from immutable_installer.core.errors import BlacklistedPin, ManifestError
 from immutable_installer.core.names import VARIANT_NAMES, canonical, is_variant_name, pattern_matches
 from immutable_installer.core.startup import startup_name
+from immutable_installer.core.urls import credentials_in, mask_url
 
 SCHEMA_VERSION = 1
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -309,6 +310,10 @@ class _Reader:
         text = self.string(value, path)
         if not text.startswith(schemes):
             raise self.fail(path, f"{text[:80]!r} is not an {'/'.join(s.rstrip(':/') for s in schemes)} URL")
+        if credentials_in(text):
+            raise self.fail(path, f"{mask_url(text)[:80]!r} holds credentials, which never belong in a file",
+                            hint="remove them; they are read at run time from ~/.netrc, IMMUTABLE_INSTALLER_INDEX_"
+                                 "<NAME>_USERNAME / _PASSWORD, or keyring (docs/security.md)")
         bad = URL_UNSAFE_RE.search(text)
         if bad:
             raise self.fail(path, f"{text[:80]!r} holds {bad.group()!r}, which a URL carries percent-encoded",

@@ -32,6 +32,7 @@ from immutable_installer.core.manifest import (
     _Reader,
 )
 from immutable_installer.core.names import VARIANT_NAMES, canonical, is_variant_name
+from immutable_installer.core.urls import strip_credentials
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -87,7 +88,8 @@ class LockSpec:
         return next(i for i in self.indexes if i.name == name)
 
     def manifest_indexes(self) -> tuple[Index, ...]:
-        return tuple(Index(i.name, i.url) for i in self.indexes)
+        """The indexes as the manifest records them: never with credentials (they come at run time)."""
+        return tuple(Index(i.name, strip_credentials(i.url)) for i in self.indexes)
 
 
 HOST_PLATFORM_ENV = {

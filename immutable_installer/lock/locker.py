@@ -36,6 +36,7 @@ from immutable_installer.core.names import canonical
 from immutable_installer.core.spec import LockSpec, SpecVariant
 from immutable_installer.core.urls import mask_url
 from immutable_installer.lock.resolved import Resolved, Resolver, ResolveRequest
+from immutable_installer.net import remember, with_credentials
 from immutable_installer.runner import Runner
 
 
@@ -379,9 +380,16 @@ class Locker:
         """The index and extra indexes to resolve from; an unreachable variant index is dropped up front."""
         if options.no_index:
             return None, list(options.extra_index_urls)
-        index_url = options.index_url or spec.index(spec.default_index).url
+        # credentials: those in a URL given here are passed on as they are; a spec index's come from its
+        # variables (IMMUTABLE_INSTALLER_INDEX_<NAME>_USERNAME / _PASSWORD); netrc is read by uv itself
+        for url in [options.index_url, *options.extra_index_urls]:
+            if url:
+                remember(url)
+        for index in spec.indexes:
+            remember(index.url, index.name)
+        index_url = options.index_url or with_credentials(spec.index(spec.default_index).url)
         extra = list(options.extra_index_urls)
-        variant_url = spec.index(sv.variant.index).url
+        variant_url = with_credentials(spec.index(sv.variant.index).url)
         if variant_url != index_url:
             if self.reachable(variant_url):
                 extra.append(variant_url)

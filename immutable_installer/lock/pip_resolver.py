@@ -45,8 +45,8 @@ class PipResolver:
         py = self.runner.python()
         with tempfile.TemporaryDirectory(prefix="immutable-lock-") as tmp:
             report_path = Path(tmp) / "report.json"
-            args = [py, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary", ":all:",
-                    "--report", str(report_path), "--target", str(Path(tmp) / "target"),
+            args = [py, "-m", "pip", "install", "--dry-run", "--no-input", "--ignore-installed", "--only-binary",
+                    ":all:", "--report", str(report_path), "--target", str(Path(tmp) / "target"),
                     "--quiet", "--disable-pip-version-check",
                     "--python-version", request.python_version,
                     "--implementation", "cp" if request.implementation == "cpython" else "pp"]

@@ -10,7 +10,6 @@ after resolution (blacklist chains, groups, merging) is shared.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -243,7 +242,7 @@ def wheel_requires(wheel: Mapping[str, Any]) -> tuple[str, ...]:
     """``Requires-Dist`` of one wheel: the index's PEP 658 metadata file, else the wheel's own METADATA."""
     location = str(wheel.get("url") or wheel.get("path"))
     if urllib.parse.urlparse(location).scheme not in ("", "file"):
-        url, headers = _split_auth(location)
+        url, headers = _plain(location), dict[str, str]()
         try:
             with _open(url + ".metadata", headers) as response:
                 return _requires(response.read().decode("utf-8", errors="replace"))
@@ -265,7 +264,7 @@ def _read_wheel(location: str, size: Any, read: Callable[[zipfile.ZipFile], T]) 
         path = urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else location
         with zipfile.ZipFile(path) as zf:
             return read(zf)
-    url, headers = _split_auth(location)
+    url, headers = _plain(location), dict[str, str]()
     try:
         if size is None or int(size) <= WHOLE_WHEEL_LIMIT:
             with _open(url, headers) as response:
@@ -290,14 +289,11 @@ def _requires(text: str) -> tuple[str, ...]:
     return tuple(HeaderParser().parsestr(text).get_all("Requires-Dist") or ())
 
 
-def _split_auth(url: str) -> tuple[str, dict[str, str]]:
-    """Credentials in a URL become a Basic header (urllib does not read them from the URL)."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url, {}
-    userinfo, _, host = parts.netloc.rpartition("@")
-    token = base64.b64encode(urllib.parse.unquote(userinfo).encode()).decode()
-    return urllib.parse.urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
+def _plain(url: str) -> str:
+    """The URL without credentials (net remembers them for its host and sends them as a Basic header)."""
+    from immutable_installer.net import remember
+
+    return remember(url)
 
 
 def _open(url: str, headers: Mapping[str, str], extra: Mapping[str, str] | None = None) -> Any:

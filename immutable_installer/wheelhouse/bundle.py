@@ -71,7 +71,7 @@ def tool_wheels(out: Path, manifest: Manifest, platform: Platform, runner: Runne
         raise UsageError(f"--tool-wheel {tool_wheel}: no such file")
     else:
         tool_wheel = Path(os.path.abspath(tool_wheel))
-    args = [runner.python(), "-m", "pip", "download", "--quiet", "--only-binary", ":all:", "-d", str(out),
+    args = [runner.python(), "-m", "pip", "download", "--quiet", "--no-input", "--only-binary", ":all:", "-d", str(out),
             "--python-version", manifest.python.version,
             "--implementation", "cp" if manifest.python.implementation == "cpython" else "pp",
             "--disable-pip-version-check"]

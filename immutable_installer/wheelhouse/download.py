@@ -29,7 +29,15 @@ from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.core.urls import mask_text, mask_url
 from immutable_installer.dists.hashing import sha256_file
-from immutable_installer.net import UntrustedSource, fetch, reachable
+from immutable_installer.net import (
+    UntrustedSource,
+    credentials_for,
+    fetch,
+    index_env_prefix,
+    index_status,
+    remember,
+    with_credentials,
+)
 from immutable_installer.runner import Runner, clean_env
 
 LOCK_NAME = ".immutable-installer.lock.locker"
@@ -278,8 +286,16 @@ class Downloader:
         for item in todo:
             by_index.setdefault("--index-url" if self.index_url else item.package.index, []).append(item)
         for index_name, items in sorted(by_index.items()):
-            url = self.index_url or manifest.index(index_name).url
-            use_index = self.index_url is not None or reachable(url)
+            url = remember(self.index_url) if self.index_url else remember(manifest.index(index_name).url,
+                                                                            index_name)
+            status = index_status(url)
+            if status in (401, 403):
+                variables = index_env_prefix(index_name if not self.index_url else "default")
+                raise WheelhouseError(f"index {index_name} ({mask_url(url)}) asks for credentials (HTTP {status})"
+                                      + (" and refused the ones given" if credentials_for(url) else ""),
+                                      hint=f"supply them at run time: {variables}USERNAME and {variables}PASSWORD, "
+                                           "~/.netrc (or $NETRC), or keyring; they are never written to a file")
+            use_index = self.index_url is not None or status is not None
             if not use_index:
                 self.report(Message("warn", f"index {index_name} ({mask_url(url)}) is unreachable; looking for the "
                                             "same files in your configured pip sources"))
@@ -305,14 +321,14 @@ class Downloader:
                                     for n in items), encoding="utf-8")
             out = Path(tmp) / "out"
             args = [self.runner.python(), "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                    "--require-hashes", "--disable-pip-version-check", "--progress-bar", "off",
+                    "--require-hashes", "--disable-pip-version-check", "--progress-bar", "off", "--no-input",
                     "-d", str(out), "-r", str(reqs),
                     "--python-version", manifest.python.version,
                     "--implementation", "cp" if manifest.python.implementation == "cpython" else "pp"]
             for tag in expand_platform_tags(platform.tags):
                 args += ["--platform", tag]
-            if url is not None:
-                args += ["--index-url", url]
+            if url is not None:  # the credentials remembered for its host (a variable, the command line)
+                args += ["--index-url", with_credentials(url)]
             env = clean_env(keep_pip=self.use_configured)
             if self.index_url is not None:  # no other index or find-links of the node's configuration
                 args += configured_network_options(self.runner)

@@ -169,7 +169,7 @@ def test_server_faults_exit_4_without_partial_files_and_the_next_run_resumes(tmp
         first = cli(*args, cwd=tmp_path)
         assert first.returncode == 4, first.stderr
         assert "tiny_a-2.0" in first.stderr and "Traceback" not in first.stderr
-        assert "s3cr3t-token" not in first.stderr + first.stdout and "fleet:****@" in first.stderr
+        assert "s3cr3t-token" not in first.stderr + first.stdout and index.url in first.stderr  # named, without them
         names = sorted(p.name for p in house.iterdir())
         assert broken not in names and not [n for n in names if ".part" in n or n.startswith(".download-")]
         assert len([n for n in names if n.endswith(".whl")]) == len(stack.wheels) - 1  # the rest is kept
