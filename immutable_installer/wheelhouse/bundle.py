@@ -37,6 +37,7 @@ from immutable_installer.dists.hashing import sha256_file
 from immutable_installer.net import CHUNK
 from immutable_installer.runner import Runner, clean_env
 from immutable_installer.wheelhouse.download import require_complete
+from immutable_installer.wheelhouse.own_wheel import rebuild_installed_wheel
 
 SUMS = "SHA256SUMS"
 
@@ -53,24 +54,28 @@ class Member:
 
 
 def tool_wheels(out: Path, manifest: Manifest, platform: Platform, runner: Runner,
-                tool_wheel: Path | None = None) -> list[Path]:
-    """The tool as a wheel (built from this source checkout unless given) plus every wheel it needs on the
-    manifest's Python and platform, fetched with the user's pip configuration."""
+                tool_wheel: Path | None = None) -> tuple[list[Path], str]:
+    """The tool as a wheel plus every wheel it needs on the manifest's Python and platform (fetched with the
+    user's pip configuration), and where the tool's wheel came from: ``--tool-wheel``, built from this source
+    checkout, or rebuilt from the installed files, each checked against its RECORD hash (own_wheel.py)."""
     out.mkdir(parents=True, exist_ok=True)
     if tool_wheel is None:
         root = Path(__file__).resolve().parents[2]
-        if not (root / "pyproject.toml").is_file():
-            raise UsageError("this installation of immutable-installer has no source checkout to build its own "
-                             "wheel from", hint="pass --tool-wheel PATH (a wheel of immutable-installer)")
-        result = runner.run([runner.python(), "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(root)],
-                            env=clean_env(keep_pip=True), timeout=900)
-        if not result.ok:
-            raise WheelhouseError(f"building the immutable-installer wheel failed: {result.tail(2)}")
-        tool_wheel = next(out.glob("immutable_installer-*.whl"))
+        if (root / "pyproject.toml").is_file() and (root / "immutable_installer").is_dir():
+            result = runner.run([runner.python(), "-m", "pip", "wheel", "--no-deps", "--quiet", "--no-input", "-w",
+                                 str(out), str(root)], env=clean_env(keep_pip=True), timeout=900)
+            if not result.ok:
+                raise WheelhouseError(f"building the immutable-installer wheel failed: {result.tail(2)}")
+            tool_wheel = next(out.glob("immutable_installer-*.whl"))
+            source = "built from the source checkout"
+        else:
+            tool_wheel = rebuild_installed_wheel("immutable-installer", out)
+            source = "rebuilt from the installed files, each checked against its RECORD sha256"
     elif not tool_wheel.is_file():
         raise UsageError(f"--tool-wheel {tool_wheel}: no such file")
     else:
         tool_wheel = Path(os.path.abspath(tool_wheel))
+        source = f"--tool-wheel {tool_wheel.name}"
     args = [runner.python(), "-m", "pip", "download", "--quiet", "--no-input", "--only-binary", ":all:", "-d", str(out),
             "--python-version", manifest.python.version,
             "--implementation", "cp" if manifest.python.implementation == "cpython" else "pp",
@@ -83,7 +88,7 @@ def tool_wheels(out: Path, manifest: Manifest, platform: Platform, runner: Runne
                               hint="bundling needs the network (or your pip configuration's mirrors) once")
     if tool_wheel.parent != out:
         (out / tool_wheel.name).write_bytes(tool_wheel.read_bytes())
-    return sorted(out.glob("*.whl"))
+    return sorted(out.glob("*.whl")), source
 
 
 # The bootstrap's own integrity check, run by the target Python (-I: no site, no user files) before anything is
@@ -202,10 +207,11 @@ def write_bundle(out: Path, manifest: Manifest, manifest_bytes: bytes, wheelhous
     top = out.name.split(".")[0] or "bundle"
     with tempfile.TemporaryDirectory(prefix=".bundle-", dir=out.parent if out.parent.exists() else None) as tmp:
         reporter(Message("info", "the tool's own wheels for the target (immutable-installer and its dependencies)"))
-        tools = tool_wheels(Path(tmp) / "tool", manifest, platform, runner, tool_wheel)
+        tools, source = tool_wheels(Path(tmp) / "tool", manifest, platform, runner, tool_wheel)
         info = {"manifest": manifest.name, "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
                 "variants": list(variants), "platform": platform.name, "python": manifest.python.version,
-                "tool_version": __version__, "wheels": len(wheels), "tool_wheels": [p.name for p in tools]}
+                "tool_version": __version__, "wheels": len(wheels), "tool_wheels": [p.name for p in tools],
+                "tool_source": source}
         members = [
             _bytes(f"{top}/BUNDLE.json", (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()),
             _bytes(f"{top}/metadata/dependencies.json", manifest_bytes),
@@ -242,6 +248,7 @@ def write_bundle(out: Path, manifest: Manifest, manifest_bytes: bytes, wheelhous
     seconds = time.monotonic() - started
     reporter(PhaseDone("bundle", seconds))
     return {"ok": True, "output": str(out), "bytes": out.stat().st_size, "sha256": sha256_file(out),
+            "tool_source": source,
             "members": len(members), "wheels": len(wheels), "tool_wheels": len(tools), "seconds": round(seconds, 3)}
 
 
