@@ -237,6 +237,8 @@ def verify(
 
     if not venv.exists():
         raise UsageError(f"{venv} does not exist", hint="build it with `immutable-installer install`")
+    if not venv.is_dir():
+        raise UsageError(f"{venv} is not an environment (not a folder)", hint="pass the --venv that install built")
     generation = Path(os.path.realpath(venv))
     if manifest == DEFAULT_MANIFEST and not manifest.exists() and (generation / MANIFEST_COPY).is_file():
         manifest = generation / MANIFEST_COPY

@@ -64,3 +64,75 @@ def test_a_full_disk_under_the_environment(tmp_path: Path, tiny_disk: Path) -> N
     assert "No space left on device" in proc.stderr and "internal error" not in proc.stderr
     assert not (tiny_disk / ".venv").exists()
     assert not list((tiny_disk / ".venv.generations").glob("g*")), "the half-built generation is gone"
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """A read-only filesystem (a tmpfs remounted ro): root ignores file modes, not a read-only mount."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.decode().strip()}")
+    (mount / "store").mkdir()
+    (mount / "wheelhouse").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_every_user_caused_condition_is_one_line_never_an_internal_error(tmp_path: Path, read_only: Path) -> None:
+    """Walk the conditions a user can cause, command by command: each exits with a documented code naming the
+    path or field, without "internal error" and without a traceback."""
+    from conftest import make_wheel, manifest_data, write_json
+
+    stack = Synthetic(tmp_path / "stack")
+    healthy = Synthetic(tmp_path / "healthy")
+    healthy.install()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x\n")
+    a_folder = tmp_path / "a-folder"
+    a_folder.mkdir()
+    python_script = make_wheel(tmp_path / "scripts", "shadow", "1.0",
+                               files={"shadow/__init__.py": "def main():\n    pass\n",
+                                      "shadow-1.0.dist-info/entry_points.txt": "[console_scripts]\npython = shadow:main\n"})
+    shadowing = write_json(tmp_path / "shadowing.json", manifest_data([(python_script, {})]))
+    base = ("--manifest", str(stack.manifest_path), "--wheelhouse", str(stack.house), "--variant", "cpu")
+    cases: list[tuple[str, tuple[str, ...], set[int], str]] = [
+        ("read-only store", ("install", "--skip-wheelhouse", *base, "--venv", str(tmp_path / "v1"), "--store",
+                             str(read_only / "store")), {2}, str(read_only)),
+        ("read-only target folder", ("install", "--skip-wheelhouse", *base, "--venv", str(read_only / ".venv"),
+                                     "--store", str(tmp_path / "store")), {2}, str(read_only)),
+        ("read-only wheelhouse", ("download", "--manifest", str(stack.manifest_path), "--wheelhouse",
+                                  str(read_only / "wheelhouse"), "--variant", "cpu"), {2}, str(read_only)),
+        ("wheelhouse is a file", ("download", "--manifest", str(stack.manifest_path), "--wheelhouse", str(a_file),
+                                  "--variant", "cpu"), {2}, str(a_file)),
+        ("manifest is a folder", ("install", "--dry-run", "--manifest", str(a_folder)), {2}, str(a_folder)),
+        ("manifest missing", ("scan", "--manifest", str(tmp_path / "nope.json")), {2}, "nope.json"),
+        ("venv path too long", ("install", "--skip-wheelhouse", *base, "--venv", str(tmp_path / ("v" * 300)),
+                                "--store", str(tmp_path / "store")), {2}, "File name too long"),
+        ("a console script named python", ("install", "--skip-wheelhouse", "--manifest", str(shadowing),
+                                           "--wheelhouse", str(python_script.parent), "--variant", "cpu", "--venv",
+                                           str(tmp_path / "v2"), "--store", str(tmp_path / "store")), {6}, "python"),
+        ("verify a file", ("verify", "--venv", str(a_file)), {2}, str(a_file)),
+        ("rollback with nothing to go back to", ("rollback", "--venv", str(healthy.target)), {2},
+         "no previous generation"),
+        ("export-index into a read-only folder", ("export-index", str(read_only / "index"), *base[:4]), {2},
+         str(read_only)),
+        ("export-pylock into a read-only folder", ("export-pylock", "--manifest", str(stack.manifest_path), "-o",
+                                                   str(read_only / "pylock.toml")), {2}, str(read_only)),
+        ("bundle into a read-only folder", ("bundle", "-o", str(read_only / "b.tar"), "--manifest",
+                                            str(stack.manifest_path), "--wheelhouse", str(stack.house),
+                                            "--tool-wheel", str(python_script)), {2}, str(read_only)),
+        ("store status of a file", ("store", "status", "--store", str(a_file)), {2}, str(a_file)),
+    ]
+    wrong = []
+    for name, args, codes, named in cases:
+        proc = cli(*args, cwd=tmp_path)
+        text = proc.stdout + proc.stderr
+        if proc.returncode not in codes or "internal error" in text or "Traceback" in text or named not in text:
+            wrong.append(f"{name}: exit {proc.returncode}, {proc.stderr.strip()[-300:]!r}")
+    assert not wrong, "\n".join(wrong)
+    assert a_file.read_text() == "x\n" and not (tmp_path / "v1").exists() and not (tmp_path / "v2").exists()
