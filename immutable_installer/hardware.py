@@ -19,6 +19,7 @@ from packaging.markers import default_environment
 from packaging.tags import sys_tags
 from packaging.version import InvalidVersion, Version
 
+from immutable_installer.core.cuda import at_least, min_compute_capability_for, min_driver_for
 from immutable_installer.core.errors import UsageError
 from immutable_installer.core.manifest import Manifest, Platform, Variant
 from immutable_installer.runner import Runner, clean_env
@@ -38,6 +39,7 @@ class Hardware:
     driver_source: str | None
     cuda_driver_api: str | None = None
     gpus: tuple[str, ...] = field(default_factory=tuple)
+    compute_capabilities: tuple[str, ...] = field(default_factory=tuple)  # one per GPU, e.g. "8.0"
 
 
 def parse_proc_version(text: str) -> str | None:
@@ -46,16 +48,21 @@ def parse_proc_version(text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def parse_nvidia_smi(text: str) -> tuple[str | None, tuple[str, ...]]:
-    """``nvidia-smi --query-gpu=driver_version,name --format=csv,noheader`` -> driver, GPU names."""
-    drivers, names = [], []
+def parse_nvidia_smi(text: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """``nvidia-smi --query-gpu=driver_version,name[,compute_cap] --format=csv,noheader`` -> driver, GPU names,
+    compute capabilities (empty when the query had no ``compute_cap``: older drivers lack it)."""
+    drivers, names, caps = [], [], []
     for line in text.strip().splitlines():
-        parts = [p.strip() for p in line.split(",", 1)]
-        if parts and re.fullmatch(r"\d+\.\d+(\.\d+)?", parts[0]):
-            drivers.append(parts[0])
-            if len(parts) > 1:
-                names.append(parts[1])
-    return (drivers[0] if drivers else None), tuple(names)
+        parts = [p.strip() for p in line.split(",")]
+        if not parts or not re.fullmatch(r"\d+\.\d+(\.\d+)?", parts[0]):
+            continue
+        drivers.append(parts[0])
+        rest = parts[1:]
+        if rest and re.fullmatch(r"\d+\.\d+", rest[-1]):
+            caps.append(rest.pop())
+        if rest:
+            names.append(", ".join(rest))  # a GPU name may hold a comma
+    return (drivers[0] if drivers else None), tuple(names), tuple(caps)
 
 
 def libcuda_version() -> str | None:
@@ -86,17 +93,20 @@ def detect(proc_path: str = PROC_VERSION, use_libcuda: bool = True) -> Hardware:
             source = proc_path if driver else None
     except OSError:
         pass
+    caps: tuple[str, ...] = ()
     smi = shutil.which("nvidia-smi", path=os.environ.get("PATH"))
     if smi:
-        result = runner.run([smi, "--query-gpu=driver_version,name", "--format=csv,noheader"],
-                            env=clean_env(), timeout=20)
-        if result.ok:
-            smi_driver, gpus = parse_nvidia_smi(result.stdout)
-            if driver is None and smi_driver:
-                driver, source = smi_driver, "nvidia-smi"
+        for query in ("driver_version,name,compute_cap", "driver_version,name"):  # compute_cap: drivers >= 510
+            result = runner.run([smi, f"--query-gpu={query}", "--format=csv,noheader"], env=clean_env(), timeout=20)
+            if result.ok:
+                smi_driver, gpus, caps = parse_nvidia_smi(result.stdout)
+                if driver is None and smi_driver:
+                    driver, source = smi_driver, "nvidia-smi"
+                break
     api = libcuda_version() if use_libcuda and driver else None
     impl = sys.implementation.name
-    return Hardware(f"{sys.version_info.major}.{sys.version_info.minor}", impl, tags, driver, source, api, gpus)
+    return Hardware(f"{sys.version_info.major}.{sys.version_info.minor}", impl, tags, driver, source, api, gpus,
+                    caps)
 
 
 def _version(text: str | None) -> Version | None:
@@ -106,27 +116,68 @@ def _version(text: str | None) -> Version | None:
         return None
 
 
-def choose_variant(manifest: Manifest, hardware: Hardware) -> Variant:
-    """The best variant the machine can run: the newest CUDA whose minimum driver is met, else cpu."""
-    driver = _version(hardware.driver)
-    api = _version(hardware.cuda_driver_api)
-    candidates = []
+@dataclass(frozen=True)
+class Fit:
+    """Whether this machine can run a variant, and why not."""
+
+    variant: Variant
+    ok: bool
+    why: str
+
+
+def variant_fits(manifest: Manifest, hardware: Hardware) -> list[Fit]:
+    """Each variant against the detected driver, the CUDA version it supports and the GPUs' architecture."""
+    out = []
+    lowest_cc = min(hardware.compute_capabilities, key=lambda c: _version(c) or Version("0"), default=None)
     for variant in manifest.variants:
-        if not variant.is_cuda or driver is None:
+        if not variant.is_cuda:
+            out.append(Fit(variant, True, "runs anywhere"))
             continue
-        need = _version(variant.min_driver)
-        if need is not None and driver < need:
+        if hardware.driver is None:
+            out.append(Fit(variant, False, "no NVIDIA driver found"))
             continue
-        if api is not None and _version(variant.cuda) is not None and _version(variant.cuda) > api:  # type: ignore[operator]
+        need_driver = variant.min_driver or min_driver_for(variant.cuda)
+        if at_least(hardware.driver, need_driver) is False:
+            out.append(Fit(variant, False, f"driver {hardware.driver} is older than the {need_driver} CUDA "
+                                           f"{variant.cuda} needs"))
             continue
-        candidates.append(variant)
-    if candidates:
-        return max(candidates, key=lambda v: _version(v.cuda) or Version("0"))
+        if hardware.cuda_driver_api and at_least(hardware.cuda_driver_api, variant.cuda) is False:
+            out.append(Fit(variant, False, f"the driver supports CUDA up to {hardware.cuda_driver_api}, not "
+                                           f"{variant.cuda}"))
+            continue
+        need_cc = variant.min_compute_capability or min_compute_capability_for(variant.cuda)
+        if lowest_cc is not None and at_least(lowest_cc, need_cc) is False:
+            out.append(Fit(variant, False, f"a GPU of compute capability {lowest_cc} is older than the {need_cc} "
+                                           f"this CUDA {variant.cuda} build of torch needs"))
+            continue
+        out.append(Fit(variant, True, f"driver {hardware.driver}"
+                                      + (f", compute capability {lowest_cc}" if lowest_cc else "")))
+    return out
+
+
+def choose_variant(manifest: Manifest, hardware: Hardware) -> Variant:
+    """The best variant the machine can run: the newest CUDA its driver and GPUs support, else cpu."""
+    fits = [f.variant for f in variant_fits(manifest, hardware) if f.ok and f.variant.is_cuda]
+    if fits:
+        return max(fits, key=lambda v: _version(v.cuda) or Version("0"))
     for variant in manifest.variants:
         if variant.name == "cpu":
             return variant
     raise UsageError("no variant of the manifest fits this machine (no NVIDIA driver found and no cpu variant)",
                      hint=f"pass --variant with one of {manifest.variant_names()} to force one")
+
+
+def check_variant(manifest: Manifest, variant: Variant, hardware: Hardware) -> None:
+    """An explicit CUDA variant on a machine whose driver or GPU is known to be too old is refused (exit 2):
+    it would install and then fail at the first CUDA call. Without a driver (a build machine, a container being
+    prepared) nothing is known, and nothing is refused."""
+    if not variant.is_cuda or hardware.driver is None:
+        return
+    fit = next(f for f in variant_fits(manifest, hardware) if f.variant.name == variant.name)
+    if not fit.ok:
+        better = choose_variant(manifest, hardware)
+        raise UsageError(f"variant {variant.name} cannot run on this machine: {fit.why}",
+                         hint=f"`--variant auto` picks {better.name} here; or update the NVIDIA driver")
 
 
 def resolve_variant(manifest: Manifest, requested: str, hardware: Hardware | None = None) -> Variant:
@@ -136,7 +187,10 @@ def resolve_variant(manifest: Manifest, requested: str, hardware: Hardware | Non
     if requested not in manifest.variant_names():
         raise UsageError(f"--variant {requested!r} is not in the manifest",
                          hint=f"choose one of: auto, {', '.join(manifest.variant_names())}")
-    return manifest.variant(requested)
+    variant = manifest.variant(requested)
+    if variant.is_cuda:
+        check_variant(manifest, variant, hardware or detect())
+    return variant
 
 
 def host_platform(manifest: Manifest, hardware: Hardware | None = None) -> Platform:

@@ -45,8 +45,10 @@ def test_proc_version_parsing() -> None:
 
 def test_nvidia_smi_parsing() -> None:
     assert parse_nvidia_smi("550.54.15, NVIDIA A100-SXM4-40GB\n550.54.15, NVIDIA A100\n") == (
-        "550.54.15", ("NVIDIA A100-SXM4-40GB", "NVIDIA A100"))
+        "550.54.15", ("NVIDIA A100-SXM4-40GB", "NVIDIA A100"), ())
     assert parse_nvidia_smi("NVIDIA-SMI has failed")[0] is None
+    assert parse_nvidia_smi("580.82.07, NVIDIA H100 80GB HBM3, 9.0\n580.82.07, Tesla V100-SXM2, 7.0\n") == (
+        "580.82.07", ("NVIDIA H100 80GB HBM3", "Tesla V100-SXM2"), ("9.0", "7.0"))
 
 
 def test_detect_with_a_fake_nvidia_smi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, manifest) -> None:  # type: ignore[no-untyped-def]
@@ -67,3 +69,107 @@ def test_detect_without_driver_is_cpu(tmp_path: Path, monkeypatch: pytest.Monkey
     found = detect(proc_path=str(tmp_path / "no-proc"), use_libcuda=False)
     assert found.driver is None
     assert choose_variant(manifest, found).name == "cpu"
+
+
+# ---------------------------------------------------------------- GPU minimums: SIMULATED, no GPU here
+CUDA13 = {
+    "cpu": {"index": "default", "torch_packages": [], "cuda": None, "min_driver": None},
+    "cu126": {"index": "default", "torch_packages": [], "cuda": "12.6", "min_driver": "525.60.13",
+              "min_compute_capability": "5.0"},
+    "cu130": {"index": "default", "torch_packages": [], "cuda": "13.0", "min_driver": "580.65.06",
+              "min_compute_capability": "7.5"},
+}
+
+
+@pytest.fixture
+def cuda13(tmp_path: Path):  # type: ignore[no-untyped-def]
+    w = make_wheel(tmp_path, "tiny", "1.0")
+    return manifest_from_data(manifest_data([(w, {"variants": list(CUDA13)})], variants=CUDA13))
+
+
+def gpu(driver: str, *caps: str) -> Hardware:
+    return Hardware("3.11", "cpython", ("linux_x86_64",), driver, "injected", None,
+                    tuple(f"GPU {i}" for i in range(len(caps))), caps)
+
+
+@pytest.mark.parametrize(("machine", "expected", "why"), [
+    (gpu("580.82.07", "8.0"), "cu130", ""),
+    (gpu("580.82.07", "7.0"), "cu126", "compute capability 7.0 is older than the 7.5"),  # V100: a 12.6 build
+    (gpu("580.82.07", "8.0", "6.0"), "cu126", "compute capability 6.0"),  # every GPU must be able to run it
+    (gpu("570.10", "8.6"), "cu126", "driver 570.10 is older than the 580.65.06 CUDA 13.0 needs"),
+    (gpu("470.10", "8.6"), "cpu", "driver 470.10 is older than the 525.60.13"),
+])
+def test_auto_never_picks_what_the_driver_or_gpu_cannot_run(cuda13, machine, expected, why) -> None:  # type: ignore[no-untyped-def]
+    from immutable_installer.hardware import variant_fits
+
+    assert choose_variant(cuda13, machine).name == expected
+    refused = [f.why for f in variant_fits(cuda13, machine) if not f.ok]
+    assert (why in " ".join(refused)) if why else not refused
+
+
+def test_an_explicit_cuda_variant_the_machine_cannot_run_is_refused(cuda13) -> None:  # type: ignore[no-untyped-def]
+    from immutable_installer.core.errors import UsageError
+    from immutable_installer.hardware import resolve_variant
+
+    with pytest.raises(UsageError) as info:
+        resolve_variant(cuda13, "cu130", gpu("580.82.07", "7.0"))
+    assert info.value.exit_code == 2 and "compute capability 7.0" in info.value.message
+    assert "--variant auto` picks cu126" in info.value.hint
+    assert resolve_variant(cuda13, "cu130", Hardware("3.11", "cpython", (), None, None)).name == "cu130", \
+        "no driver found (a build machine): nothing is known, nothing refused"
+
+
+def test_detect_reads_compute_capability_and_falls_back_for_old_drivers(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIMULATION: one fake nvidia-smi that knows compute_cap, one that predates it (exits 2 on that query)."""
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    fake.write_text("#!/bin/sh\necho '580.82.07, NVIDIA Simulated GPU, 8.6'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    found = detect(proc_path=str(tmp_path / "no-proc"), use_libcuda=False)
+    assert found.compute_capabilities == ("8.6",) and found.gpus == ("NVIDIA Simulated GPU",)
+    fake.write_text("#!/bin/sh\ncase \"$1\" in *compute_cap*) echo 'Field \"compute_cap\" is not a valid field' >&2; "
+                    "exit 2;; esac\necho '470.10, NVIDIA Old GPU'\n")
+    old = detect(proc_path=str(tmp_path / "no-proc"), use_libcuda=False)
+    assert old.driver == "470.10" and old.gpus == ("NVIDIA Old GPU",) and old.compute_capabilities == ()
+
+
+def test_the_cuda_tables_fill_what_a_spec_leaves_out() -> None:
+    from immutable_installer.core.cuda import min_compute_capability_for, min_driver_for
+
+    assert min_driver_for("13.0") == "580.65.06" and min_driver_for("12.8") == "570.26"
+    assert min_driver_for("12.4") == "525.60.13" and min_driver_for("11.8") is None and min_driver_for(None) is None
+    assert min_compute_capability_for("13.0") == "7.5" and min_compute_capability_for("12.6") == "5.0"
+    assert min_compute_capability_for("13.3") == "7.5" and min_compute_capability_for("12.4") is None
+
+
+def test_detect_and_install_on_a_simulated_v100(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIMULATION: a V100 (compute capability 7.0) with a new driver: detect says cu130 cannot run and why,
+    `install --variant cu130` is refused before anything is built, `auto` installs cpu."""
+    import json
+
+    from conftest import Synthetic, cli, write_json
+
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho '580.82.07, Tesla V100-SXM2-16GB, 7.0'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    stack = Synthetic(tmp_path / "stack")
+    cuda_torch = make_wheel(stack.house, "torch", "1.0+cu130")
+    variants = {"cpu": {"index": "default", "torch_packages": ["torch"], "cuda": None, "min_driver": None},
+                "cu130": {"index": "default", "torch_packages": ["torch"], "cuda": "13.0", "min_driver": "580.65.06"}}
+    data = manifest_data([(stack.wheels["tiny-b"], {"variants": ["cpu", "cu130"]}),
+                          (stack.wheels["torch"], {"variants": ["cpu"]}), (cuda_torch, {"variants": ["cu130"]})],
+                         variants=variants)
+    manifest = write_json(tmp_path / "m.json", data)
+    detected = json.loads(cli("detect", "--json", "--manifest", str(manifest), cwd=tmp_path).stdout)
+    assert detected["compute_capability"] == ["7.0"] and detected["variant"] == "cpu"
+    assert {v["name"]: v["ok"] for v in detected["variants"]} == {"cpu": True, "cu130": False}
+    args = ("install", "--manifest", str(manifest), "--wheelhouse", str(stack.house), "--skip-wheelhouse",
+            "--venv", str(tmp_path / ".venv"), "--store", str(tmp_path / "store"))
+    refused = cli(*args, "--variant", "cu130", cwd=tmp_path)
+    assert refused.returncode == 2 and "compute capability 7.0" in refused.stderr and "picks cpu" in refused.stderr
+    assert not (tmp_path / ".venv").exists()
+    assert cli(*args, "--variant", "auto", "--json", cwd=tmp_path).returncode == 0

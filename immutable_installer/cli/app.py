@@ -504,23 +504,30 @@ def detect(
 
     Example: immutable-installer detect --json
     """
-    from immutable_installer.hardware import choose_variant
+    from immutable_installer.hardware import choose_variant, variant_fits
     from immutable_installer.hardware import detect as run_detect
 
     hw = run_detect()
-    chosen = None
+    chosen, fits = None, []
     if manifest.exists():
-        chosen = choose_variant(_load(manifest), hw).name
+        m = _load(manifest)
+        chosen = choose_variant(m, hw).name
+        fits = [{"name": f.variant.name, "ok": f.ok, "why": f.why} for f in variant_fits(m, hw)]
     data = {"python": hw.python, "implementation": hw.implementation, "platform_tags": list(hw.platform_tags[:6]),
             "driver": hw.driver, "driver_source": hw.driver_source, "cuda_driver_api": hw.cuda_driver_api,
-            "gpus": list(hw.gpus), "variant": chosen}
+            "gpus": list(hw.gpus), "compute_capability": list(hw.compute_capabilities), "variant": chosen,
+            "variants": fits}
     if json_out:
         import json
 
         typer.echo(json.dumps(data, indent=2))
         return
     for key, value in data.items():
-        typer.echo(f"{key:16} {value}")
+        if key == "variants":
+            for fit in fits:
+                typer.echo(f"{'variant ' + str(fit['name']):16} {'fits' if fit['ok'] else 'cannot run'}: {fit['why']}")
+        else:
+            typer.echo(f"{key:16} {value}")
 
 
 @app.command("export-index")

@@ -97,6 +97,7 @@ class Variant:
     torch_packages: tuple[str, ...]
     cuda: str | None = None
     min_driver: str | None = None
+    min_compute_capability: str | None = None  # the oldest GPU architecture its torch build runs on
 
     @property
     def is_cuda(self) -> bool:
@@ -504,7 +505,8 @@ def _parse_variants(r: _Reader, value: Any, index_names: set[str]) -> tuple[Vari
         path = f"variants.{key}"
         if not is_variant_name(key):
             raise r.fail(path, f"{key!r} is not a variant name ({VARIANT_NAMES})")
-        v = r.obj(obj[key], path, required=("index", "torch_packages"), optional=("cuda", "min_driver"))
+        v = r.obj(obj[key], path, required=("index", "torch_packages"),
+                  optional=("cuda", "min_driver", "min_compute_capability"))
         index = r.string(v["index"], f"{path}.index")
         if index not in index_names:
             raise r.fail(f"{path}.index", f"{index!r} is not a declared index ({', '.join(sorted(index_names))})")
@@ -520,7 +522,10 @@ def _parse_variants(r: _Reader, value: Any, index_names: set[str]) -> tuple[Vari
         min_driver = r.opt_string(v.get("min_driver"), f"{path}.min_driver")
         if min_driver is not None and not re.fullmatch(r"\d+(\.\d+){0,2}", min_driver):
             raise r.fail(f"{path}.min_driver", f"{min_driver!r} is not a driver version like 550.54")
-        out.append(Variant(key, index, torch_packages, cuda, min_driver))
+        min_cc = r.opt_string(v.get("min_compute_capability"), f"{path}.min_compute_capability")
+        if min_cc is not None and not re.fullmatch(r"\d+\.\d+", min_cc):
+            raise r.fail(f"{path}.min_compute_capability", f"{min_cc!r} is not a compute capability like 7.5")
+        out.append(Variant(key, index, torch_packages, cuda, min_driver, min_cc))
     return tuple(out)
 
 
@@ -783,7 +788,9 @@ def manifest_to_data(manifest: Manifest) -> dict[str, Any]:
         "default_index": manifest.default_index,
         "variants": {
             v.name: {"index": v.index, "torch_packages": list(v.torch_packages), "cuda": v.cuda,
-                     "min_driver": v.min_driver}
+                     "min_driver": v.min_driver,
+                     # written only when known: manifests of CPU-only stacks keep their bytes
+                     **({"min_compute_capability": v.min_compute_capability} if v.min_compute_capability else {})}
             for v in manifest.variants
         },
         "default_variant": manifest.default_variant,

@@ -16,6 +16,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from immutable_installer.core.cuda import min_compute_capability_for, min_driver_for
 from immutable_installer.core.errors import SpecError
 from immutable_installer.core.manifest import (
     BlacklistRule,
@@ -184,7 +185,7 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
             raise SpecError(path, f"{key!r} is not a variant name ({VARIANT_NAMES})",
                             hint="name a variant after the torch build it pins (cpu, cu130, ...)", file=r.file)
         v = r.obj(vraw[key], path, required=("index",),
-                  optional=("torch_packages", "cuda", "min_driver", "local_label"))
+                  optional=("torch_packages", "cuda", "min_driver", "min_compute_capability", "local_label"))
         index = r.string(v["index"], f"{path}.index")
         if index not in index_names:
             raise SpecError(f"{path}.index", f"{index!r} is not a declared index", file=r.file)
@@ -193,7 +194,11 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
         cuda = r.opt_string(v.get("cuda"), f"{path}.cuda")
         min_driver = r.opt_string(v.get("min_driver"), f"{path}.min_driver")
         label = r.string(v.get("local_label", key if key == "cpu" else ""), f"{path}.local_label", empty=True)
-        variants.append(SpecVariant(Variant(key, index, torch_packages, cuda, min_driver), label))
+        # what the spec does not say comes from the CUDA tables (core/cuda.py, docs/hardware.md)
+        min_driver = min_driver or min_driver_for(cuda)
+        min_cc = r.opt_string(v.get("min_compute_capability"), f"{path}.min_compute_capability") \
+            or min_compute_capability_for(cuda)
+        variants.append(SpecVariant(Variant(key, index, torch_packages, cuda, min_driver, min_cc), label))
     if not variants:
         raise SpecError("variants", "expected at least one variant", file=r.file)
     variant_names = [v.variant.name for v in variants]

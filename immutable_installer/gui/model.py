@@ -270,8 +270,12 @@ def hardware_text(detect: Mapping[str, Any]) -> str:
     picks = f"; auto picks {detect['variant']}" if detect.get("variant") else ""
     if not driver:
         return f"no NVIDIA driver found{picks}"
-    gpus = ", ".join(detect.get("gpus") or []) or "GPU name unknown"
-    return f"NVIDIA driver {driver} ({gpus}){picks}"
+    names = list(detect.get("gpus") or []) or ["GPU name unknown"]
+    caps = list(detect.get("compute_capability") or [])
+    gpus = ", ".join(f"{n}, compute capability {caps[i]}" if i < len(caps) else n for i, n in enumerate(names))
+    refused = [f"{f['name']}: {f['why']}" for f in detect.get("variants") or [] if not f.get("ok")
+               and f.get("why") != "no NVIDIA driver found"]
+    return f"NVIDIA driver {driver} ({gpus}){picks}" + (f" (not {'; '.join(refused)})" if refused else "")
 
 
 def generation_rows(status: Mapping[str, Any]) -> list[tuple[str, str, str, str, bool]]:

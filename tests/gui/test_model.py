@@ -107,6 +107,11 @@ def test_hardware_and_generations_and_log_lines() -> None:
     assert hardware_text({"driver": None, "variant": "cpu"}) == "no NVIDIA driver found; auto picks cpu"
     assert hardware_text({"driver": "580.82", "gpus": ["Sim GPU"], "variant": "cu130"}) == \
         "NVIDIA driver 580.82 (Sim GPU); auto picks cu130"
+    v100 = {"driver": "580.82", "gpus": ["Tesla V100"], "compute_capability": ["7.0"], "variant": "cpu",
+            "variants": [{"name": "cpu", "ok": True, "why": "runs anywhere"},
+                         {"name": "cu130", "ok": False, "why": "compute capability 7.0 is older than the 7.5"}]}
+    assert hardware_text(v100) == ("NVIDIA driver 580.82 (Tesla V100, compute capability 7.0); auto picks cpu "
+                                   "(not cu130: compute capability 7.0 is older than the 7.5)")
     rows = generation_rows({"generations": [{"generation": "g0001", "current": False},
                                             {"generation": "g0002", "current": True, "fingerprint": "f" * 64}]})
     assert [r[0] for r in rows] == ["g0002", "g0001"] and rows[0][4] and rows[0][2] == "f" * 16

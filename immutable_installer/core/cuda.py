@@ -1,0 +1,60 @@
+"""What a CUDA build of torch needs from the machine: the driver minimum of its CUDA version and the oldest GPU
+architecture (compute capability) the build carries code for. Pure tables; sources in docs/hardware.md.
+
+A lock writes both into each CUDA variant (unless the spec says otherwise); `--variant auto` never picks a
+variant the driver or the GPU cannot run, and an explicit CUDA variant is refused on a machine whose driver or
+GPU is known to be too old.
+"""
+
+from __future__ import annotations
+
+from packaging.version import InvalidVersion, Version
+
+# CUDA version (major.minor) -> the minimum driver (Linux) of that CUDA toolkit. 12.x builds run on any 12.x
+# driver from 525.60.13 under minor-version compatibility; 12.8 and the 13.x releases name their own.
+DRIVER_MINIMUMS: dict[str, str] = {"12.8": "570.26", "13.0": "580.65.06", "13.2": "595.45.04"}
+CUDA12_COMPATIBLE_DRIVER = "525.60.13"
+
+# CUDA version -> the oldest compute capability PyTorch's wheels of that CUDA version are built for (PyTorch's
+# release matrix from 2.10 on: 12.6 keeps Maxwell 5.0 to Hopper; 12.8 and 13.0 start at Turing 7.5).
+ARCH_MINIMUMS: dict[str, str] = {"12.6": "5.0", "12.8": "7.5", "12.9": "7.5", "13.0": "7.5", "13.1": "7.5",
+                                 "13.2": "7.5"}
+
+
+def _version(text: str | None) -> Version | None:
+    try:
+        return Version(text) if text else None
+    except InvalidVersion:
+        return None
+
+
+def min_driver_for(cuda: str | None) -> str | None:
+    """The driver minimum of a CUDA version, or None when the table does not know it."""
+    if cuda is None:
+        return None
+    if cuda in DRIVER_MINIMUMS:
+        return DRIVER_MINIMUMS[cuda]
+    version = _version(cuda)
+    if version is not None and version.major == 12:
+        return CUDA12_COMPATIBLE_DRIVER
+    return None
+
+
+def min_compute_capability_for(cuda: str | None) -> str | None:
+    """The oldest GPU architecture a torch build for this CUDA version runs on, or None when unknown."""
+    if cuda is None:
+        return None
+    if cuda in ARCH_MINIMUMS:
+        return ARCH_MINIMUMS[cuda]
+    version = _version(cuda)
+    if version is not None and version >= Version("13.0"):
+        return "7.5"
+    return None
+
+
+def at_least(have: str | None, need: str | None) -> bool | None:
+    """Whether version ``have`` meets ``need``; None when either is unknown."""
+    h, n = _version(have), _version(need)
+    if h is None or n is None:
+        return None
+    return h >= n
