@@ -45,6 +45,7 @@ def main() -> None:
             "immutable-installer --help": ([script, "--help"], env),
             "immutable-installer --version": ([script, "--version"], env),
             "immutable-installer install --help": ([script, "install", "--help"], env),
+            "immutable-installer gui --help": ([script, "gui", "--help"], env),
             "default typer app --help": ([py, str(app), "--help"], env),
         }, runs=args.runs)
     for name, seconds in results.items():
