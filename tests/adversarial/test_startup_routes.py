@@ -51,9 +51,12 @@ def evil_files(members: dict[str, str], marker: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("route", ["pth through the data scheme", "pth with a BOM", "sitecustomize module"])
 def test_the_payload_is_real_it_runs_when_allowed_by_name(tmp_path: Path, route: str) -> None:
-    """The control for the test below: allowed by name, the same wheel installs and its code runs at start."""
-    if route == "pth with a BOM" and sys.version_info < (3, 13):
-        pytest.skip("site.py decodes .pth files as utf-8-sig from Python 3.13 on; before, a BOM hides the line")
+    """The control for the test below: allowed by name, the same wheel installs and its code runs at start.
+
+    A BOM is the one route whose payload depends on the Python: site.py decodes .pth files as utf-8-sig from
+    3.13 on (the line runs); before, the BOM makes the first line unreadable as an import (it does not). The
+    scan refuses it on every Python, since the environment may later run on a newer one."""
+    runs = not (route == "pth with a BOM" and sys.version_info < (3, 13))
     marker = tmp_path / "pwned"
     members, reported = ROUTES[route]
     stack = Synthetic(tmp_path / "stack", extra={"evil-helper": evil_files(members, marker)})
@@ -62,7 +65,10 @@ def test_the_payload_is_real_it_runs_when_allowed_by_name(tmp_path: Path, route:
     write_json(stack.manifest_path, data)
     proc = install(stack, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert marker.read_text() == "ran at start-up"
+    if runs:
+        assert marker.read_text() == "ran at start-up"
+    else:
+        assert not marker.exists(), "before 3.13 a BOM hides the line from site.py"
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
