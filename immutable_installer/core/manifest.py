@@ -551,7 +551,7 @@ def _parse_packages(
     platform_names: set[str],
 ) -> tuple[Package, ...]:
     out = []
-    for i, item in enumerate(r.array(value, "packages", nonempty=True)):
+    for i, item in enumerate(r.array(value, "packages")):  # empty: nothing applies to the targets
         path = f"packages[{i}]"
         obj = r.obj(item, path, required=("name", "version", "group", "order", "index", "variants", "files"),
                     optional=("requires_dist", "extras", "marker"))

@@ -316,6 +316,9 @@ class Locker:
                 resolved = {r.name: r for r in finish()}
                 env = spec.python.marker_environment(platform)
                 resolutions[key] = resolved
+                if not resolved:  # a valid answer (uv and pip give it too), said aloud
+                    self.report(Message("warn", f"nothing to install for variant {key[0]} on {key[1]}: no "
+                                                "requirement applies to that target"))
                 extras[key] = propagate_extras(resolved, [Requirement(r) for r in requirements], env)
                 self._check_blacklist(spec, resolved, extras[key], env)
         if spec.name_variant_after_torch:

@@ -121,3 +121,24 @@ name = "all"
 def test_unknown_platform_is_a_one_line_usage_error(tmp_path: Path, index: Index) -> None:
     proc = lock(index, tmp_path / "m.json", "app", "--platform", "amiga")
     assert proc.returncode == 2 and "--platform 'amiga'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_target_where_nothing_applies_is_an_empty_set_and_installs(index: Index, tmp_path: Path) -> None:
+    """Every requirement's marker is false for the target: uv and pip answer with an empty set, and so does the
+    lock (saying so); the empty environment installs and verifies."""
+    make_wheel(index.root, "winonly", "1.0")
+    out = tmp_path / "m.json"
+    proc = lock(index, out, 'winonly; sys_platform == "win32"', "--platform", "manylinux_2_17_x86_64", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["packages"] == []
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert any("nothing to install for variant cpu on" in e.get("text", "") for e in events)
+    installed = subprocess.run([sys.executable, "-m", "immutable_installer", "install", "--manifest", str(out),
+                                "--variant", "cpu", "--skip-wheelhouse", "--store", str(tmp_path / "store")],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stderr
+    verified = subprocess.run([sys.executable, "-m", "immutable_installer", "verify", "--manifest", str(out), "--json"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    report = json.loads(verified.stdout)
+    assert verified.returncode == 0 and report["ok"]
+    assert next(c for c in report["checks"] if c["name"] == "packages")["detail"].startswith("0 distributions")
