@@ -369,6 +369,14 @@ def lock(
                                                 "find-links of your pip configuration (a mirror you trust).")] = True,
     pylock: Annotated[Path | None, typer.Option("--pylock", help="Also write a PEP 751 pylock.toml "
                                                                  "(default variant).")] = None,
+    prerelease: Annotated[str | None, typer.Option("--prerelease", help="uv's pre-release mode: disallow, allow, "
+                                                                       "if-necessary, explicit, "
+                                                                       "if-necessary-or-explicit; recorded in the "
+                                                                       "manifest, so a re-lock keeps it.")] = None,
+    exclude_newer: Annotated[str | None, typer.Option("--exclude-newer", help="Ignore files uploaded after this "
+                                                                              "date (2026-06-01 or an RFC 3339 "
+                                                                              "timestamp): the lock as it would "
+                                                                              "have been then; recorded.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Resolve with uv for each target platform and Python (--resolver pip: this interpreter only) and write the
@@ -392,7 +400,7 @@ def lock(
     else:
         the_spec = retarget(load_spec(spec), python_version, platform or [])
     existing = None
-    if output.exists() and not upgrade:
+    if output.exists():  # its pins (unless --upgrade) and its recorded lock settings
         try:
             existing = load_manifest(output)
         except ManifestError:
@@ -400,6 +408,8 @@ def lock(
     reporter = _reporter(json_out)
     options = LockOptions(find_links=list(find_links or []), no_index=no_index, index_url=index_url,
                           extra_index_urls=list(extra_index_url or []), isolated=isolated, upgrade=upgrade,
+                          prerelease=_lock_setting("prerelease", prerelease),
+                          exclude_newer=_lock_setting("exclude_newer", exclude_newer),
                           upgrade_packages=list(upgrade_package or []), resolver=resolver)
     manifest = Locker(reporter=reporter).lock(the_spec, options, existing)
     raw = write_manifest(manifest, output)
@@ -418,6 +428,20 @@ def lock(
         from immutable_installer.cli.console import print_line
 
         print_line(f"wrote {output}: {len(manifest.packages)} pins, sha256 {hashlib.sha256(raw).hexdigest()[:16]}")
+
+
+def _lock_setting(name: str, value: str | None) -> str | None:
+    """A lock setting from the command line, checked as the manifest will check it (exit 2 naming the flag)."""
+    if value is None:
+        return None
+    from immutable_installer.core.errors import ManifestError
+    from immutable_installer.core.manifest import _Reader, parse_lock_settings
+
+    try:
+        parse_lock_settings(_Reader("the command line"), {name: value}, "--" + name.replace("_", "-"))
+    except ManifestError as exc:
+        raise UsageError(exc.message, hint="see `immutable-installer lock --help`") from None
+    return value
 
 
 @app.command("export-pylock")

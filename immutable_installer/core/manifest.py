@@ -30,6 +30,7 @@ from immutable_installer.core.urls import credentials_in, mask_url
 
 SCHEMA_VERSION = 1
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+EXCLUDE_NEWER_RE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # the manifest's own name: a plain label (it names bundles and shows in scripts' messages)
 NAME_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*( [A-Za-z0-9._+-]+)*")
@@ -182,6 +183,21 @@ class ShimSettings:
     local_files_only: bool = False
 
 
+PRERELEASE_MODES = ("disallow", "allow", "if-necessary", "explicit", "if-necessary-or-explicit")  # uv's
+
+
+@dataclass(frozen=True)
+class LockSettings:
+    """Resolver settings the lock was made with, so that a re-lock reproduces it (``lock`` reads them back)."""
+
+    prerelease: str | None = None  # one of PRERELEASE_MODES; None: the resolver's default
+    exclude_newer: str | None = None  # an RFC 3339 date or timestamp: files uploaded later are ignored
+
+    @property
+    def empty(self) -> bool:
+        return self.prerelease is None and self.exclude_newer is None
+
+
 @dataclass(frozen=True)
 class Manifest:
     """The frozen manifest. ``raw_sha256`` is the hash of the bytes it was loaded from (receipts use it)."""
@@ -198,6 +214,7 @@ class Manifest:
     packages: tuple[Package, ...]
     verify: VerifySettings = field(default_factory=VerifySettings)
     shims: ShimSettings = field(default_factory=ShimSettings)
+    lock: LockSettings = field(default_factory=LockSettings)
     raw_sha256: str = ""
     raw: bytes = field(default=b"", repr=False, compare=False)
 
@@ -416,7 +433,7 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
         data, "",
         required=("schema_version", "name", "python", "platforms", "indexes", "default_index", "variants",
                   "default_variant", "groups", "packages"),
-        optional=("blacklist", "verify", "shims", "build", "generated_by"),
+        optional=("blacklist", "verify", "shims", "build", "generated_by", "lock"),
     )
     if "schema_version" in top:
         version = top["schema_version"]
@@ -457,14 +474,25 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
     shims = _parse_shims(r, top.get("shims", {}))
     # "build": {"clear_pycache": ...} of manifests before 0.2.0 had no effect: accepted, ignored, not written
     r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",))
+    lock = parse_lock_settings(r, top.get("lock", {}), "lock")
 
     manifest = Manifest(
         name=name, python=python, platforms=platforms, indexes=indexes, default_index=default_index,
         variants=variants, default_variant=default_variant, groups=groups, blacklist=blacklist,
-        packages=packages, verify=verify, shims=shims,
+        packages=packages, verify=verify, shims=shims, lock=lock,
     )
     validate_semantics(manifest, file=file)
     return manifest
+
+
+def parse_lock_settings(r: _Reader, value: Any, path: str) -> LockSettings:
+    obj = r.obj(value, path, required=(), optional=("prerelease", "exclude_newer"))
+    prerelease = None if obj.get("prerelease") is None else r.choice(obj["prerelease"], f"{path}.prerelease",
+                                                                     PRERELEASE_MODES)
+    cutoff = r.opt_string(obj.get("exclude_newer"), f"{path}.exclude_newer")
+    if cutoff is not None and not EXCLUDE_NEWER_RE.fullmatch(cutoff):
+        raise r.fail(f"{path}.exclude_newer", f"{cutoff!r} is not a date like 2026-06-01 or 2026-06-01T00:00:00Z")
+    return LockSettings(prerelease, cutoff)
 
 
 def _parse_platforms(r: _Reader, value: Any) -> tuple[Platform, ...]:
@@ -819,6 +847,9 @@ def manifest_to_data(manifest: Manifest) -> dict[str, Any]:
             "local_files_only": manifest.shims.local_files_only,
         },
     }
+    if not manifest.lock.empty:  # written only when set: other manifests keep their bytes
+        data["lock"] = {k: v for k, v in (("prerelease", manifest.lock.prerelease),
+                                          ("exclude_newer", manifest.lock.exclude_newer)) if v is not None}
     return data
 
 

@@ -25,6 +25,7 @@ from immutable_installer.core.blacklist import Node, active, requirement_finding
 from immutable_installer.core.errors import BlacklistError, ManifestError, ResolutionError, SpecError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
 from immutable_installer.core.manifest import (
+    LockSettings,
     Manifest,
     Package,
     Platform,
@@ -49,6 +50,8 @@ class LockOptions:
     index_url: str | None = None
     extra_index_urls: list[str] = field(default_factory=list)
     isolated: bool = True  # the user's pip configuration adds no source unless asked (--use-pip-config)
+    prerelease: str | None = None  # None: what the manifest being re-locked recorded, else the default
+    exclude_newer: str | None = None
     upgrade: bool = False
     upgrade_packages: list[str] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
@@ -288,6 +291,10 @@ class Locker:
 
     def lock(self, spec: LockSpec, options: LockOptions, existing: Manifest | None = None) -> Manifest:
         started = time.monotonic()
+        recorded = existing.lock if existing is not None else LockSettings()
+        settings = LockSettings(options.prerelease or recorded.prerelease,
+                                options.exclude_newer or recorded.exclude_newer)  # a re-lock reproduces them
+        options = replace(options, prerelease=settings.prerelease, exclude_newer=settings.exclude_newer)
         self.report(Phase("resolve", f"resolving {len(spec.requirements)} requirements with {options.resolver}"))
         variants = [v for v in spec.variants if not options.variants or v.variant.name in options.variants]
         variants.sort(key=lambda v: (v.variant.name != spec.default_variant, v.variant.name))
@@ -326,7 +333,7 @@ class Locker:
         if spec.imports_from_wheels:
             spec = replace(spec, verify=replace(spec.verify, imports=self._import_names(resolutions)))
         sizes = self._sizes(resolutions, existing)
-        manifest = build_manifest(spec, resolutions, extras, sizes)
+        manifest = replace(build_manifest(spec, resolutions, extras, sizes), lock=settings)
         self.report(PhaseDone("resolve", time.monotonic() - started))
         return manifest
 
@@ -427,7 +434,8 @@ class Locker:
             find_links += [f for f in config.get("find-links", "").split() if f not in find_links]
         request = ResolveRequest(spec.python.version, spec.python.implementation, platform, requirements,
                                  constraints, index_url, extra, find_links, options.no_index, options.isolated,
-                                 f"variant {sv.variant.name} for {platform.name}")
+                                 f"variant {sv.variant.name} for {platform.name}", options.prerelease,
+                                 options.exclude_newer)
         pending = resolver.resolve(request, pool)
         return pending.pins, pending.finish
 

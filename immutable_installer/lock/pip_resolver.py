@@ -38,6 +38,10 @@ class PipResolver:
         if problem:
             raise SpecError("", f"pip's resolver evaluates markers for this interpreter only: {problem}",
                             hint="lock with the default resolver (--resolver uv) for another platform or Python")
+        if request.exclude_newer or request.prerelease not in (None, "allow", "disallow"):
+            what = "--exclude-newer" if request.exclude_newer else f"--prerelease {request.prerelease}"
+            raise SpecError("", f"pip's resolver has no {what}",
+                            hint="lock with the default resolver (--resolver uv), which has every uv mode")
         found = parse_report(self._report(request))
         return Pending([(r.name, r.version) for r in found], lambda: found)
 
@@ -45,7 +49,8 @@ class PipResolver:
         py = self.runner.python()
         with tempfile.TemporaryDirectory(prefix="immutable-lock-") as tmp:
             report_path = Path(tmp) / "report.json"
-            args = [py, "-m", "pip", "install", "--dry-run", "--no-input", "--ignore-installed", "--only-binary",
+            pre = ["--pre"] if request.prerelease == "allow" else []
+            args = [py, "-m", "pip", "install", *pre, "--dry-run", "--no-input", "--ignore-installed", "--only-binary",
                     ":all:", "--report", str(report_path), "--target", str(Path(tmp) / "target"),
                     "--quiet", "--disable-pip-version-check",
                     "--python-version", request.python_version,

@@ -41,6 +41,8 @@ class ResolveRequest:
     no_index: bool
     isolated: bool
     label: str  # for messages: "variant cpu"
+    prerelease: str | None = None  # uv's mode; None: the resolver's default (stable releases)
+    exclude_newer: str | None = None  # ignore files uploaded after this date
 
 
 @dataclass

@@ -96,14 +96,17 @@ class UvResolver:
         self.runner = Runner()
 
     def resolve(self, request: ResolveRequest, pool: Executor) -> Pending:
+        settings = [*(["--prerelease", request.prerelease] if request.prerelease else []),
+                    *(["--exclude-newer", request.exclude_newer] if request.exclude_newer else [])]
         return resolve(self.runner, request.python_version, request.platform, request.requirements,
                        request.constraints, request.index_url, request.extra_index_urls, request.find_links,
-                       request.no_index, pool)
+                       request.no_index, pool, settings)
 
 
 def resolve(runner: Runner, python_version: str, platform: Platform, requirements: Sequence[str],
             constraints: Sequence[str], index_url: str | None, extra_index_urls: Sequence[str],
-            find_links: Sequence[str], no_index: bool, pool: Executor | None = None) -> Pending:
+            find_links: Sequence[str], no_index: bool, pool: Executor | None = None,
+            settings: Sequence[str] = ()) -> Pending:
     """Resolve for the target; raise ResolutionError with uv's own explanation when it cannot.
 
     The versions are back as soon as uv answers; each wheel's ``Requires-Dist`` is fetched on ``pool`` while
@@ -116,7 +119,8 @@ def resolve(runner: Runner, python_version: str, platform: Platform, requirement
                 "--python-version", python_version, "--python-platform", uv_platform(platform),
                 "--python", sys.executable, "--no-python-downloads",  # markers come from the target, not this python
                 "--only-binary", ":all:", "--no-header", "--quiet", "--no-config",
-                "--index-strategy", "unsafe-best-match"]  # pip's rule: the best version from any index
+                "--index-strategy", "unsafe-best-match",  # pip's rule: the best version from any index
+                *settings]  # --prerelease / --exclude-newer, as the lock records them
         if no_index:
             args.append("--no-index")
         elif index_url:

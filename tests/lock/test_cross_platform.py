@@ -142,3 +142,36 @@ def test_a_target_where_nothing_applies_is_an_empty_set_and_installs(index: Inde
     report = json.loads(verified.stdout)
     assert verified.returncode == 0 and report["ok"]
     assert next(c for c in report["checks"] if c["name"] == "packages")["detail"].startswith("0 distributions")
+
+
+def test_prerelease_mode_is_recorded_and_a_relock_keeps_it(index: Index, tmp_path: Path) -> None:
+    make_wheel(index.root, "app", "1.0")
+    make_wheel(index.root, "app", "2.0rc1")
+    out = tmp_path / "m.json"
+    target = ("--platform", "manylinux_2_17_x86_64")
+    assert lock(index, out, "app", *target).returncode == 0
+    stable = json.loads(out.read_text())
+    assert stable["packages"][0]["version"] == "1.0" and "lock" not in stable
+    assert lock(index, out, "app", *target, "--prerelease", "allow", "--upgrade").returncode == 0
+    pre = json.loads(out.read_text())
+    assert pre["packages"][0]["version"] == "2.0rc1" and pre["lock"] == {"prerelease": "allow"}
+    first = out.read_bytes()
+    relock = lock(index, out, "app", *target, "--upgrade")  # no flag: the recorded mode applies
+    assert relock.returncode == 0, relock.stderr
+    assert out.read_bytes() == first
+
+
+def test_exclude_newer_reaches_the_resolver_and_bad_settings_are_refused(index: Index, tmp_path: Path) -> None:
+    make_wheel(index.root, "app", "1.0")
+    out = tmp_path / "m.json"
+    target = ("--platform", "manylinux_2_17_x86_64")
+    # this index publishes no upload times, so uv can prove nothing older than the cutoff: exit 1 with uv's reason
+    old = lock(index, out, "app", *target, "--exclude-newer", "2000-01-01")
+    assert old.returncode == 1 and "exclude-newer" in old.stderr and "uv could not resolve" in old.stderr, old.stderr
+    bad = lock(index, out, "app", *target, "--prerelease", "sometimes")
+    assert bad.returncode == 2 and "--prerelease" in bad.stderr and "if-necessary" in bad.stderr, bad.stderr
+    date = lock(index, out, "app", *target, "--exclude-newer", "last tuesday")
+    assert date.returncode == 2 and "--exclude-newer" in date.stderr, date.stderr
+    pip = lock(index, out, "app", "--resolver", "pip", "--prerelease", "explicit")
+    assert pip.returncode == 2 and "pip's resolver has no --prerelease explicit" in pip.stderr, pip.stderr
+    assert not out.exists()
