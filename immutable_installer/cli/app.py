@@ -450,8 +450,10 @@ def export_pylock(
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("pylock.toml"),
     variant: Annotated[str, typer.Option("--variant", help="Variant to export.")] = "cpu",
     wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
+    platform: Annotated[str | None, typer.Option("--platform", help="One of the manifest's platforms (default: "
+                                                                    "this machine's).")] = None,
 ) -> None:
-    """Write the pins of one variant as a PEP 751 pylock.toml (for uv / pip).
+    """Write the pins of one variant on one platform as a PEP 751 pylock.toml (for uv / pip).
 
     Example: immutable-installer export-pylock --variant cpu -o pylock.toml
     """
@@ -460,7 +462,10 @@ def export_pylock(
 
     m = _load(manifest)
     m.variant(variant)
-    pylock_mod.export(m, variant, host_platform(m).name, str(output), str(wheelhouse))
+    if platform is not None and platform not in {p.name for p in m.platforms}:
+        raise UsageError(f"--platform {platform!r} is not a platform of the manifest",
+                         hint=f"choose one of: {', '.join(p.name for p in m.platforms)}")
+    pylock_mod.export(m, variant, platform or host_platform(m).name, str(output), str(wheelhouse))
     typer.echo(f"wrote {output}")
 
 

@@ -28,7 +28,8 @@ from immutable_installer.core.names import VARIANT_NAMES, canonical, is_variant_
 from immutable_installer.core.startup import startup_name
 from immutable_installer.core.urls import credentials_in, mask_url
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a package may have a different entry (version, dependencies) per platform
+READABLE_SCHEMA_VERSIONS = (1, 2)
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 EXCLUDE_NEWER_RE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -439,8 +440,9 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
         version = top["schema_version"]
         if isinstance(version, bool) or not isinstance(version, int):
             raise r.fail("schema_version", f"expected an integer, got {_kind(version)} {_show(version)}")
-        if version != SCHEMA_VERSION:
-            raise r.fail("schema_version", f"unsupported schema version {version} (this tool reads {SCHEMA_VERSION})",
+        if version not in READABLE_SCHEMA_VERSIONS:
+            raise r.fail("schema_version", f"unsupported schema version {version} (this tool reads "
+                                           f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))})",
                          hint="upgrade immutable-installer, or re-lock with this version")
 
     name = r.label(top["name"], "name", "a plain label (letters, digits, . _ + - and single spaces, at most 100)",
@@ -710,14 +712,16 @@ def validate_semantics(manifest: Manifest, file: str | None = None) -> None:
     pos = {id(p): i for i, p in enumerate(manifest.packages)}
     group_pos = {g: i for i, g in enumerate(manifest.groups)}
 
-    for variant in manifest.variants:
-        seen: dict[str, int] = {}
-        for i, pkg in enumerate(manifest.packages):
-            if variant.name in pkg.variants:
-                if pkg.name in seen:
-                    raise r.fail(f"packages[{i}].name", f"{pkg.name!r} is pinned twice for variant "
-                                                        f"{variant.name!r} (also packages[{seen[pkg.name]}])")
-                seen[pkg.name] = i
+    for variant in manifest.variants:  # one entry per name on each platform (entries may differ per platform)
+        for platform in manifest.platforms:
+            seen: dict[str, int] = {}
+            for i, pkg in enumerate(manifest.packages):
+                if variant.name in pkg.variants and pkg.file_for(platform.name) is not None:
+                    if pkg.name in seen:
+                        raise r.fail(f"packages[{i}].name", f"{pkg.name!r} is pinned twice for variant "
+                                                            f"{variant.name!r} on {platform.name!r} (also "
+                                                            f"packages[{seen[pkg.name]}])")
+                    seen[pkg.name] = i
 
     for i, pkg in enumerate(manifest.packages):
         rule = manifest.blacklist_rule_for(pkg.name)

@@ -65,6 +65,8 @@ def propagate_extras(resolved: Mapping[str, Resolved], top: Iterable[Requirement
     extras: dict[str, set[str]] = {name: set() for name in resolved}
     for req in top:
         name = canonical(req.name)
+        if req.marker is not None and not req.marker.evaluate({**env, "extra": ""}):
+            continue  # the requirement does not apply to this target: nor do its extras
         if name in extras:
             extras[name] |= {canonical(e) for e in req.extras}
     changed = True
@@ -185,15 +187,22 @@ def torch_build(resolved: Mapping[str, Resolved], env: Mapping[str, str]) -> tup
 
 
 def constraints_from(manifest: Manifest | None, variant: str, upgrade: bool,
-                     upgrade_packages: Iterable[str]) -> list[str]:
-    """The current pins of a variant as pip constraints (what keeps a re-lock stable)."""
+                     upgrade_packages: Iterable[str], platform: str | None = None) -> list[str]:
+    """The current pins of a variant (on ``platform``: a package may differ per platform) as constraints (what
+    keeps a re-lock stable)."""
     if manifest is None or upgrade or variant not in manifest.variant_names():
         return []
+    if platform is not None and platform not in {p.name for p in manifest.platforms}:
+        platform = None  # a platform new to this lock: every pin of the variant that is not per platform
     skip = {canonical(n) for n in upgrade_packages}
     torch_family = set(manifest.variant(variant).torch_packages)
+    names = [p.name for p in manifest.packages if variant in p.variants]
     out = []
     for pkg in manifest.packages:
-        if variant in pkg.variants and pkg.name not in skip:
+        on_platform = platform is None or pkg.file_for(platform) is not None
+        if platform is None and names.count(pkg.name) > 1:
+            continue  # different per platform: no single pin to keep
+        if variant in pkg.variants and pkg.name not in skip and on_platform:
             op = "===" if pkg.name in torch_family else "=="
             out.append(f"{pkg.name}{op}{pkg.version}")
     return sorted(set(out))
@@ -300,25 +309,30 @@ class Locker:
         variants.sort(key=lambda v: (v.variant.name != spec.default_variant, v.variant.name))
         resolutions: dict[tuple[str, str], dict[str, Resolved]] = {}
         extras: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
-        shared: list[str] = []  # pins of the first variant, offered to the others so they agree
+        # per platform: the pins of the first variant, offered to the others so they agree (a package may have a
+        # different version on another platform, so pins never travel between platforms)
+        shared: dict[str, list[str]] = {}
         pending: dict[tuple[str, str], tuple[Callable[[], list[Resolved]], list[str], Platform]] = {}
         with ThreadPoolExecutor(max_workers=16) as pool:  # wheel metadata arrives while the next target resolves
             for sv in variants:
                 requirements = variant_requirements(spec, sv)
-                constraints = constraints_from(existing, sv.variant.name, options.upgrade, options.upgrade_packages)
                 for platform in spec.platforms:
                     self.report(Message("info", f"resolving variant {sv.variant.name} for {platform.name}"))
-                    cons = constraints + [c for c in shared if canonical(Requirement(c).name) not in
+                    constraints = constraints_from(existing, sv.variant.name, options.upgrade,
+                                                   options.upgrade_packages, platform.name)
+                    offered = shared.get(platform.name, [])
+                    cons = constraints + [c for c in offered if canonical(Requirement(c).name) not in
                                           sv.variant.torch_packages]
                     try:
                         pins, finish = self._resolve(spec, sv, platform, requirements, cons, options, pool)
                     except ResolutionError:
-                        if not shared:
+                        if not offered:
                             raise
                         pins, finish = self._resolve(spec, sv, platform, requirements, constraints, options, pool)
                     pending[(sv.variant.name, platform.name)] = (finish, requirements, platform)
-                    if not shared:
-                        shared = [f"{n}=={v}" for n, v in sorted(pins) if n not in sv.variant.torch_packages]
+                    if platform.name not in shared:
+                        shared[platform.name] = [f"{n}=={v}" for n, v in sorted(pins)
+                                                 if n not in sv.variant.torch_packages]
             for key, (finish, requirements, platform) in pending.items():
                 resolved = {r.name: r for r in finish()}
                 env = spec.python.marker_environment(platform)

@@ -75,7 +75,7 @@ def _blacklisted(d: dict[str, Any]) -> Any:
 CASES: list[tuple[str, Mutator, str]] = [
     ("top-not-object", lambda d: [d], "expected an object"),
     ("schema-missing", _del(["schema_version"]), "schema_version"),
-    ("schema-unknown", _set(["schema_version"], 2), "schema_version"),
+    ("schema-unknown", _set(["schema_version"], 3), "schema_version"),
     ("schema-string", _set(["schema_version"], "1"), "schema_version"),
     ("unknown-top-field", _set(["extra_field"], 1), "extra_field"),
     ("name-number", _set(["name"], 5), "name"),

@@ -175,3 +175,61 @@ def test_exclude_newer_reaches_the_resolver_and_bad_settings_are_refused(index: 
     pip = lock(index, out, "app", "--resolver", "pip", "--prerelease", "explicit")
     assert pip.returncode == 2 and "pip's resolver has no --prerelease explicit" in pip.stderr, pip.stderr
     assert not out.exists()
+
+
+def test_a_package_may_have_a_different_version_on_each_platform(index: Index, tmp_path: Path) -> None:
+    """foo 1.x on Windows, foo 2.x on Linux, and bar only on Linux: one manifest holds both answers; each
+    platform installs its own (the host's here: Linux); a re-lock is byte-identical."""
+    make_wheel(index.root, "foo", "1.0")
+    make_wheel(index.root, "foo", "2.0", requires=['bar; sys_platform == "linux"'])
+    make_wheel(index.root, "bar", "1.0")
+    make_wheel(index.root, "app", "1.0", requires=['foo<2; sys_platform == "win32"', 'foo>=2; sys_platform == "linux"'])
+    out = tmp_path / "m.json"
+    args = ("app", "--platform", "manylinux_2_17_x86_64", "--platform", "win_amd64")
+    proc = lock(index, out, *args)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["schema_version"] == 2
+    by_platform: dict[str, dict[str, str]] = {}
+    for pkg in data["packages"]:
+        for f in pkg["files"]:
+            for plat in f["platforms"]:
+                assert pkg["name"] not in by_platform.setdefault(plat, {}), "one entry per name and platform"
+                by_platform[plat][pkg["name"]] = pkg["version"]
+    linux, windows = sorted(by_platform)
+    assert by_platform[windows] == {"app": "1.0", "foo": "1.0"}
+    assert by_platform[linux] == {"app": "1.0", "foo": "2.0", "bar": "1.0"}
+    first = out.read_bytes()
+    relock = lock(index, out, *args)
+    assert relock.returncode == 0, relock.stderr
+    assert out.read_bytes() == first, "a re-lock keeps each platform's pins and the bytes"
+    for plat, expected in ((windows, {"app", "foo"}), (linux, {"app", "foo", "bar"})):
+        pylock = subprocess.run([sys.executable, "-m", "immutable_installer", "export-pylock", "--manifest", str(out),
+                                 "--platform", plat, "-o", str(tmp_path / f"{plat}.toml")], capture_output=True,
+                                text=True, cwd=tmp_path)
+        assert pylock.returncode == 0, pylock.stderr
+        text = (tmp_path / f"{plat}.toml").read_text()
+        names_in = {line.split('"')[1] for line in text.splitlines() if line.startswith("name = ")}
+        assert {n for n in names_in if not n.endswith(".whl")} == expected
+    installed = subprocess.run([sys.executable, "-m", "immutable_installer", "install", "--manifest", str(out),
+                                "--variant", "cpu", "--store", str(tmp_path / "store")], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stderr
+    assert list((tmp_path / ".venv").resolve().glob("lib/python3*/site-packages/foo-2.0.dist-info"))
+
+
+def test_an_extra_needed_on_one_platform_only(index: Index, tmp_path: Path) -> None:
+    """`lib[fast]` on Linux only, plain `lib` elsewhere: the extra (and what it pulls in) applies on Linux alone;
+    the two platforms get different entries for one version of lib."""
+    make_wheel(index.root, "lib", "1.0", requires=['speedup; extra == "fast"'], extras=["fast"])
+    make_wheel(index.root, "speedup", "1.0")
+    out = tmp_path / "m.json"
+    proc = lock(index, out, 'lib[fast]; sys_platform == "linux"', 'lib; sys_platform == "win32"',
+                "--platform", "manylinux_2_17_x86_64", "--platform", "win_amd64")
+    assert proc.returncode == 0, proc.stderr
+    entries = {(p["name"], tuple(p["extras"]), tuple(pl for f in p["files"] for pl in f["platforms"]))
+               for p in json.loads(out.read_text())["packages"]}
+    linux = next(pl for _, _, pls in entries for pl in pls if "linux" in pl)
+    windows = next(pl for _, _, pls in entries for pl in pls if "win" in pl)
+    assert ("lib", ("fast",), (linux,)) in entries and ("lib", (), (windows,)) in entries
+    assert ("speedup", (), (linux,)) in entries
