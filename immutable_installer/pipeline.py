@@ -111,8 +111,8 @@ class Pipeline:
 
     def _build(self, path: Path, selection: Selection, phases: dict[str, float]) -> tuple[Report, Receipt]:
         manifest = selection.manifest
-        python = find_interpreter(manifest.python.version, manifest.python.implementation)
-        interp = interpreter_tag(manifest.python.implementation, manifest.python.version)
+        python = find_interpreter(manifest.python.minor, manifest.python.implementation)
+        interp = interpreter_tag(manifest.python.implementation, manifest.python.minor)
         keys = {n.wheel.sha256: self.store.key(n.wheel.sha256, interp) for n in selection.wheels}
         self.store.register(path, keys.values())  # before building or linking: gc never takes these away
 

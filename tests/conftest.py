@@ -52,7 +52,7 @@ def _record_hash(data: bytes) -> str:
 
 def make_wheel(directory: Path, name: str, version: str, requires: list[str] | None = None,
                files: dict[str, str] | None = None, extras: list[str] | None = None,
-               tag: str = "py3-none-any") -> Path:
+               tag: str = "py3-none-any", requires_python: str | None = None) -> Path:
     """Build a real wheel: a module named after the distribution unless ``files`` says otherwise."""
     directory.mkdir(parents=True, exist_ok=True)
     dist = name.replace("-", "_")
@@ -60,6 +60,7 @@ def make_wheel(directory: Path, name: str, version: str, requires: list[str] | N
     files = files if files is not None else {f"{module}/__init__.py": f"__version__ = {version!r}\n"}
     info = f"{dist}-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta += [f"Requires-Python: {requires_python}"] if requires_python else []
     meta += [f"Provides-Extra: {e}" for e in extras or []]
     meta += [f"Requires-Dist: {r}" for r in requires or []]
     contents: dict[str, bytes] = {k: v.encode() for k, v in files.items()}
@@ -87,6 +88,7 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
     requests: list[tuple[str, str | None]]
     dropped: set[str]
     auth: list[str]  # "user:password" when every request must carry it (HTTP basic auth)
+    yanked: dict[str, str]  # filename -> reason (PEP 592)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -110,7 +112,8 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
                               + "</body></html>", head=head)
         if path.startswith("/simple/"):
             project = canonical(path.split("/")[2])
-            links = [f'<a href="/files/{p.name}#sha256={sha256(p)}">{p.name}</a>' for p in sorted(self.root.glob("*.whl"))
+            links = [f'<a href="/files/{p.name}#sha256={sha256(p)}"{self._yank(p.name)}>{p.name}</a>'
+                     for p in sorted(self.root.glob("*.whl"))
                      if canonical(p.name.split("-")[0]) == project]
             if not links:
                 self.send_error(404)
@@ -176,6 +179,11 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
         self.send_error(404)
         return None
 
+    def _yank(self, filename: str) -> str:
+        """PEP 592: a yanked file's anchor carries data-yanked (with the reason)."""
+        reason = self.yanked.get(filename)
+        return "" if reason is None else f' data-yanked="{reason}"'
+
     def _send(self, html: str, head: bool = False) -> None:
         body = html.encode()
         self.send_response(200)
@@ -195,8 +203,9 @@ class Index:
         self.faults: dict[str, str] = {}
         self.requests: list[tuple[str, str | None]] = []  # (file, its Range header) of every file request
         self.auth: list[str] = []  # append "user:password" to demand basic auth
+        self.yanked: dict[str, str] = {}  # filename -> reason: served as yanked (PEP 592)
         handler = type("Handler", (IndexHandler,), {"root": root, "faults": self.faults, "requests": self.requests,
-                                                      "dropped": set(), "auth": self.auth})
+                                                      "dropped": set(), "auth": self.auth, "yanked": self.yanked})
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -180,7 +180,7 @@ def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool, sto
     platform, var = _platform_and_variant(m, variant)
     selection = select(m, var.name, platform)
     the_store = Store(store)
-    interp = interpreter_tag(m.python.implementation, m.python.version)
+    interp = interpreter_tag(m.python.implementation, m.python.minor)
     stored = {n.wheel.sha256 for n in selection.wheels
               if the_store.entry_path(the_store.key(n.wheel.sha256, interp)).is_dir()}
     infos = read_needed(selection.wheels, wheelhouse)  # each wheel read once: its hash serves the audit too

@@ -50,8 +50,13 @@ PLATFORM_ENV_KEYS = ("os_name", "sys_platform", "platform_system", "platform_mac
 class PythonTarget:
     """The interpreter the environment is built for."""
 
-    version: str  # "3.11"
+    version: str  # "3.11", or "3.11.7" for a lock whose markers need the patch level
     implementation: str = "cpython"
+
+    @property
+    def minor(self) -> str:
+        """``X.Y``: what picks the interpreter, the wheel tags and the store's entries."""
+        return ".".join(self.version.split(".")[:2])
 
     def marker_environment(self, platform: Platform) -> dict[str, str]:
         """The PEP 508 environment for evaluating markers on ``platform``.

@@ -138,8 +138,8 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
     name = r.string(top["name"], "name")
     py = r.obj(top["python"], "python", required=("version",), optional=("implementation",))
     version = r.string(py["version"], "python.version")
-    if not re.fullmatch(r"3\.\d{1,2}", version):
-        raise SpecError("python.version", f"{version!r} is not a python version like 3.11", file=r.file)
+    if not re.fullmatch(r"3\.\d{1,2}(\.\d{1,2})?", version):
+        raise SpecError("python.version", f"{version!r} is not a python version like 3.11 (or 3.11.7)", file=r.file)
     python = PythonTarget(version, r.string(py.get("implementation", "cpython"), "python.implementation"))
 
     platforms = []
@@ -272,8 +272,9 @@ def retarget(spec: LockSpec, python_version: str | None, platforms: Sequence[str
     """``lock --spec`` with ``--python-version`` / ``--platform``: the command line replaces the spec's targets
     (never ignored)."""
     if python_version:
-        if not re.fullmatch(r"3\.\d+", python_version):
-            raise SpecError("python.version", f"--python-version {python_version!r} is not X.Y (e.g. 3.12)")
+        if not re.fullmatch(r"3\.\d{1,2}(\.\d{1,2})?", python_version):
+            raise SpecError("python.version", f"--python-version {python_version!r} is not X.Y or X.Y.Z (e.g. 3.12 "
+                                              "or 3.12.4)")
         spec = replace(spec, python=replace(spec.python, version=python_version))
     if platforms:
         spec = replace(spec, platforms=target_platforms(platforms))

@@ -451,6 +451,8 @@ class Locker:
                                  f"variant {sv.variant.name} for {platform.name}", options.prerelease,
                                  options.exclude_newer)
         pending = resolver.resolve(request, pool)
+        for warning in pending.warnings:
+            self.report(Message("warn", f"{request.label}: {warning}"))
         return pending.pins, pending.finish
 
     @staticmethod

@@ -42,10 +42,11 @@ class PipResolver:
             what = "--exclude-newer" if request.exclude_newer else f"--prerelease {request.prerelease}"
             raise SpecError("", f"pip's resolver has no {what}",
                             hint="lock with the default resolver (--resolver uv), which has every uv mode")
-        found = parse_report(self._report(request))
-        return Pending([(r.name, r.version) for r in found], lambda: found)
+        report, stderr = self._report(request)
+        found = parse_report(report)
+        return Pending([(r.name, r.version) for r in found], lambda: found, yank_warnings(report, stderr))
 
-    def _report(self, request: ResolveRequest) -> dict[str, Any]:
+    def _report(self, request: ResolveRequest) -> tuple[dict[str, Any], str]:
         py = self.runner.python()
         with tempfile.TemporaryDirectory(prefix="immutable-lock-") as tmp:
             report_path = Path(tmp) / "report.json"
@@ -79,7 +80,21 @@ class PipResolver:
                                       f"{_pip_error(result.stderr)}",
                                       details=result.stderr.strip().splitlines()[-30:])
             data: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
-            return data
+            return data, result.stderr
+
+
+def yank_warnings(report: Mapping[str, Any], stderr: str) -> list[str]:
+    """A yanked release in pip's answer (PEP 592: chosen only when pinned with ==), with pip's stated reason."""
+    reasons = [line.split(":", 1)[1].strip() for line in stderr.splitlines()
+               if line.strip().startswith("Reason for being yanked:")]
+    out = []
+    for item in report.get("install", []):
+        if item.get("is_yanked"):
+            meta = item.get("metadata", {})
+            reason = reasons.pop(0) if reasons else "no reason given"
+            out.append(f"{meta.get('name')} {meta.get('version')} is yanked (reason: {reason}); it was chosen "
+                       "because it is pinned with ==")
+    return out
 
 
 def parse_report(report: Mapping[str, Any]) -> list[Resolved]:
@@ -110,7 +125,8 @@ def parse_report(report: Mapping[str, Any]) -> list[Resolved]:
 def host_target_problem(python_version: str, platform: Platform) -> str:
     """Why this interpreter is not the lock's target ("" when it is)."""
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if python_version != here:
+    full = f"{here}.{sys.version_info.micro}"
+    if python_version not in (here, full):
         return f"the target is python {python_version}, this is python {here}"
     host = {"os_name": os.name, "sys_platform": sys.platform, "platform_system": platform_mod.system(),
             "platform_machine": platform_mod.machine()}

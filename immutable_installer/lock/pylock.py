@@ -39,7 +39,7 @@ def pylock_data(manifest: Manifest, variant: str, platform: str, wheelhouse_rel:
     return {
         "lock-version": "1.0",
         "environments": [env_marker],
-        "requires-python": f"=={manifest.python.version}.*",
+        "requires-python": f"=={manifest.python.minor}.*",
         "created-by": "immutable-installer",
         "packages": packages,
         "tool": {"immutable-installer": {"version": __version__, "manifest": manifest.name, "variant": variant,

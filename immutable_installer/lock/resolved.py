@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class Pending:
 
     pins: list[tuple[str, str]]
     finish: Callable[[], list[Resolved]]
+    warnings: list[str] = field(default_factory=list)  # e.g. a yanked release chosen because it is pinned with ==
 
 
 class Resolver(Protocol):

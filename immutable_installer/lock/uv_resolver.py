@@ -118,7 +118,7 @@ def resolve(runner: Runner, python_version: str, platform: Platform, requirement
         args = [uv_binary(), "pip", "compile", str(reqs), "-o", str(out), "--format", "pylock.toml",
                 "--python-version", python_version, "--python-platform", uv_platform(platform),
                 "--python", sys.executable, "--no-python-downloads",  # markers come from the target, not this python
-                "--only-binary", ":all:", "--no-header", "--quiet", "--no-config",
+                "--only-binary", ":all:", "--no-header", "--no-config",  # not --quiet: it hides yank warnings
                 "--index-strategy", "unsafe-best-match",  # pip's rule: the best version from any index
                 *settings]  # --prerelease / --exclude-newer, as the lock records them
         if no_index:
@@ -161,7 +161,13 @@ def resolve(runner: Runner, python_version: str, platform: Platform, requirement
                 executor.shutdown()
         return _resolved(chosen, metas, requested)
 
-    return Pending([(name, version) for name, version, _ in chosen], finish)
+    return Pending([(name, version) for name, version, _ in chosen], finish, uv_warnings(result.stderr))
+
+
+def uv_warnings(stderr: str) -> list[str]:
+    """The warnings of uv's output worth repeating (a yanked release chosen because it is pinned with ==)."""
+    return [mask_text(line.split(":", 1)[1].strip()) for line in stderr.splitlines()
+            if line.startswith("warning:") and "yanked" in line]
 
 
 def _resolved(chosen: Sequence[tuple[str, str, Mapping[str, Any]]], metas: Sequence[tuple[str, ...]],

@@ -206,12 +206,17 @@ class Verifier:
     def _interpreter(manifest: Manifest, probe: dict[str, Any], error: str | None) -> Check:
         if error:
             return Check("interpreter", FAIL, error)
-        want = manifest.python.version
+        want = manifest.python.minor
         got = probe["python"]
         ok = (got == want or got.startswith(want + ".")) and probe["implementation"] == manifest.python.implementation
-        return Check("interpreter", PASS if ok else FAIL,
-                     f"{probe['implementation']} {got}" + ("" if ok else f", manifest wants "
-                                                                        f"{manifest.python.implementation} {want}"))
+        if not ok:
+            return Check("interpreter", FAIL, f"{probe['implementation']} {got}, manifest wants "
+                                              f"{manifest.python.implementation} {manifest.python.version}")
+        if manifest.python.version != want and got != manifest.python.version:
+            # a lock for X.Y.Z evaluated python_full_version markers for that patch level: say it, do not fail
+            return Check("interpreter", WARN, f"{probe['implementation']} {got}; the lock's markers were evaluated "
+                                              f"for {manifest.python.version}")
+        return Check("interpreter", PASS, f"{probe['implementation']} {got}")
 
     @staticmethod
     def _isolation(venv: Path) -> Check:

@@ -143,7 +143,7 @@ def tool_requirements(tools: Sequence[Path]) -> str:
 def install_sh(manifest: Manifest) -> str:
     """The POSIX bootstrap. The only manifest value in it is the Python version, which the manifest's loader
     allows only as digits and dots; no other manifest string (its name, URLs) is ever written into it."""
-    version = manifest.python.version
+    version = manifest.python.minor
     return f"""#!/bin/sh
 # Bootstrap of an immutable-installer bundle: check every file, then install with no network.
 # Needs only Python {version} (set PYTHON=/path/to/python{version} if it is not on PATH). Extra arguments go to
@@ -179,9 +179,9 @@ Set-Location $PSScriptRoot
 $check = @'
 {CHECK_PY}
 '@
-py -{manifest.python.version} -I -c $check
+py -{manifest.python.minor} -I -c $check
 if ($LASTEXITCODE -ne 0) {{ exit $LASTEXITCODE }}
-py -{manifest.python.version} -m venv .tool
+py -{manifest.python.minor} -m venv .tool
 .tool\\Scripts\\python -I -m pip install --no-index --isolated --no-deps --require-hashes -r tool\\requirements.txt
 .tool\\Scripts\\immutable-installer install --skip-wheelhouse --manifest metadata\\dependencies.json `
     --wheelhouse wheelhouse @args

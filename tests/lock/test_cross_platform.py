@@ -233,3 +233,30 @@ def test_an_extra_needed_on_one_platform_only(index: Index, tmp_path: Path) -> N
     windows = next(pl for _, _, pls in entries for pl in pls if "win" in pl)
     assert ("lib", ("fast",), (linux,)) in entries and ("lib", (), (windows,)) in entries
     assert ("speedup", (), (linux,)) in entries
+
+
+def test_python_version_takes_the_patch_level_and_installs(index: Index, tmp_path: Path) -> None:
+    """--python-version X.Y.Z: markers on python_full_version see the patch level; the interpreter, the wheel
+    tags and the store go by X.Y, so the lock installs on this Python."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    make_wheel(index.root, "app", "1.0", requires=[f'newer; python_full_version >= "{here}.1"'])
+    make_wheel(index.root, "newer", "1.0")
+    out = tmp_path / "m.json"
+    early = lock(index, out, "app", "--python-version", f"{here}.0", "--platform", "manylinux_2_17_x86_64")
+    assert early.returncode == 0, early.stderr
+    assert names(out) == {"app"} and json.loads(out.read_text())["python"]["version"] == f"{here}.0"
+    late = lock(index, out, "app", "--python-version", f"{here}.9", "--platform", "manylinux_2_17_x86_64", "--upgrade")
+    assert late.returncode == 0, late.stderr
+    assert names(out) == {"app", "newer"}
+    installed = subprocess.run([sys.executable, "-m", "immutable_installer", "install", "--manifest", str(out),
+                                "--variant", "cpu", "--store", str(tmp_path / "store")], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stderr
+    report = json.loads(subprocess.run([sys.executable, "-m", "immutable_installer", "verify", "--manifest", str(out),
+                                        "--json"], cwd=tmp_path, capture_output=True, text=True).stdout)
+    check = next(c for c in report["checks"] if c["name"] == "interpreter")
+    assert report["ok"] and check["status"] == "warn" and f"evaluated for {here}.9" in check["detail"]
+    pylock = subprocess.run([sys.executable, "-m", "immutable_installer", "export-pylock", "--manifest", str(out),
+                             "-o", str(tmp_path / "pylock.toml")], cwd=tmp_path, capture_output=True, text=True)
+    assert pylock.returncode == 0 and f'requires-python = "=={here}.*"' in (tmp_path / "pylock.toml").read_text()
+    assert lock(index, out, "app", "--python-version", "3.11.x").returncode == 2
