@@ -89,6 +89,7 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
     dropped: set[str]
     auth: list[str]  # "user:password" when every request must carry it (HTTP basic auth)
     yanked: dict[str, str]  # filename -> reason (PEP 592)
+    uploaded: dict[str, str]  # filename -> upload time; when set, the index also speaks PEP 691 JSON (PEP 700)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -112,12 +113,13 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
                               + "</body></html>", head=head)
         if path.startswith("/simple/"):
             project = canonical(path.split("/")[2])
-            links = [f'<a href="/files/{p.name}#sha256={sha256(p)}"{self._yank(p.name)}>{p.name}</a>'
-                     for p in sorted(self.root.glob("*.whl"))
-                     if canonical(p.name.split("-")[0]) == project]
-            if not links:
+            files = [p for p in sorted(self.root.glob("*.whl")) if canonical(p.name.split("-")[0]) == project]
+            if not files:
                 self.send_error(404)
                 return None
+            if self.uploaded and "application/vnd.pypi.simple.v1+json" in self.headers.get("Accept", ""):
+                return self._send_json(project, files, head)  # PEP 691, with PEP 700 upload times
+            links = [f'<a href="/files/{p.name}#sha256={sha256(p)}"{self._yank(p.name)}>{p.name}</a>' for p in files]
             return self._send("<html><body>" + "".join(links) + "</body></html>", head=head)
         if path.startswith("/files/"):
             name = path.split("/", 2)[2].replace("%2B", "+")
@@ -179,6 +181,19 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
         self.send_error(404)
         return None
 
+    def _send_json(self, project: str, files: list[Path], head: bool) -> None:
+        entries = [{"filename": p.name, "url": f"/files/{p.name}", "hashes": {"sha256": sha256(p)},
+                    "upload-time": self.uploaded.get(p.name, "2020-01-01T00:00:00Z"),
+                    **({"yanked": self.yanked[p.name]} if p.name in self.yanked else {})} for p in files]
+        body = json.dumps({"meta": {"api-version": "1.1"}, "name": project, "files": entries,
+                           "versions": sorted({p.name.split("-")[1] for p in files})}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
     def _yank(self, filename: str) -> str:
         """PEP 592: a yanked file's anchor carries data-yanked (with the reason)."""
         reason = self.yanked.get(filename)
@@ -204,8 +219,10 @@ class Index:
         self.requests: list[tuple[str, str | None]] = []  # (file, its Range header) of every file request
         self.auth: list[str] = []  # append "user:password" to demand basic auth
         self.yanked: dict[str, str] = {}  # filename -> reason: served as yanked (PEP 592)
+        self.uploaded: dict[str, str] = {}  # filename -> RFC 3339 upload time: turns on the JSON API (PEP 700)
         handler = type("Handler", (IndexHandler,), {"root": root, "faults": self.faults, "requests": self.requests,
-                                                      "dropped": set(), "auth": self.auth, "yanked": self.yanked})
+                                                      "dropped": set(), "auth": self.auth, "yanked": self.yanked,
+                                                      "uploaded": self.uploaded})
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

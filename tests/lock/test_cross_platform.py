@@ -161,6 +161,24 @@ def test_prerelease_mode_is_recorded_and_a_relock_keeps_it(index: Index, tmp_pat
     assert out.read_bytes() == first
 
 
+def test_exclude_newer_locks_as_it_would_have_been_then(index: Index, tmp_path: Path) -> None:
+    """An index with upload times (PEP 691 JSON, PEP 700): the cutoff picks what existed then, is recorded, and
+    a re-lock without the flag keeps it."""
+    index.uploaded[make_wheel(index.root, "app", "1.0").name] = "2024-01-10T00:00:00Z"
+    index.uploaded[make_wheel(index.root, "app", "2.0").name] = "2025-03-01T00:00:00Z"
+    out = tmp_path / "m.json"
+    target = ("--platform", "manylinux_2_17_x86_64")
+    then = lock(index, out, "app", *target, "--exclude-newer", "2024-06-01")
+    assert then.returncode == 0, then.stderr
+    data = json.loads(out.read_text())
+    assert data["packages"][0]["version"] == "1.0" and data["lock"] == {"exclude_newer": "2024-06-01"}
+    assert lock(index, out, "app", *target, "--upgrade").returncode == 0
+    assert json.loads(out.read_text())["packages"][0]["version"] == "1.0", "the recorded cutoff still applies"
+    out.unlink()
+    assert lock(index, out, "app", *target).returncode == 0
+    assert json.loads(out.read_text())["packages"][0]["version"] == "2.0"
+
+
 def test_exclude_newer_reaches_the_resolver_and_bad_settings_are_refused(index: Index, tmp_path: Path) -> None:
     make_wheel(index.root, "app", "1.0")
     out = tmp_path / "m.json"
