@@ -73,6 +73,14 @@ def requires_python(index: Index) -> None:
     make_wheel(index.root, "lib", "2.0", requires_python=">=3.12")
 
 
+def platform_wheels_with_their_own_dependencies(index: Index) -> None:
+    """One version, one wheel per platform, each with its own Requires-Dist (as native packages publish)."""
+    make_wheel(index.root, "native", "1.0", requires=["linuxdep"], tag="py3-none-manylinux_2_17_x86_64")
+    make_wheel(index.root, "native", "1.0", requires=["windep"], tag="py3-none-win_amd64")
+    make_wheel(index.root, "linuxdep", "1.0")
+    make_wheel(index.root, "windep", "1.0")
+
+
 def only_yanked(index: Index) -> None:
     index.yanked[make_wheel(index.root, "gone", "1.0").name] = "withdrawn"
 
@@ -94,6 +102,8 @@ SCENARIOS = {
     "an extra on one platform only": Scenario(extras_per_platform, ['lib[fast]; sys_platform == "linux"',
                                                                     'lib; sys_platform == "win32"'], [LINUX, WINDOWS]),
     "only pre-releases exist": Scenario(only_prereleases, ["edge"]),
+    "one version whose platform wheels differ in dependencies": Scenario(platform_wheels_with_their_own_dependencies,
+                                                                        ["native"], [LINUX, WINDOWS]),
     "the newest release is yanked": Scenario(yanked, ["app"]),
     "a yanked release pinned with ==": Scenario(yanked, ["app==2.0"], warning="app==2.0` is yanked"),
     "Requires-Python excludes the newest": Scenario(requires_python, ["lib"], python="3.11"),
