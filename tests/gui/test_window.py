@@ -261,7 +261,8 @@ def test_an_old_simulated_driver_makes_auto_pick_cpu(open_window: Any, tmp_path:
     fake_driver(tmp_path, monkeypatch, "470.10")
     stack = two_variant_stack(tmp_path)
     window = open_window(stack, variant="auto")
-    assert window.hardware_label.text().endswith("auto picks cpu")
+    assert window.hardware_label.text().endswith("auto picks cpu (not cu130: driver 470.10 is older than the 580.65 "
+                                                 "CUDA 13.0 needs)"), "the window says why not"
     assert packages_shown(window)["torch"][1] == "1.0+cpu"
 
 
