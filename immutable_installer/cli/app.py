@@ -606,6 +606,12 @@ def gui(
     except ImportError as exc:
         raise UsageError(f"the window needs PySide6, which is not installed here ({exc})",
                          hint="pip install 'immutable-installer[gui]'") from None
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                 or os.environ.get("QT_QPA_PLATFORM")):
+        # Qt would abort the process with its own message; a missing desktop is the user's to fix, in one line
+        raise UsageError("no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set)",
+                         hint="run it in a desktop session (or over `ssh -X`), or use the command line: "
+                              "`immutable-installer install`")
     from immutable_installer.gui.app import Options, run
 
     code = run(Options(manifest=manifest, venv=venv, wheelhouse=wheelhouse, variant=variant,

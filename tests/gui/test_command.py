@@ -73,3 +73,11 @@ def test_the_gui_command_opens_a_real_window_and_ctrl_q_closes_it(display: str, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_without_a_display_the_gui_command_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-m", "immutable_installer", "gui"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: no display to open the window on") and "Traceback" not in proc.stderr
