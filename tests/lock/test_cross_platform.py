@@ -190,7 +190,8 @@ def test_exclude_newer_reaches_the_resolver_and_bad_settings_are_refused(index: 
     assert bad.returncode == 2 and "--prerelease" in bad.stderr and "if-necessary" in bad.stderr, bad.stderr
     date = lock(index, out, "app", *target, "--exclude-newer", "last tuesday")
     assert date.returncode == 2 and "--exclude-newer" in date.stderr, date.stderr
-    pip = lock(index, out, "app", "--resolver", "pip", "--prerelease", "explicit")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"  # pip's resolver targets this interpreter only
+    pip = lock(index, out, "app", "--resolver", "pip", "--python-version", here, "--prerelease", "explicit")
     assert pip.returncode == 2 and "pip's resolver has no --prerelease explicit" in pip.stderr, pip.stderr
     assert not out.exists()
 
