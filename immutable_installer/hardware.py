@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from packaging.markers import default_environment
 from packaging.tags import sys_tags
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from immutable_installer.core.cuda import at_least, min_compute_capability_for, min_driver_for
+from immutable_installer.core.cuda import at_least, min_compute_capability_for, min_driver_for, version_or_none
 from immutable_installer.core.errors import UsageError
 from immutable_installer.core.manifest import Manifest, Platform, Variant
 from immutable_installer.runner import Runner, clean_env
@@ -109,13 +109,6 @@ def detect(proc_path: str = PROC_VERSION, use_libcuda: bool = True) -> Hardware:
                     caps)
 
 
-def _version(text: str | None) -> Version | None:
-    try:
-        return Version(text) if text else None
-    except InvalidVersion:
-        return None
-
-
 @dataclass(frozen=True)
 class Fit:
     """Whether this machine can run a variant, and why not."""
@@ -128,7 +121,7 @@ class Fit:
 def variant_fits(manifest: Manifest, hardware: Hardware) -> list[Fit]:
     """Each variant against the detected driver, the CUDA version it supports and the GPUs' architecture."""
     out = []
-    lowest_cc = min(hardware.compute_capabilities, key=lambda c: _version(c) or Version("0"), default=None)
+    lowest_cc = min(hardware.compute_capabilities, key=lambda c: version_or_none(c) or Version("0"), default=None)
     for variant in manifest.variants:
         if not variant.is_cuda:
             out.append(Fit(variant, True, "runs anywhere"))
@@ -159,7 +152,7 @@ def choose_variant(manifest: Manifest, hardware: Hardware) -> Variant:
     """The best variant the machine can run: the newest CUDA its driver and GPUs support, else cpu."""
     fits = [f.variant for f in variant_fits(manifest, hardware) if f.ok and f.variant.is_cuda]
     if fits:
-        return max(fits, key=lambda v: _version(v.cuda) or Version("0"))
+        return max(fits, key=lambda v: version_or_none(v.cuda) or Version("0"))
     for variant in manifest.variants:
         if variant.name == "cpu":
             return variant

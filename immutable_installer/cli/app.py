@@ -435,10 +435,10 @@ def _lock_setting(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     from immutable_installer.core.errors import ManifestError
-    from immutable_installer.core.manifest import _Reader, parse_lock_settings
+    from immutable_installer.core.manifest import parse_lock_settings
 
     try:
-        parse_lock_settings(_Reader("the command line"), {name: value}, "--" + name.replace("_", "-"))
+        parse_lock_settings({name: value}, "--" + name.replace("_", "-"), "the command line")
     except ManifestError as exc:
         raise UsageError(exc.message, hint="see `immutable-installer lock --help`") from None
     return value

@@ -21,7 +21,8 @@ ARCH_MINIMUMS: dict[str, str] = {"12.6": "5.0", "12.8": "7.5", "12.9": "7.5", "1
                                  "13.2": "7.5"}
 
 
-def _version(text: str | None) -> Version | None:
+def version_or_none(text: str | None) -> Version | None:
+    """A driver, CUDA or compute-capability version, or None when absent or unreadable."""
     try:
         return Version(text) if text else None
     except InvalidVersion:
@@ -34,7 +35,7 @@ def min_driver_for(cuda: str | None) -> str | None:
         return None
     if cuda in DRIVER_MINIMUMS:
         return DRIVER_MINIMUMS[cuda]
-    version = _version(cuda)
+    version = version_or_none(cuda)
     if version is not None and version.major == 12:
         return CUDA12_COMPATIBLE_DRIVER
     return None
@@ -46,7 +47,7 @@ def min_compute_capability_for(cuda: str | None) -> str | None:
         return None
     if cuda in ARCH_MINIMUMS:
         return ARCH_MINIMUMS[cuda]
-    version = _version(cuda)
+    version = version_or_none(cuda)
     if version is not None and version >= Version("13.0"):
         return "7.5"
     return None
@@ -54,7 +55,7 @@ def min_compute_capability_for(cuda: str | None) -> str | None:
 
 def at_least(have: str | None, need: str | None) -> bool | None:
     """Whether version ``have`` meets ``need``; None when either is unknown."""
-    h, n = _version(have), _version(need)
+    h, n = version_or_none(have), version_or_none(need)
     if h is None or n is None:
         return None
     return h >= n

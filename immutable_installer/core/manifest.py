@@ -481,7 +481,7 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
     shims = _parse_shims(r, top.get("shims", {}))
     # "build": {"clear_pycache": ...} of manifests before 0.2.0 had no effect: accepted, ignored, not written
     r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",))
-    lock = parse_lock_settings(r, top.get("lock", {}), "lock")
+    lock = parse_lock_settings(top.get("lock", {}), "lock", file)
 
     manifest = Manifest(
         name=name, python=python, platforms=platforms, indexes=indexes, default_index=default_index,
@@ -492,7 +492,9 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
     return manifest
 
 
-def parse_lock_settings(r: _Reader, value: Any, path: str) -> LockSettings:
+def parse_lock_settings(value: Any, path: str, file: str | None = None) -> LockSettings:
+    """The ``lock`` object (also the lock's command-line flags, checked the same way: ``path`` names them)."""
+    r = _Reader(file)
     obj = r.obj(value, path, required=(), optional=("prerelease", "exclude_newer"))
     prerelease = None if obj.get("prerelease") is None else r.choice(obj["prerelease"], f"{path}.prerelease",
                                                                      PRERELEASE_MODES)

@@ -6,7 +6,7 @@ Pure and tested without a display; the Qt window only draws what these return.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,11 +131,13 @@ def human_bytes(value: float | int | None) -> str:
     if value is None:
         return "unknown"
     size = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("KB", "MB"):
         size /= 1000
-    return f"{size:.1f} GB"  # pragma: no cover - the loop returns
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} GB"
 
 
 @dataclass(frozen=True)
@@ -288,11 +290,6 @@ def generation_rows(status: Mapping[str, Any]) -> list[tuple[str, str, str, str,
 def check_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """A verify report -> (check, status, detail) rows."""
     return [(str(c["name"]), str(c["status"]), str(c.get("detail", ""))) for c in report.get("checks", [])]
-
-
-def chain_edges(chains: Iterable[Sequence[str]]) -> set[tuple[str, str]]:
-    """The (parent, child) edges of every blacklist chain."""
-    return {(c[i], c[i + 1]) for c in chains for i in range(len(c) - 1)}
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,19 @@ def install(stack: Synthetic, cwd: Path, venv: Path, store: Path) -> object:
                "--wheelhouse", str(stack.house), "--venv", str(venv), "--store", str(store), cwd=cwd)
 
 
+def tmpfs(mount: Path, size: str) -> Path:
+    """A small tmpfs of our own at ``mount`` (root; skipped where it cannot be made)."""
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.decode().strip()}")
+    return mount
+
+
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 3 MB filesystem (tmpfs): what a full disk looks like to the tool."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.decode().strip()}")
+    mount = tmpfs(tmp_path / "tiny", "3m")
     try:
         yield mount
     finally:
@@ -69,11 +74,7 @@ def test_a_full_disk_under_the_environment(tmp_path: Path, tiny_disk: Path) -> N
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
     """A read-only filesystem (a tmpfs remounted ro): root ignores file modes, not a read-only mount."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.decode().strip()}")
+    mount = tmpfs(tmp_path / "ro", "4m")
     (mount / "store").mkdir()
     (mount / "wheelhouse").mkdir()
     subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
