@@ -75,6 +75,7 @@ class Pipeline:
         lock = self.generations.lock(wait)
         try:
             self.generations.clean_leftovers()
+            self._reseal()
             current = self.generations.current()
             receipt = current.receipt if current is not None else Receipt()
             if current is not None and not force and receipt.manifest_sha256 == selection.manifest.raw_sha256 \
@@ -96,12 +97,17 @@ class Pipeline:
                 report, new_receipt = self._build(path, selection, phases)
             except BaseException:
                 self.generations.discard(path)
+                self._reseal()
                 raise
             self.generations.mark_complete(path)
-            with _timed(self.report, phases, "switch", f"{self.generations.target} -> {path.name}"):
+            mode = self.generations.mode()
+            how = {"symlink": "a symbolic link renamed over it", "junction": "a junction, journalled",
+                   "rename": "rename mode: no link can be made here, the folder is renamed into place"}[mode]
+            with _timed(self.report, phases, "switch", f"{self.generations.target} -> {path.name} ({how})"):
                 self.generations.switch(path)
             with _timed(self.report, phases, "prune", f"keeping {keep} older generation(s)"):
                 pruned = self.generations.prune(keep)
+                self._reseal()
             changes = package_changes(receipt, new_receipt) if current else [
                 f"first generation: {len(new_receipt.packages)} packages"]
             return InstallResult(True, path.name, report.fingerprint, selection.variant, report, phases, pruned,
@@ -109,12 +115,19 @@ class Pipeline:
         finally:
             lock.release()
 
+    def _reseal(self) -> None:
+        """Deleting a generation on Windows made store files writable (core/removal.py): read-only again."""
+        if self.generations.removed_shared:
+            self.store.reseal()
+            self.generations.removed_shared = False
+
     def _build(self, path: Path, selection: Selection, phases: dict[str, float]) -> tuple[Report, Receipt]:
         manifest = selection.manifest
         python = find_interpreter(manifest.python.minor, manifest.python.implementation)
         interp = interpreter_tag(manifest.python.implementation, manifest.python.minor)
         keys = {n.wheel.sha256: self.store.key(n.wheel.sha256, interp) for n in selection.wheels}
-        self.store.register(path, keys.values())  # before building or linking: gc never takes these away
+        # before building or linking: gc never takes these away (in rename mode, not once the folder is the target)
+        self.store.register(path, keys.values(), self.generations.target)
 
         # Meanwhile, on a second thread: the virtualenv, and when the store already holds every entry (a warm
         # rebuild) the linking too; the generation is switched to only after the scan below has passed, and

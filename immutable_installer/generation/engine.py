@@ -104,6 +104,20 @@ class Engine:
                                   "--quiet", "--python", python, str(path)], env=clean_env(), timeout=300)
         if not result.ok:
             raise BuildError(f"virtualenv failed: {result.tail(3)}")
+        self._name_target_in_activators(path)
+
+    def _name_target_in_activators(self, path: Path) -> None:
+        """Activation scripts name the target (``.venv``), not the generation folder: activating then always
+        means the current generation, and in rename mode the generation folder moves to the target anyway."""
+        scripts = venv_python(path).parent
+        old, new = str(path).encode(), str(self.generations.target).encode()
+        for script in scripts.iterdir():
+            if script.name.lower().startswith(("activate", "deactivate")) and script.is_file():
+                data = script.read_bytes()
+                if old in data:
+                    mode = script.stat().st_mode
+                    write_new(script, data.replace(old, new))
+                    os.chmod(script, mode)
 
     def link(self, path: Path, entries: Sequence[Entry]) -> Linker:
         """Every entry's files into the generation, in install order."""
@@ -112,7 +126,8 @@ class Engine:
         def placed(done: int, entry: Entry) -> None:
             self.report(Progress("link", done, len(entries), "packages", str(entry.meta.get("wheel", entry.key))))
 
-        stats = populate(str(path), entries, linker, str(venv_python(path)), placed)
+        python = venv_python(self.generations.script_target(path))  # what its console scripts name
+        stats = populate(str(path), entries, linker, str(python), placed)
         how = linker.mode or "nothing to link"
         note = f" ({linker.fallbacks} copied: too many links)" if linker.fallbacks else ""
         self.report(Message("info", f"{stats.files} files placed by {how}{note}, {stats.written} written for "
@@ -174,6 +189,7 @@ class Engine:
         ``manifest`` is only a fallback for generations built before they did."""
         lock = self.generations.lock(wait)
         try:
+            self.generations.clean_leftovers()
             gen = self.generations.get(to) if to else self.generations.previous()
             own = generation_manifest(gen.path) or manifest
             if own is None:

@@ -1,18 +1,17 @@
-"""Generation directories beside the target, the atomic switch, rollback, pruning and the target lock.
+"""Generation directories beside the target, the switch, rollback, pruning and the target lock.
 
-Layout: ``.venv`` is a relative symbolic link to ``.venv.generations/g0007``. A generation being built has a
-sibling marker ``g0007.incomplete`` created *before* the directory and removed only after the generation
-verified, so a crash at any instant leaves either a marker (the next run deletes that generation) or a
-complete generation. The switch writes a new link under a temporary name and renames it over ``.venv``:
-``rename(2)`` replaces it atomically, so ``.venv`` always points at a complete generation (switching.py, which
-also holds the journalled fallback for platforms without an atomic link replace).
+Layout (link modes): ``.venv`` is a link to ``.venv.generations/g0007`` (a relative symbolic link on POSIX, a
+junction on Windows). Rename mode (no link possible): ``.venv`` is the current generation's own folder and the
+others wait in ``.venv.generations`` (switching.py). A generation being built has a sibling marker
+``g0007.incomplete`` created *before* the directory and removed only after the generation verified, so a crash
+at any instant leaves either a marker (the next run deletes that generation) or a complete generation; a
+crash during a switch is completed or undone by the next run (``switching.recover``).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +19,19 @@ from filelock import FileLock, Timeout
 
 from immutable_installer.core.errors import LockHeldError, UsageError
 from immutable_installer.core.events import Message, Reporter, null_reporter
-from immutable_installer.core.layout import RECEIPT
+from immutable_installer.core.layout import GENERATION_NAME, GENERATION_RE, RECEIPT, generation_name
 from immutable_installer.core.receipt import Receipt, read_receipt
-from immutable_installer.generation.switching import Switcher, default_switcher
+from immutable_installer.core.removal import remove_tree
+from immutable_installer.generation.switching import (
+    is_link,
+    journal_path,
+    mode_of,
+    probe_mode,
+    recover,
+    switcher_for,
+)
 
-GEN_RE = re.compile(r"^g(\d{4,})$")
+GEN_RE = GENERATION_RE
 
 
 @dataclass(frozen=True)
@@ -55,12 +62,29 @@ def _refuse_system_folder(target: Path) -> None:
 class Generations:
     """All generations of one target."""
 
-    def __init__(self, target: Path, reporter: Reporter = null_reporter, switcher: Switcher | None = None) -> None:
+    def __init__(self, target: Path, reporter: Reporter = null_reporter) -> None:
         self.target = Path(os.path.abspath(target))
         _refuse_system_folder(self.target)
         self.root = self.target.with_name(self.target.name + ".generations")
         self.report = reporter
-        self.switcher = switcher or default_switcher()
+        self._mode: str | None = None
+        self.removed_shared = False  # a deletion made store files writable: the store reseals them
+
+    def mode(self) -> str:
+        """How the target points at its generation: ``symlink``, ``junction`` or ``rename`` (switching.py).
+        An existing target keeps its mode; a new one gets the first that works here."""
+        if self._mode is None:
+            self._mode = mode_of(self.target) or probe_mode(self.root)
+        return self._mode
+
+    def script_target(self, generation: Path) -> Path:
+        """Where ``generation`` will be when it is current: its interpreter is what its console scripts name
+        (in rename mode the target itself, since the folder is renamed there)."""
+        return self.target if self.mode() == "rename" else generation
+
+    def _remove(self, path: Path) -> None:
+        if remove_tree(path):
+            self.removed_shared = True
 
     # -- locking
     def lock(self, wait: bool = True) -> FileLock:
@@ -76,18 +100,45 @@ class Generations:
             lock.acquire()
         return lock
 
+    def settle(self) -> None:
+        """Complete or undo a switch that a crash interrupted, for commands that only read the target (status,
+        verify); a switch in progress right now (the lock is held) is left alone."""
+        if not journal_path(self.target).exists():
+            return
+        try:
+            lock = self.lock(wait=False)
+        except LockHeldError:
+            return
+        try:
+            outcome = recover(self.target)
+            if outcome is not None:
+                self.report(Message("info", f"an interrupted switch of {self.target} was {outcome}"))
+        finally:
+            lock.release()
+
     # -- inspection
     def current(self) -> Generation | None:
-        if not self.target.is_symlink():
+        if is_link(self.target):
+            resolved = Path(os.path.realpath(self.target))
+            if resolved.parent != Path(os.path.realpath(self.root)) or not GEN_RE.match(resolved.name):
+                return None
+            return self._load(resolved.name)
+        name = self._renamed_current()
+        return self._load(name) if name else None
+
+    def _renamed_current(self) -> str | None:
+        """Rename mode: the name of the generation whose folder is the target."""
+        if is_link(self.target) or not self.target.is_dir():
             return None
-        resolved = Path(os.path.realpath(self.target))
-        if resolved.parent != Path(os.path.realpath(self.root)) or not GEN_RE.match(resolved.name):
-            return None
-        return self._load(resolved.name)
+        return generation_name(self.target)
 
     def _load(self, name: str) -> Generation | None:
         path = self.root / name
-        if not path.is_dir() or (self.root / f"{name}.incomplete").exists():
+        if not path.is_dir():
+            if self._renamed_current() != name:
+                return None
+            path = self.target
+        if (self.root / f"{name}.incomplete").exists():
             return None
         return Generation(name, path, read_receipt(path / RECEIPT))
 
@@ -95,12 +146,11 @@ class Generations:
         """Complete generations, oldest first."""
         if not self.root.is_dir():
             return []
-        out = []
-        for entry in self.root.iterdir():
-            if GEN_RE.match(entry.name):
-                gen = self._load(entry.name)
-                if gen is not None:
-                    out.append(gen)
+        names = {entry.name for entry in self.root.iterdir() if GEN_RE.match(entry.name)}
+        renamed = self._renamed_current()
+        if renamed:
+            names.add(renamed)
+        out = [gen for name in names if (gen := self._load(name)) is not None]
         return sorted(out, key=lambda g: g.number)
 
     def get(self, name: str) -> Generation:
@@ -119,11 +169,13 @@ class Generations:
         """Only a target the tool manages (or a new one) is ever switched: never a real directory (someone's
         venv), a symlink the tool did not make, or a system folder."""
         _refuse_system_folder(self.target)
-        if self.target.is_symlink():
-            link = os.readlink(self.target)
-            if not re.fullmatch(re.escape(self.target.name) + r"\.generations[/\\]g\d{4,}", link):
-                raise UsageError(f"{self.target} is a symlink to {link}, which immutable-installer did not make",
-                                 hint="remove it yourself if it is not needed, or pick another --venv")
+        if is_link(self.target):
+            resolved = Path(os.path.realpath(self.target))
+            if resolved.parent != Path(os.path.realpath(self.root)) or not GEN_RE.match(resolved.name):
+                raise UsageError(f"{self.target} is a link to {os.readlink(self.target)}, which immutable-installer "
+                                 "did not make", hint="remove it yourself if it is not needed, or pick another --venv")
+        elif self._renamed_current() is not None and self.root.is_dir():
+            return  # rename mode: the current generation's own folder
         elif self.target.exists():
             raise UsageError(f"{self.target} is a directory, not a link managed by immutable-installer",
                              hint=f"move it away (e.g. mv {self.target.name} {self.target.name}.old) or pick another "
@@ -132,11 +184,13 @@ class Generations:
     def new(self) -> Path:
         """Reserve the next generation: marker first, then the directory."""
         self.root.mkdir(parents=True, exist_ok=True)
-        numbers = [int(m.group(1)) for p in self.root.iterdir() if (m := re.match(r"^g(\d{4,})", p.name))]
+        names = [p.name for p in self.root.iterdir()] + [self._renamed_current() or ""]
+        numbers = [int(m.group(1)) for n in names if (m := re.match(r"^g(\d{4,})", n))]
         name = f"g{max(numbers, default=0) + 1:04d}"
         (self.root / f"{name}.incomplete").write_text(str(os.getpid()), encoding="utf-8")
         path = self.root / name
         path.mkdir()
+        (path / GENERATION_NAME).write_text(name + "\n", encoding="utf-8")
         return path
 
     def mark_complete(self, path: Path) -> None:
@@ -144,7 +198,7 @@ class Generations:
 
     def discard(self, path: Path) -> None:
         """Delete a generation that failed; the marker goes last, so a crash here is finished next time."""
-        shutil.rmtree(path, ignore_errors=True)
+        self._remove(path)
         (self.root / f"{path.name}.incomplete").unlink(missing_ok=True)
 
     def clean_leftovers(self) -> list[str]:
@@ -153,10 +207,12 @@ class Generations:
         if self.root.is_dir():
             for marker in self.root.glob("g*.incomplete"):
                 name = marker.name.removesuffix(".incomplete")
-                shutil.rmtree(self.root / name, ignore_errors=True)
+                self._remove(self.root / name)
                 marker.unlink(missing_ok=True)
                 removed.append(name)
-        self.switcher.recover(self.target)
+        outcome = recover(self.target)
+        if outcome is not None:
+            self.report(Message("info", f"an interrupted switch of {self.target} was {outcome}"))
         if removed:
             self.report(Message("info", f"removed incomplete generation(s) left by an interrupted run: "
                                         f"{', '.join(sorted(removed))}"))
@@ -164,9 +220,9 @@ class Generations:
 
     # -- switching
     def switch(self, generation: Path) -> None:
-        """Point the target at ``generation`` atomically (POSIX rename of a new link over the old one)."""
+        """Point the target at ``generation`` (switching.py: atomic on POSIX, journalled elsewhere)."""
         self.check_target()
-        self.switcher.switch(self.target, generation)
+        switcher_for(self.mode()).switch(self.target, generation)
 
     def prune(self, keep: int) -> list[str]:
         """Keep the current generation and the newest ``keep`` others; delete the rest."""
@@ -176,7 +232,7 @@ class Generations:
         for gen in doomed:
             marker = self.root / f"{gen.name}.incomplete"
             marker.write_text("pruning", encoding="utf-8")  # a crash mid-delete is finished next run
-            shutil.rmtree(gen.path, ignore_errors=True)
+            self._remove(gen.path)
             marker.unlink(missing_ok=True)
         return [g.name for g in doomed]
 

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,7 +37,9 @@ from filelock import FileLock, Timeout
 
 from immutable_installer.core.errors import BuildError, UsageError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
+from immutable_installer.core.layout import generation_name
 from immutable_installer.core.names import canonical
+from immutable_installer.core.removal import remove_tree
 from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.wheel import WheelBytes, open_wheel
 from immutable_installer.runner import Runner
@@ -213,12 +214,16 @@ class Store:
         return removed
 
     # ------------------------------------------------------------------------------------------ roots
-    def register(self, generation: Path, keys: Iterable[str]) -> None:
-        """Record that ``generation`` uses ``keys`` (before it links them, so gc never takes them away)."""
+    def register(self, generation: Path, keys: Iterable[str], target: Path | None = None) -> None:
+        """Record that ``generation`` uses ``keys`` (before it links them, so gc never takes them away).
+        ``target``: where the generation's folder goes when it becomes current in rename mode (its root stays
+        alive there)."""
         self._mkdirs()
         generation = Path(os.path.abspath(generation))
         ident = hashlib.sha256(str(generation).encode()).hexdigest()[:24]
-        data = {"generation": str(generation), "entries": sorted(set(keys))}
+        data: dict[str, Any] = {"generation": str(generation), "entries": sorted(set(keys))}
+        if target is not None:
+            data["target"] = str(os.path.abspath(target))
         with FileLock(str(self.root / ".gc.lock")):
             tmp = self.root / "roots" / f".{ident}.{os.getpid()}.tmp"
             tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -235,7 +240,9 @@ class Store:
             except (OSError, ValueError):
                 continue
             data["_file"] = str(path)
-            data["alive"] = Path(data.get("generation", "")).is_dir()
+            generation = Path(data.get("generation", ""))
+            data["alive"] = generation.is_dir() or (
+                bool(data.get("target")) and generation_name(Path(data["target"])) == generation.name)
             out.append(data)
         return out
 
@@ -289,6 +296,13 @@ class Store:
             if damage.changed or damage.missing:
                 damaged.append(damage)
         return damaged
+
+    def reseal(self) -> None:
+        """Make every entry's files read-only again. Needed only on Windows, after a generation's hard links were
+        deleted: Windows refuses to delete a read-only file, and clearing the attribute on one name of a file
+        clears it on all of them, the store's included (core/removal.py)."""
+        for key in self.entry_keys():
+            _make_read_only(self.entry_path(key) / "root")
 
     def repair(self, damaged: Sequence[Damage], wheelhouse: Path, find_python: Callable[[str], str]) -> list[str]:
         """Rebuild damaged entries from their wheels in ``wheelhouse`` (found by filename, checked by sha256);
@@ -470,4 +484,4 @@ def _make_read_only(top: Path) -> None:
 
 
 def _rmtree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    remove_tree(path)  # read-only files included (Windows refuses to delete them as they are)
