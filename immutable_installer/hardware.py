@@ -81,6 +81,18 @@ def libcuda_version() -> str | None:
     return None
 
 
+def find_nvidia_smi() -> str | None:
+    """``nvidia-smi`` on PATH (``nvidia-smi.exe`` through PATHEXT on Windows), else where Windows drivers put it:
+    ``System32`` (drivers since 2019) or ``NVSMI`` under Program Files (older ones), neither always on PATH."""
+    found = shutil.which("nvidia-smi", path=os.environ.get("PATH"))
+    if found or os.name != "nt":
+        return found
+    candidates = [os.path.join(os.environ.get("SYSTEMROOT", r"C:\Windows"), "System32", "nvidia-smi.exe"),
+                  os.path.join(os.environ.get("PROGRAMW6432") or os.environ.get("PROGRAMFILES", r"C:\Program Files"),
+                               "NVIDIA Corporation", "NVSMI", "nvidia-smi.exe")]
+    return next((c for c in candidates if os.path.isfile(c)), None)
+
+
 def detect(proc_path: str = PROC_VERSION, use_libcuda: bool = True) -> Hardware:
     """Detect python, platform tags and the NVIDIA driver of this machine."""
     runner = Runner()
@@ -94,7 +106,7 @@ def detect(proc_path: str = PROC_VERSION, use_libcuda: bool = True) -> Hardware:
     except OSError:
         pass
     caps: tuple[str, ...] = ()
-    smi = shutil.which("nvidia-smi", path=os.environ.get("PATH"))
+    smi = find_nvidia_smi()
     if smi:
         for query in ("driver_version,name,compute_cap", "driver_version,name"):  # compute_cap: drivers >= 510
             result = runner.run([smi, f"--query-gpu={query}", "--format=csv,noheader"], env=clean_env(), timeout=20)

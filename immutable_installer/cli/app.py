@@ -232,9 +232,11 @@ def verify(
     from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT
     from immutable_installer.core.receipt import read_receipt
     from immutable_installer.dists.installed import venv_python
+    from immutable_installer.generation.generations import Generations
     from immutable_installer.hardware import host_platform
     from immutable_installer.verify.verifier import ProbeRun, Verifier, early_probe_config
 
+    Generations(venv).settle()
     if not venv.exists():
         raise UsageError(f"{venv} does not exist", hint="build it with `immutable-installer install`")
     if not venv.is_dir():
@@ -350,13 +352,14 @@ def lock(
     find_links: Annotated[list[str] | None, typer.Option("--find-links")] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Resolve from --find-links only.")] = False,
     python_version: Annotated[str | None, typer.Option("--python-version", help="Target Python X.Y (default: the "
-                                                                                "spec's; 3.11 for plain "
-                                                                                "requirements).")] = None,
+                                                                                "spec's; this interpreter's "
+                                                                                "for plain requirements).")] = None,
     platform: Annotated[list[str] | None, typer.Option("--platform", help="Target platform, repeatable: a wheel tag "
                                                                           "(win_amd64, macosx_11_0_arm64, "
                                                                           "manylinux_2_28_aarch64) or a name "
                                                                           "(windows, macos, linux-aarch64); "
-                                                                          "replaces the spec's platforms.")] = None,
+                                                                          "replaces the spec's platforms (plain "
+                                                                          "requirements: this machine's).")] = None,
     resolver: Annotated[str, typer.Option("--resolver", help="uv (markers evaluated for the target) or pip (this "
                                                              "interpreter's platform and Python only).")] = "uv",
     blacklist: Annotated[list[str] | None, typer.Option("--blacklist", help="Forbidden distribution "
@@ -387,6 +390,7 @@ def lock(
     from immutable_installer.core.errors import ManifestError
     from immutable_installer.core.manifest import load_manifest, write_manifest
     from immutable_installer.core.spec import load_spec, read_requirements_file, retarget, spec_from_requirements
+    from immutable_installer.core.targets import host_python
     from immutable_installer.lock.locker import Locker, LockOptions
 
     reqs = list(requirements or [])
@@ -395,7 +399,7 @@ def lock(
     if resolver not in ("uv", "pip"):
         raise UsageError(f"--resolver {resolver!r} is not one of uv, pip")
     if reqs:
-        the_spec = spec_from_requirements(reqs, python_version or "3.11", platform or [],
+        the_spec = spec_from_requirements(reqs, python_version or host_python(), platform or [],
                                           index_url or "https://pypi.org/simple", blacklist or [])
     else:
         the_spec = retarget(load_spec(spec), python_version, platform or [])
@@ -503,6 +507,7 @@ def status(venv: VenvOpt = DEFAULT_VENV, json_out: JsonOpt = False) -> None:
     from immutable_installer.generation.generations import Generations
 
     gens = Generations(venv)
+    gens.settle()
     current = gens.current()
     rows = []
     for g in gens.complete():
@@ -636,9 +641,11 @@ def bundle(
     tool_wheel: Annotated[Path | None, typer.Option("--tool-wheel", help="A wheel of immutable-installer to "
                                                                          "ship (default: built from this "
                                                                          "checkout).")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="The target: one of the manifest's platforms "
+                                                                    "(default: this machine's).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write one archive: manifest, wheels, the tool and its dependencies, SHA256SUMS and install.sh.
+    """Write one archive: manifest, wheels, the tool and its dependencies, SHA256SUMS, install.sh and install.ps1.
 
     Example: immutable-installer bundle -o stack.tar --variant cpu
     """
@@ -652,8 +659,12 @@ def bundle(
 
     reporter = _reporter(json_out)
     m = _load(manifest)
+    if platform is not None and platform not in {p.name for p in m.platforms}:
+        raise UsageError(f"--platform {platform!r} is not a platform of the manifest",
+                         hint=f"choose one of: {', '.join(p.name for p in m.platforms)}")
+    target = m.platform(platform) if platform is not None else host_platform(m)
     data = write_bundle(output, m, manifest.read_bytes(), wheelhouse, variants or [m.default_variant],
-                        host_platform(m), tool_wheel=tool_wheel, reporter=reporter)
+                        target, tool_wheel=tool_wheel, reporter=reporter)
     _close(reporter)
     if json_out:
         _result(reporter, data)
@@ -661,7 +672,8 @@ def bundle(
     from immutable_installer.cli.console import print_line
 
     print_line(f"wrote {output} ({int(str(data['bytes'])) / 1e6:.1f} MB, sha256 {data['sha256']}): carry it to the "
-               f"target, then `tar xf {output.name}` and run `{output.name.split('.')[0]}/install.sh`")
+               f"target, then `tar xf {output.name}` and run `{output.name.split('.')[0]}/install.sh` "
+               f"(`install.ps1` on Windows)")
 
 
 @bundle_app.command("verify")
@@ -822,21 +834,21 @@ _RECEIVED: list[Interrupted] = []  # the signal that stopped this run (typer rep
 
 
 def _stop_on_signals() -> None:
-    """SIGINT, SIGTERM and SIGHUP unwind alike, as KeyboardInterrupt (the new generation and the store's
-    temporaries removed, children ended by the same cleanup); repeated SIGTERM/SIGHUP are ignored so that the
-    cleanup finishes."""
+    """SIGINT, SIGTERM and SIGHUP (SIGBREAK on Windows: Ctrl-Break, and what the window's Cancel sends there)
+    unwind alike, as KeyboardInterrupt (the new generation and the store's temporaries removed, children ended by
+    the same cleanup); repeated SIGTERM/SIGHUP/SIGBREAK are ignored so that the cleanup finishes."""
     import signal
 
     def stop(signum: int, _frame: object) -> None:
-        for name in ("SIGTERM", "SIGHUP"):
+        for name in ("SIGTERM", "SIGHUP", "SIGBREAK"):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
         interrupted = Interrupted(signum, signal.Signals(signum).name)
         _RECEIVED.append(interrupted)
         raise interrupted
 
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):  # SIGHUP does not exist on Windows
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
+        if hasattr(signal, name):  # SIGHUP exists on POSIX only, SIGBREAK on Windows only
             signal.signal(getattr(signal, name), stop)
 
 

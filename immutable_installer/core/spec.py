@@ -283,8 +283,11 @@ def retarget(spec: LockSpec, python_version: str | None, platforms: Sequence[str
 
 def spec_from_requirements(requirements: list[str], python_version: str, platform_tags: list[str],
                            index_url: str, blacklist: list[str]) -> LockSpec:
-    """A minimal spec for plain requirements on the command line (`lock REQ ...` / `-r FILE`)."""
-    platforms = target_platforms(platform_tags or ["manylinux_2_28_x86_64"])
+    """A minimal spec for plain requirements on the command line (`lock REQ ...` / `-r FILE`); without
+    ``--platform`` it targets this machine (a Windows host locks for Windows)."""
+    from immutable_installer.core.targets import host_platform_tag
+
+    platforms = target_platforms(platform_tags or [host_platform_tag()])
     data: dict[str, Any] = {
         "name": "requirements",
         "python": {"version": python_version},

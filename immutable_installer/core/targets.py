@@ -7,7 +7,9 @@ resolver is told the target (immutable_installer/lock/uv_resolver.py), never the
 
 from __future__ import annotations
 
+import platform
 import re
+import sys
 
 from immutable_installer.core.errors import UsageError
 from immutable_installer.core.manifest import Platform
@@ -19,6 +21,22 @@ FRIENDLY = {
     "macos": "macosx_11_0_arm64", "macos-arm64": "macosx_11_0_arm64", "macos-x86_64": "macosx_10_12_x86_64",
 }
 _MACHINES = {"x86_64": "x86_64", "amd64": "AMD64", "aarch64": "aarch64", "arm64": "arm64"}
+
+
+def host_platform_tag() -> str:
+    """The lock target of this machine, for plain requirements: a Windows host locks for Windows."""
+    machine = platform.machine().lower()
+    arm = machine in ("arm64", "aarch64")
+    if sys.platform == "win32":
+        return "win_arm64" if arm else "win_amd64"
+    if sys.platform == "darwin":
+        return "macosx_11_0_arm64" if arm else "macosx_10_12_x86_64"
+    return "manylinux_2_28_aarch64" if arm else "manylinux_2_28_x86_64"
+
+
+def host_python() -> str:
+    """This interpreter's ``X.Y``: the default target Python of a lock from plain requirements."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def platform_for(value: str) -> Platform:

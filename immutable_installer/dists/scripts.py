@@ -5,13 +5,21 @@ in a wheel's ``.data/scripts`` to a plain ``#!<interpreter>`` line; both land in
 entry holds them as pip wrote them for the store's build environment; each generation gets its own copy with
 its own interpreter, byte for byte what pip would have written there, and a RECORD whose rows for those files
 carry the new hash and size. Everything else is linked unchanged.
+
+On Windows a console script is ``<name>.exe``: distlib's launcher (the one PyPA ``installer`` ships), then a
+``#!<python.exe>`` line, then a zip holding ``__main__.py``. The launcher reads the line that precedes the zip,
+and a zip is read from its end, so a generation's copy only replaces the line. pip stamps the zip member with
+the time of the install; ours carries a fixed date, so that the same entry gives the same bytes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import platform
 import sys
+import zipfile
 
 from immutable_installer.dists.hashing import record_digest
 
@@ -31,16 +39,45 @@ def fixed_shebang(python: str) -> bytes:
     return f"#!{python}\n".encode()
 
 
-def script_kind(content: bytes, python: str, entry_point: bool) -> tuple[str, int] | None:
-    """Which rule wrote this script's header for ``python`` and how long the header is; None when the script
-    does not name that interpreter (it is then linked unchanged). The two rules give the same bytes for a short
-    path, so the caller says whether the script is one pip generated from ``entry_points.txt``."""
-    kind = "console" if entry_point else "fixed"
-    header = console_shebang(python) if entry_point else fixed_shebang(python)
-    return (kind, len(header)) if content.startswith(header) else None
+def launcher_shebang(python: str) -> bytes:
+    """distlib's line for a Windows launcher: the interpreter quoted when its path has a space."""
+    exe = f'"{python}"' if " " in python else python
+    return f"#!{exe}\n".encode()
 
 
-def rewrite_script(content: bytes, kind: str, header_len: int, python: str) -> bytes:
+def gui_python(python: str) -> str:
+    """``pythonw.exe`` beside ``python.exe``: a GUI script opens no console window."""
+    folder, name = os.path.split(python)
+    return os.path.join(folder, name.replace("python", "pythonw", 1))
+
+
+def launcher_bytes(gui: bool) -> bytes:
+    """The Windows launcher for this machine's architecture, as PyPA ``installer`` ships it."""
+    from importlib.resources import files
+
+    arm = platform.machine().lower() in ("arm64", "aarch64")
+    name = ("w" if gui else "t") + ("64-arm" if arm else "64") + ".exe"
+    return (files("installer._scripts") / name).read_bytes()
+
+
+def windows_launcher(python: str, code: bytes, gui: bool) -> tuple[bytes, dict[str, object]]:
+    """``<name>.exe`` for one entry point, and how a generation rewrites it (``script_info``)."""
+    launcher = launcher_bytes(gui)
+    header = launcher_shebang(gui_python(python) if gui else python)
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("__main__.py", date_time=(1980, 1, 1, 0, 0, 0)), code)
+    info: dict[str, object] = {"kind": "launcher", "start": len(launcher), "header": len(header), "gui": gui}
+    return launcher + header + stream.getvalue(), info
+
+
+def rewrite_script(content: bytes, info: dict[str, object], python: str) -> bytes:
+    """``content`` (a script a store entry holds) naming ``python`` instead; ``info`` says which rule wrote it."""
+    kind, header_len = str(info["kind"]), int(str(info["header"]))
+    if kind == "launcher":
+        start = int(str(info["start"]))
+        line = launcher_shebang(gui_python(python) if info.get("gui") else python)
+        return content[:start] + line + content[start + header_len:]
     header = console_shebang(python) if kind == "console" else fixed_shebang(python)
     return header + content[header_len:]
 

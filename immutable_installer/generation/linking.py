@@ -28,7 +28,10 @@ def hardlink(src: str, dst: str) -> None:
 
 def clone(src: str, dst: str) -> None:
     """Copy-on-write clone where the filesystem supports it (OSError otherwise); mode and mtime kept."""
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # Windows: no FICLONE (ReFS block cloning is not offered)
+        raise OSError(errno.ENOTSUP, "copy-on-write clones are not available on this host", dst) from None
 
     with open(src, "rb") as fin:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -71,13 +71,13 @@ def _write_scripts(generation: str, entry: Entry, scripts: dict[str, dict[str, o
     new_rows: dict[str, bytes] = {}
     for rel, info in scripts.items():
         with open(entry.root / rel, "rb") as fh:
-            content = relocate.rewrite_script(fh.read(), str(info["kind"]), int(str(info["header"])), python)
+            content = relocate.rewrite_script(fh.read(), info, python)
         dst = os.path.join(generation, rel)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         with open(dst, "wb") as fh:
             fh.write(content)
         os.chmod(dst, 0o755)
-        new_rows[os.path.relpath(rel, site)] = content
+        new_rows[os.path.relpath(rel, site).replace(os.sep, "/")] = content  # RECORD's separator everywhere
     with open(entry.root / entry.record, encoding="utf-8", newline="") as fh:  # pip ends rows with \r\n: keep them
         record = fh.read()
     dst = os.path.join(generation, entry.record)

@@ -37,7 +37,7 @@ from installer.destinations import WheelDestination
 
 from immutable_installer.core.errors import BuildError, WheelhouseError
 from immutable_installer.dists.hashing import CHUNK, file_record_digest, record_digest, record_form
-from immutable_installer.dists.scripts import console_shebang, fixed_shebang
+from immutable_installer.dists.scripts import console_shebang, fixed_shebang, windows_launcher
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo
 from immutable_installer.runner import Runner, clean_env
 
@@ -45,6 +45,8 @@ from immutable_installer.runner import Runner, clean_env
 # built an environment, and pip's own tools (uninstall, list, check) treat the packages as theirs
 INSTALLER_NAME = b"pip\n"
 ASYNC_LIMIT = 4 << 20  # members up to this size are written by the writer pool
+# a new file, never an existing one; O_BINARY: Windows opens in text mode otherwise and writes "\n" as "\r\n"
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 # pip's console-script template (pip/_internal/operations/install/wheel.py, PipScriptMaker): the store's
 # fidelity test compares a pip install with ours byte for byte, so a change in pip shows up there
@@ -240,10 +242,14 @@ class _PipLikeDestination(WheelDestination):
 
     def __init__(self, root: Path, name: str, python_version: str, script_python: str, staged: Staged) -> None:
         self.root = os.path.abspath(root)
-        site = os.path.join(self.root, "lib", f"python{python_version}", "site-packages")
+        self.windows = os.name == "nt"  # a virtualenv's layout on this host (the store serves this host only)
+        if self.windows:
+            site, scripts = os.path.join(self.root, "Lib", "site-packages"), os.path.join(self.root, "Scripts")
+        else:
+            site = os.path.join(self.root, "lib", f"python{python_version}", "site-packages")
+            scripts = os.path.join(self.root, "bin")
         self.site = site
-        self.schemes = {"purelib": site, "platlib": site, "scripts": os.path.join(self.root, "bin"),
-                        "data": self.root,
+        self.schemes = {"purelib": site, "platlib": site, "scripts": scripts, "data": self.root,
                         "headers": os.path.join(self.root, "include", "site", f"python{python_version}", name)}
         self.python = script_python
         self.python_version = python_version
@@ -267,7 +273,8 @@ class _PipLikeDestination(WheelDestination):
         return target
 
     def _rel(self, target: str) -> str:
-        return target[len(self.root) + 1:]
+        """Prefix-relative, with ``/`` on every host (entry.json and RECORD read the same everywhere)."""
+        return target[len(self.root) + 1:].replace(os.sep, "/")
 
     def _create(self, target: str, executable: bool) -> int:
         """A new file (never an existing one: ``O_EXCL``); parent folders made once each."""
@@ -279,7 +286,7 @@ class _PipLikeDestination(WheelDestination):
             with self.made_lock:
                 self.made.add(parent)
         try:
-            return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+            return os.open(target, _NEW_FILE, 0o755 if executable else 0o644)
         except FileExistsError:
             raise BuildError(f"{self.staged.wheel.filename} installs {self._rel(target)} twice",
                              hint="the wheel is unsound; re-lock to another release or report it upstream") from None
@@ -373,13 +380,17 @@ class _PipLikeDestination(WheelDestination):
 
     def write_script(self, name: str, module: str, attr: str, section: str) -> Any:
         entry = None
+        body = (SCRIPT_TEMPLATE % {"module": module, "import_name": attr.split(".")[0], "func": attr}).encode()
         for script in _pip_script_names(name, self.python_version):
-            header = console_shebang(self.python)
-            body = SCRIPT_TEMPLATE % {"module": module, "import_name": attr.split(".")[0], "func": attr}
-            data = header + body.encode()
+            info: dict[str, Any]
+            if self.windows:  # <name>.exe: the launcher, its #! line, the zipped script
+                data, info = windows_launcher(self.python, body, gui=section == "gui")
+                script += ".exe"
+            else:
+                header = console_shebang(self.python)
+                data, info = header + body, {"kind": "console", "header": len(header)}
             entry = self._place("scripts", script, data, True, record_digest(data))
-            self.staged.scripts[self._rel(self._target("scripts", script))] = {"kind": "console",
-                                                                               "header": len(header)}
+            self.staged.scripts[self._rel(self._target("scripts", script))] = info
         return entry
 
     def finalize_installation(self, scheme: str, record_file_path: str, records: Iterable[tuple[str, Any]]) -> None:
@@ -506,7 +517,7 @@ def finish(staged: Staged, interp: str, build_python: str) -> dict[str, Any]:
         pyc = importlib.util.cache_from_source(source)
         digest = file_record_digest(pyc)
         if digest is not None:
-            files.append([os.path.relpath(pyc, staged.root), digest, os.path.getsize(pyc)])
+            files.append([os.path.relpath(pyc, staged.root).replace(os.sep, "/"), digest, os.path.getsize(pyc)])
     files.sort()
     return {
         "format": 2, "key": staged.key, "interpreter": interp, "name": staged.wheel.name,

@@ -7,8 +7,8 @@ Layout (every path under one top folder, ``<name>/``)::
     metadata/dependencies.json the manifest, byte for byte
     wheelhouse/*.whl           every wheel the chosen variants need on the chosen platform
     tool/*.whl                 immutable-installer itself as a wheel, and every wheel it needs on the target
-    install.sh                 the bootstrap: check SHA256SUMS, create .tool from tool/, install --skip-wheelhouse
-    install.ps1                the same for Windows, written but never run here (it says so)
+    bootstrap.py               the bootstrap: check SHA256SUMS, create .tool from tool/, install --skip-wheelhouse
+    install.sh, install.ps1    find the Python (POSIX, Windows) and run bootstrap.py with it
 
 ``bundle verify`` reads the archive once, front to back, and checks every member against SHA256SUMS before
 anything is unpacked or run: a missing, extra, altered or truncated member is refused by name (exit 4).
@@ -82,20 +82,55 @@ def tool_wheels(out: Path, manifest: Manifest, platform: Platform, runner: Runne
             "--disable-pip-version-check"]
     for tag in expand_platform_tags(platform.tags):
         args += ["--platform", tag]
-    result = runner.run([*args, str(tool_wheel)], env=clean_env(keep_pip=True), timeout=1800)
-    if not result.ok:
-        raise WheelhouseError(f"fetching the tool's own dependencies failed: {result.tail(2)}",
-                              hint="bundling needs the network (or your pip configuration's mirrors) once")
+    wanted = [str(tool_wheel)]
+    while wanted:  # pip evaluates markers for the machine running it: the target's own are added by us
+        result = runner.run([*args, *wanted], env=clean_env(keep_pip=True), timeout=1800)
+        if not result.ok:
+            raise WheelhouseError(f"fetching the tool's own dependencies failed: {result.tail(2)}",
+                                  hint="bundling needs the network (or your pip configuration's mirrors) once")
+        wanted = _missing_for_target(out, manifest.python.marker_environment(platform))
     if tool_wheel.parent != out:
         (out / tool_wheel.name).write_bytes(tool_wheel.read_bytes())
     return sorted(out.glob("*.whl")), source
 
 
-# The bootstrap's own integrity check, run by the target Python (-I: no site, no user files) before anything is
-# created: every file listed in SHA256SUMS is present with its hash, and nothing else is in the bundle but what
-# the bootstrap itself makes (.tool, .venv, .venv.generations). No single quote: it sits in a shell string.
-CHECK_PY = """
-import hashlib, os, sys
+def _missing_for_target(folder: Path, environment: dict[str, str]) -> list[str]:
+    """Requirements of the wheels in ``folder`` that apply on the target but that no wheel there satisfies by
+    name (typer's ``colorama; platform_system == "Windows"`` when the bundle is made on Linux for Windows)."""
+    from packaging.requirements import Requirement
+
+    from immutable_installer.core.names import canonical
+    from immutable_installer.dists.wheel import read_wheel
+
+    infos = [read_wheel(p) for p in sorted(folder.glob("*.whl"))]
+    have = {canonical(i.name) for i in infos}
+    missing: dict[str, str] = {}
+    for info in infos:
+        for text in info.requires_dist:
+            req = Requirement(text)
+            if canonical(req.name) in have or (req.marker is not None
+                                                and not req.marker.evaluate({**environment, "extra": ""})):
+                continue
+            missing.setdefault(canonical(req.name), f"{req.name}{req.specifier}")
+    return sorted(missing.values())
+
+
+# The bootstrap, one Python file run by the target interpreter (-I: no site, no user files) from install.sh on
+# POSIX and install.ps1 on Windows, so both run the same steps: the Python version, then every file listed in
+# SHA256SUMS present with its hash and nothing else in the bundle but what the bootstrap itself makes (.tool, the
+# environment and its generations), then .tool from exactly the hashed tool wheels, then the offline install.
+# No manifest string is in it; extra arguments go to `immutable-installer install`.
+BOOTSTRAP = "bootstrap.py"
+BOOTSTRAP_PY = """\
+import hashlib, os, subprocess, sys
+WANT = "@PYTHON@"
+here = os.path.dirname(os.path.abspath(__file__))
+os.chdir(here)
+if "%d.%d" % sys.version_info[:2] != WANT:
+    sys.stderr.write("error: this bundle needs Python %s, not %d.%d: set PYTHON to a python%s\\n"
+                     % (WANT, sys.version_info[0], sys.version_info[1], WANT))
+    sys.exit(2)
+print("checking every file against SHA256SUMS ...", flush=True)
 listed = {}
 with open("SHA256SUMS", encoding="utf-8") as fh:
     for number, line in enumerate(fh, 1):
@@ -103,15 +138,16 @@ with open("SHA256SUMS", encoding="utf-8") as fh:
         if not sep or len(digest) != 64 or not name or name.startswith("/") or ".." in name.split("/"):
             sys.exit("error: SHA256SUMS line %d is not a sha256 and a file of the bundle" % number)
         listed[name] = digest
-own = {".tool", ".venv", ".venv.generations"}
+def own(name):
+    return name in (".tool", ".venv") or name.startswith(".venv.")
 found = set()
 for root, dirs, files in os.walk("."):
     rel = os.path.relpath(root, ".")
     if rel == ".":
-        dirs[:] = [d for d in dirs if d not in own]
+        dirs[:] = [d for d in dirs if not own(d)]
     for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
         path = os.path.normpath(os.path.join(rel, name)).replace(os.sep, "/")
-        if path == "SHA256SUMS" or path in own:
+        if path == "SHA256SUMS" or (rel == "." and own(name)):
             continue
         if os.path.islink(os.path.join(root, name)):
             sys.exit("error: %s is a symbolic link: refusing the bundle" % path)
@@ -129,7 +165,19 @@ for name, digest in sorted(listed.items()):
             h.update(chunk)
     if h.hexdigest() != digest:
         sys.exit("error: %s does not match its sha256 in SHA256SUMS" % name)
-print("all %d files match SHA256SUMS, and nothing else is here" % len(listed))
+print("all %d files match SHA256SUMS, and nothing else is here" % len(listed), flush=True)
+scripts = os.path.join(".tool", "Scripts" if os.name == "nt" else "bin")
+tool = os.path.join(here, scripts, "immutable-installer" + (".exe" if os.name == "nt" else ""))
+if not os.path.isfile(tool):
+    subprocess.run([sys.executable, "-m", "venv", ".tool"], check=True)
+    python = os.path.join(scripts, "python.exe" if os.name == "nt" else "python")
+    subprocess.run([python, "-I", "-m", "pip", "install", "--quiet", "--no-index", "--isolated",
+                    "--disable-pip-version-check", "--no-deps", "--require-hashes", "-r", "@REQUIREMENTS@"],
+                   check=True)
+venv = os.environ.get("VENV") or os.path.join(here, ".venv")
+command = [tool, "install", "--skip-wheelhouse", "--manifest", os.path.join("metadata", "dependencies.json"),
+           "--wheelhouse", "wheelhouse", "--venv", venv, *sys.argv[1:]]
+sys.exit(subprocess.run(command).returncode)
 """
 TOOL_REQUIREMENTS = "tool/requirements.txt"
 
@@ -140,51 +188,43 @@ def tool_requirements(tools: Sequence[Path]) -> str:
     return "".join(f"./tool/{p.name} --hash=sha256:{sha256_file(p)}\n" for p in sorted(tools))
 
 
+def bootstrap_py(manifest: Manifest) -> str:
+    """The bootstrap. The only manifest value in it is the Python version, which the manifest's loader allows
+    only as digits and dots; no other manifest string (its name, URLs) is ever written into it."""
+    return BOOTSTRAP_PY.replace("@PYTHON@", manifest.python.minor).replace("@REQUIREMENTS@", TOOL_REQUIREMENTS)
+
+
 def install_sh(manifest: Manifest) -> str:
-    """The POSIX bootstrap. The only manifest value in it is the Python version, which the manifest's loader
-    allows only as digits and dots; no other manifest string (its name, URLs) is ever written into it."""
+    """The POSIX entry: find the Python, run the bootstrap with it."""
     version = manifest.python.minor
     return f"""#!/bin/sh
-# Bootstrap of an immutable-installer bundle: check every file, then install with no network.
-# Needs only Python {version} (set PYTHON=/path/to/python{version} if it is not on PATH). Extra arguments go to
-# `immutable-installer install` (e.g. --variant cpu, --venv /opt/ml/.venv, --store /opt/ml/store).
+# Bootstrap of an immutable-installer bundle: check every file, then install with no network (bootstrap.py, the
+# same steps as install.ps1 on Windows). Needs only Python {version} (set PYTHON=/path/to/python{version} if it is
+# not on PATH). Extra arguments go to `immutable-installer install` (e.g. --variant cpu, --venv /opt/ml/.venv,
+# --store /opt/ml/store).
 set -eu
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
-cd "$here"
 PY="${{PYTHON:-python{version}}}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-if ! "$PY" -I -c 'import sys; sys.exit(0 if "%d.%d" % sys.version_info[:2] == "{version}" else 1)'; then
-    echo "error: this bundle needs Python {version}; set PYTHON=/path/to/python{version}" >&2
-    exit 2
-fi
-echo "checking every file against SHA256SUMS ..."
-"$PY" -I -c '{CHECK_PY}'
-if [ ! -x .tool/bin/immutable-installer ]; then
-    "$PY" -m venv .tool
-    .tool/bin/python -I -m pip install --quiet --no-index --isolated --disable-pip-version-check --no-deps \\
-        --require-hashes -r {TOOL_REQUIREMENTS}
-fi
-exec .tool/bin/immutable-installer install --skip-wheelhouse --manifest metadata/dependencies.json \\
-    --wheelhouse wheelhouse --venv "${{VENV:-$here/.venv}}" "$@"
+exec "$PY" -I "$here/{BOOTSTRAP}" "$@"
 """
 
 
 def install_ps1(manifest: Manifest) -> str:
-    return f"""# Bootstrap of an immutable-installer bundle for Windows.
-# UNTESTED: written for completeness, never run (the tool does not support Windows targets yet, see
-# docs/decisions.md). Checks every file against SHA256SUMS (and that nothing else is here), then installs with no
-# network.
+    """The Windows entry: find the Python (``$env:PYTHON``, else the ``py`` launcher), run the bootstrap."""
+    version = manifest.python.minor
+    return f"""# Bootstrap of an immutable-installer bundle for Windows (PowerShell): check every file, then install
+# with no network (bootstrap.py, the same steps as install.sh). Needs only Python {version}: set $env:PYTHON to its
+# python.exe, or have the py launcher. Extra arguments go to `immutable-installer install` (e.g. --variant cpu).
+# bootstrap.py runs under Wine in this project's CI; this PowerShell wrapper has not run on Windows.
 $ErrorActionPreference = "Stop"
-Set-Location $PSScriptRoot
-$check = @'
-{CHECK_PY}
-'@
-py -{manifest.python.minor} -I -c $check
-if ($LASTEXITCODE -ne 0) {{ exit $LASTEXITCODE }}
-py -{manifest.python.minor} -m venv .tool
-.tool\\Scripts\\python -I -m pip install --no-index --isolated --no-deps --require-hashes -r tool\\requirements.txt
-.tool\\Scripts\\immutable-installer install --skip-wheelhouse --manifest metadata\\dependencies.json `
-    --wheelhouse wheelhouse @args
+$bootstrap = Join-Path $PSScriptRoot "{BOOTSTRAP}"
+if ($env:PYTHON) {{
+    & $env:PYTHON -I $bootstrap @args
+}} else {{
+    & py -{version} -I $bootstrap @args
+}}
+exit $LASTEXITCODE
 """
 
 
@@ -215,6 +255,7 @@ def write_bundle(out: Path, manifest: Manifest, manifest_bytes: bytes, wheelhous
         members = [
             _bytes(f"{top}/BUNDLE.json", (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()),
             _bytes(f"{top}/metadata/dependencies.json", manifest_bytes),
+            _bytes(f"{top}/{BOOTSTRAP}", bootstrap_py(manifest).encode()),
             _bytes(f"{top}/install.sh", install_sh(manifest).encode()),
             _bytes(f"{top}/install.ps1", install_ps1(manifest).encode()),
             _bytes(f"{top}/{TOOL_REQUIREMENTS}", tool_requirements(tools).encode()),
