@@ -23,7 +23,8 @@ def render() -> str:
            "Exit codes: 0 success, 1 verification or build failed (previous environment untouched), 2 usage or "
            "invalid input, 3 blacklisted package, 4 wheelhouse problem, 5 lock held (`--no-wait`), 6 file clash "
            "between two wheels or with the tool's own files, 7 start-up code not allowed, 130 / 143 / 129 "
-           "interrupted by SIGINT / SIGTERM / SIGHUP (previous environment untouched).",
+           "interrupted by SIGINT (Ctrl-C; Ctrl-Break on Windows) / SIGTERM / SIGHUP (previous environment "
+           "untouched).",
            ""]
     ctx = typer.Context(command, info_name="immutable-installer", terminal_width=100,
                       max_content_width=100)

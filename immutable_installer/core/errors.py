@@ -179,7 +179,8 @@ class VerificationFailed(InstallerError):
 
 class Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGHUP arrived: unwinds exactly like Ctrl-C (every cleanup that handles KeyboardInterrupt runs),
-    then exits 128 + the signal's number."""
+    then exits 128 + the signal's number. Windows' Ctrl-Break (SIGBREAK, what the window's Cancel sends there)
+    is the user stopping the run like Ctrl-C: 130, not 128 + 21."""
 
     def __init__(self, signum: int, name: str) -> None:
         super().__init__(name)
@@ -188,4 +189,4 @@ class Interrupted(KeyboardInterrupt):
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum
+        return int(ExitCode.INTERRUPTED) if self.name == "SIGBREAK" else 128 + self.signum

@@ -222,6 +222,8 @@ class Generations:
     def switch(self, generation: Path) -> None:
         """Point the target at ``generation`` (switching.py: atomic on POSIX, journalled elsewhere)."""
         self.check_target()
+        if os.path.lexists(self.target) and os.path.realpath(generation) == os.path.realpath(self.target):
+            return  # already current (in rename mode its path *is* the target: renaming it would lose it)
         switcher_for(self.mode()).switch(self.target, generation)
 
     def prune(self, keep: int) -> list[str]:

@@ -98,3 +98,11 @@ def test_a_switch_killed_between_its_renames_is_finished_by_the_next_command(sta
     assert status.returncode == 0 and '"current": "g0001"' in status.stdout, status.stdout + status.stderr
     assert generation_name(target) == "g0001" and not journal_path(target).exists()
     assert second.generation == "g0002" and generation_name(root / "g0002") == "g0002"
+
+
+def test_rolling_back_to_the_current_generation_changes_nothing(stack: Synthetic) -> None:
+    stack.install()
+    stack.install(force=True)
+    stack.engine().rollback(to="g0002")  # the current one: its folder is the target itself
+    assert generation_name(stack.target) == "g0002" and run_script(stack.target) == "clitool ran"
+    assert generation_name(stack.root / ".venv.generations" / "g0001") == "g0001"

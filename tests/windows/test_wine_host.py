@@ -176,16 +176,32 @@ def test_verify_is_healthy(project: Project) -> None:
     assert run.code == 0, run.out
 
 
+def test_the_shims_boot_on_windows(project: Project) -> None:
+    """The .pth (and .start) in Lib\\site-packages run at every start of the generation's python.exe."""
+    path = project.dir / "metadata" / "dependencies.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["shims"]["blocked_modules"] = [{"mode": "absent", "name": "torchao", "reason": "a test block"}]
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    run = project.install()
+    assert run.code == 0, run.out
+    probe = project.wine.run(winpath(project.venv / "Scripts" / "python.exe"), "-c",
+                             "import importlib.util; print('spec', importlib.util.find_spec('torchao'))\n"
+                             "import torchao", cwd=project.dir)
+    assert probe.code == 1 and "spec None" in probe.out, probe.out
+    assert "ModuleNotFoundError" in probe.out and "a test block" in probe.out, probe.out
+
+
 def test_second_install_and_rollback(project: Project) -> None:
     run = project.install("--force")
     assert run.code == 0, run.out
     status = project.status()
-    assert status["current"] == "g0002"
-    assert [g["generation"] for g in status["generations"]] == ["g0001", "g0002"]  # type: ignore[index,union-attr]
+    assert status["current"] == "g0003"
+    names = [g["generation"] for g in status["generations"]]  # type: ignore[index,union-attr]
+    assert names == ["g0001", "g0002", "g0003"]
     assert project.hello().code == 0
     run = project.ii("rollback", "--venv", winpath(project.venv))
     assert run.code == 0, run.out
-    assert project.status()["current"] == "g0001"
+    assert project.status()["current"] == "g0002"
     hello = project.hello()
     assert hello.code == 0 and "hello from tool-cli" in hello.out
     assert project.ii("verify", "--venv", winpath(project.venv)).code == 0
