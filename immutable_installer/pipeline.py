@@ -25,6 +25,7 @@ from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.dists.wheel import WheelBytes
 from immutable_installer.generation.engine import Engine, find_interpreter, package_changes
 from immutable_installer.generation.linking import Linker
+from immutable_installer.generation.switching import HOW
 from immutable_installer.store.entries import Store, StoreWheel, interpreter_tag
 from immutable_installer.verify.verifier import Report, Verifier
 from immutable_installer.wheelhouse.scan import ScanResult, check, read_needed
@@ -100,9 +101,7 @@ class Pipeline:
                 self._reseal()
                 raise
             self.generations.mark_complete(path)
-            mode = self.generations.mode()
-            how = {"symlink": "a symbolic link renamed over it", "junction": "a junction, journalled",
-                   "rename": "rename mode: no link can be made here, the folder is renamed into place"}[mode]
+            how = HOW[self.generations.mode()]
             with _timed(self.report, phases, "switch", f"{self.generations.target} -> {path.name} ({how})"):
                 self.generations.switch(path)
             with _timed(self.report, phases, "prune", f"keeping {keep} older generation(s)"):

@@ -28,6 +28,13 @@ class Dist:
     dist_info: str
 
 
+def venv_scheme(python_version: str) -> tuple[str, str]:
+    """(site-packages, scripts folder) of a virtualenv on this host, relative to its root."""
+    if os.name == "nt":
+        return os.path.join("Lib", "site-packages"), "Scripts"
+    return os.path.join("lib", f"python{python_version}", "site-packages"), "bin"
+
+
 def venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 

@@ -39,9 +39,11 @@ def fixed_shebang(python: str) -> bytes:
     return f"#!{python}\n".encode()
 
 
-def launcher_shebang(python: str) -> bytes:
-    """distlib's line for a Windows launcher: the interpreter quoted when its path has a space."""
-    exe = f'"{python}"' if " " in python else python
+def launcher_shebang(python: str, gui: bool = False) -> bytes:
+    """distlib's line for a Windows launcher: the interpreter (``pythonw.exe`` for a GUI script) quoted when its
+    path has a space."""
+    exe = gui_python(python) if gui else python
+    exe = f'"{exe}"' if " " in exe else exe
     return f"#!{exe}\n".encode()
 
 
@@ -63,7 +65,7 @@ def launcher_bytes(gui: bool) -> bytes:
 def windows_launcher(python: str, code: bytes, gui: bool) -> tuple[bytes, dict[str, object]]:
     """``<name>.exe`` for one entry point, and how a generation rewrites it (``script_info``)."""
     launcher = launcher_bytes(gui)
-    header = launcher_shebang(gui_python(python) if gui else python)
+    header = launcher_shebang(python, gui)
     stream = io.BytesIO()
     with zipfile.ZipFile(stream, "w") as zf:
         zf.writestr(zipfile.ZipInfo("__main__.py", date_time=(1980, 1, 1, 0, 0, 0)), code)
@@ -76,7 +78,7 @@ def rewrite_script(content: bytes, info: dict[str, object], python: str) -> byte
     kind, header_len = str(info["kind"]), int(str(info["header"]))
     if kind == "launcher":
         start = int(str(info["start"]))
-        line = launcher_shebang(gui_python(python) if info.get("gui") else python)
+        line = launcher_shebang(python, bool(info.get("gui")))
         return content[:start] + line + content[start + header_len:]
     header = console_shebang(python) if kind == "console" else fixed_shebang(python)
     return header + content[header_len:]

@@ -110,21 +110,26 @@ class Generations:
         except LockHeldError:
             return
         try:
-            outcome = recover(self.target)
-            if outcome is not None:
-                self.report(Message("info", f"an interrupted switch of {self.target} was {outcome}"))
+            self._recover()
         finally:
             lock.release()
 
+    def _recover(self) -> None:
+        outcome = recover(self.target)
+        if outcome is not None:
+            self.report(Message("info", f"an interrupted switch of {self.target} was {outcome}"))
+
     # -- inspection
     def current(self) -> Generation | None:
-        if is_link(self.target):
-            resolved = Path(os.path.realpath(self.target))
-            if resolved.parent != Path(os.path.realpath(self.root)) or not GEN_RE.match(resolved.name):
-                return None
-            return self._load(resolved.name)
-        name = self._renamed_current()
+        name = self._linked_current() if is_link(self.target) else self._renamed_current()
         return self._load(name) if name else None
+
+    def _linked_current(self) -> str | None:
+        """Link modes: the generation the target links to, if it is one of this target's."""
+        resolved = Path(os.path.realpath(self.target))
+        if resolved.parent != Path(os.path.realpath(self.root)) or not GEN_RE.match(resolved.name):
+            return None
+        return resolved.name
 
     def _renamed_current(self) -> str | None:
         """Rename mode: the name of the generation whose folder is the target."""
@@ -170,8 +175,7 @@ class Generations:
         venv), a symlink the tool did not make, or a system folder."""
         _refuse_system_folder(self.target)
         if is_link(self.target):
-            resolved = Path(os.path.realpath(self.target))
-            if resolved.parent != Path(os.path.realpath(self.root)) or not GEN_RE.match(resolved.name):
+            if self._linked_current() is None:
                 raise UsageError(f"{self.target} is a link to {os.readlink(self.target)}, which immutable-installer "
                                  "did not make", hint="remove it yourself if it is not needed, or pick another --venv")
         elif self._renamed_current() is not None and self.root.is_dir():
@@ -210,9 +214,7 @@ class Generations:
                 self._remove(self.root / name)
                 marker.unlink(missing_ok=True)
                 removed.append(name)
-        outcome = recover(self.target)
-        if outcome is not None:
-            self.report(Message("info", f"an interrupted switch of {self.target} was {outcome}"))
+        self._recover()
         if removed:
             self.report(Message("info", f"removed incomplete generation(s) left by an interrupted run: "
                                         f"{', '.join(sorted(removed))}"))

@@ -30,6 +30,8 @@ from typing import Protocol
 from immutable_installer.core.layout import generation_name
 
 MODES = ("symlink", "junction", "rename")
+HOW = {"symlink": "a symbolic link renamed over it", "junction": "a junction, journalled",
+       "rename": "rename mode: no link can be made here, the folder is renamed into place"}  # said by install
 
 
 class Switcher(Protocol):

@@ -37,6 +37,7 @@ from installer.destinations import WheelDestination
 
 from immutable_installer.core.errors import BuildError, WheelhouseError
 from immutable_installer.dists.hashing import CHUNK, file_record_digest, record_digest, record_form
+from immutable_installer.dists.installed import venv_scheme
 from immutable_installer.dists.scripts import console_shebang, fixed_shebang, windows_launcher
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo
 from immutable_installer.runner import Runner, clean_env
@@ -242,12 +243,8 @@ class _PipLikeDestination(WheelDestination):
 
     def __init__(self, root: Path, name: str, python_version: str, script_python: str, staged: Staged) -> None:
         self.root = os.path.abspath(root)
-        self.windows = os.name == "nt"  # a virtualenv's layout on this host (the store serves this host only)
-        if self.windows:
-            site, scripts = os.path.join(self.root, "Lib", "site-packages"), os.path.join(self.root, "Scripts")
-        else:
-            site = os.path.join(self.root, "lib", f"python{python_version}", "site-packages")
-            scripts = os.path.join(self.root, "bin")
+        self.windows = os.name == "nt"  # console scripts are .exe launchers there (the store serves this host only)
+        site, scripts = (os.path.join(self.root, rel) for rel in venv_scheme(python_version))
         self.site = site
         self.schemes = {"purelib": site, "platlib": site, "scripts": scripts, "data": self.root,
                         "headers": os.path.join(self.root, "include", "site", f"python{python_version}", name)}

@@ -51,19 +51,22 @@ def generation(root: Path, name: str) -> Path:
     return path
 
 
-def link_setup(tmp_path: Path) -> tuple[Path, Path, Path]:
+def two_generations(tmp_path: Path, first: PosixSwitcher | RenameSwitcher) -> tuple[Path, Path, Path, Path]:
+    """g0001 made current by ``first``, g0002 waiting: (target, root, g0001's path, g0002's path)."""
     root = tmp_path / ".venv.generations"
     old, new = generation(root, "g0001"), generation(root, "g0002")
     target = tmp_path / ".venv"
-    PosixSwitcher().switch(target, old)
+    first.switch(target, old)
+    return target, root, old, new
+
+
+def link_setup(tmp_path: Path) -> tuple[Path, Path, Path]:
+    target, _root, old, new = two_generations(tmp_path, PosixSwitcher())
     return target, old, new
 
 
 def rename_setup(tmp_path: Path) -> tuple[Path, Path, Path]:
-    root = tmp_path / ".venv.generations"
-    old, new = generation(root, "g0001"), generation(root, "g0002")
-    target = tmp_path / ".venv"
-    RenameSwitcher().switch(target, old)
+    target, root, _old, new = two_generations(tmp_path, RenameSwitcher())
     return target, root, new
 
 
