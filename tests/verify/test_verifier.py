@@ -107,3 +107,23 @@ def test_an_early_probe_with_the_wrong_configuration_is_discarded(built: Synthet
     report = Verifier().verify(built.target, manifest, "cpu", "linux_x86_64", probe_run=early)
     assert report.ok and "torchao" in status(report, "blacklist")[1]
     assert early.proc.poll() is not None  # killed, not leaked
+
+
+def test_the_probe_leaves_without_the_interpreters_teardown(tmp_path: Path) -> None:
+    """Teardown of torch + transformers costs over a second and checks nothing: the probe reports, then exits
+    at once. An atexit handler stands for that teardown: it runs for a normal script and not for the probe."""
+    import immutable_installer.verify.probe as probe
+
+    marker = tmp_path / "teardown-ran"
+    (tmp_path / "sitecustomize.py").write_text(
+        f"import atexit\natexit.register(lambda: open({str(marker)!r}, 'w').close())\n", encoding="utf-8")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+    assert marker.exists()  # the stand-in works
+    marker.unlink()
+    config = json.dumps({"torch": False, "transformers": False, "blocked": ["json"], "imports": ["json"]})
+    proc = subprocess.run([sys.executable, probe.__file__, config], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.split("@@PROBE@@", 1)[1])  # flushed before leaving
+    assert report["imports"]["json"]["ok"] and report["blocked"]["json"]["import_error"] is None
+    assert not marker.exists()
