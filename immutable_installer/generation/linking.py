@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import threading
 from collections.abc import Callable
 
 from immutable_installer.core.errors import BuildError, UsageError
@@ -46,8 +47,11 @@ def clone(src: str, dst: str) -> None:
 
 
 def copy(src: str, dst: str) -> None:
-    """A plain copy that keeps the mtime, so timestamp bytecode of the copied source stays valid."""
-    shutil.copy2(src, dst)
+    """A plain copy that keeps the mtime, so timestamp bytecode of the copied source stays valid. Like a link
+    it never replaces a file already there (FileExistsError): a clash must not be settled by the last writer."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    shutil.copystat(src, dst)
 
 
 _FUNCTIONS: dict[str, Callable[[str, str], None]] = {"hardlink": hardlink, "clone": clone, "copy": copy}
@@ -62,6 +66,7 @@ class Linker:
         self.requested = requested
         self.mode: str | None = None if requested == "auto" else requested
         self.fallbacks = 0
+        self._count = threading.Lock()  # populate places files on several threads
 
     def place(self, src: str, dst: str) -> None:
         try:
@@ -80,7 +85,8 @@ class Linker:
         except OSError as exc:
             if exc.errno == errno.EMLINK and self.mode == "hardlink":  # this inode has too many links
                 copy(src, dst)
-                self.fallbacks += 1
+                with self._count:
+                    self.fallbacks += 1
                 return
             if self.requested != "auto" and exc.errno in _FALLBACK_ERRNOS:
                 raise BuildError(f"--link-mode {self.mode} is not possible here ({exc.strerror}: {dst})",
