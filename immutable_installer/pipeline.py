@@ -24,7 +24,6 @@ from immutable_installer.core.receipt import Receipt
 from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.dists.wheel import WheelBytes
 from immutable_installer.generation.engine import Engine, find_interpreter, package_changes
-from immutable_installer.generation.linking import Linker
 from immutable_installer.generation.switching import HOW
 from immutable_installer.store.entries import Store, StoreWheel, interpreter_tag
 from immutable_installer.verify.verifier import Report, Verifier
@@ -128,16 +127,23 @@ class Pipeline:
         # before building or linking: gc never takes these away (in rename mode, not once the folder is the target)
         self.store.register(path, keys.values(), self.generations.target)
 
-        # Meanwhile, on a second thread: the virtualenv, and when the store already holds every entry (a warm
-        # rebuild) the linking too; the generation is switched to only after the scan below has passed, and
-        # discarded if it does not.
-        warm = all(self.store.entry_path(k).is_dir() for k in keys.values())
-        linked: list[Linker] = []
+        # Meanwhile, on a second thread: the virtualenv, then the linking of every entry the store already
+        # holds (all of them in a warm rebuild); the entries new to the store follow once the pass has unpacked
+        # them. The generation is switched to only after the scan below has passed, and discarded if it has not.
+        held = [n for n in selection.wheels if self.store.entry_path(keys[n.wheel.sha256]).is_dir()]
+        populator = self.engine.populator(path, len(selection.wheels))
+        link_started: list[float] = []
+
+        def start_link() -> None:
+            link_started.append(time.monotonic())
+            self.report(Phase("link", f"{len(selection.wheels)} packages in {len(selection.groups)} groups from "
+                                      f"the store {self.store.root}"))
 
         def prepare() -> None:
             self.engine.create_venv(path, python)
-            if warm:
-                linked.append(self._link(path, selection, keys, phases))
+            if held:
+                start_link()
+                populator.add([self.store.load(keys[n.wheel.sha256]) for n in held])
 
         errors: list[BaseException] = []
         helper = threading.Thread(target=_capture, args=(errors, prepare), daemon=True)
@@ -148,9 +154,16 @@ class Pipeline:
             helper.join()
         if errors:
             raise errors[0]
-        linker = linked[0] if linked else self._link(path, selection, keys, phases)
+        if not held:
+            start_link()  # after the pass's phases: a cold install reads scan, store, link in that order
+        held_keys = {n.wheel.sha256 for n in held}
+        populator.add([self.store.load(keys[n.wheel.sha256]) for n in selection.wheels
+                       if n.wheel.sha256 not in held_keys])
+        self.engine.linked(populator)
+        phases["link"] = time.monotonic() - link_started[0]
+        self.report(PhaseDone("link", phases["link"]))
         with _timed(self.report, phases, "shims", "runtime shims, locks, receipt"):
-            receipt = self.engine.finish(path, selection, keys, self.store.root, linker.mode)
+            receipt = self.engine.finish(path, selection, keys, self.store.root, populator.linker.mode)
         report = Verifier(self.report).verify(path, manifest, selection.variant, selection.platform.name)
         phases["verify"] = report.duration_s
         if not report.ok:
@@ -159,12 +172,6 @@ class Pipeline:
                                      details=[f"{c.name}: {c.detail}" for c in failed],
                                      hint="the previous environment is untouched; see the details above")
         return report, receipt
-
-    def _link(self, path: Path, selection: Selection, keys: dict[str, str], phases: dict[str, float]) -> Linker:
-        entries = [self.store.load(keys[n.wheel.sha256]) for n in selection.wheels]
-        with _timed(self.report, phases, "link", f"{len(entries)} packages in {len(selection.groups)} groups "
-                                                 f"from the store {self.store.root}"):
-            return self.engine.link(path, entries)
 
     def _wheel_pass(self, selection: Selection, keys: dict[str, str], python: str, interp: str,
                     phases: dict[str, float]) -> ScanResult:

@@ -11,7 +11,6 @@ import glob
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from immutable_installer.core.selection import Selection
 from immutable_installer.dists.installed import installed_dists, site_packages, venv_python
 from immutable_installer.generation.generations import Generations
 from immutable_installer.generation.linking import Linker
-from immutable_installer.generation.populate import populate
+from immutable_installer.generation.populate import Populator
 from immutable_installer.runner import Runner, clean_env
 from immutable_installer.shims import CONFIG_MODULE, PTH_NAME, START_NAME
 from immutable_installer.shims import files as shim_files
@@ -119,20 +118,24 @@ class Engine:
                     write_new(script, data.replace(old, new))
                     os.chmod(script, mode)
 
-    def link(self, path: Path, entries: Sequence[Entry]) -> Linker:
-        """Every entry's files into the generation, in install order."""
+    def populator(self, path: Path, total: int) -> Populator:
+        """What links store entries into the generation at ``path``, in one batch or several (``total``
+        entries in all, for the progress bar); ``linked`` reports it when done."""
         linker = Linker(self.link_mode)
 
         def placed(done: int, entry: Entry) -> None:
-            self.report(Progress("link", done, len(entries), "packages", str(entry.meta.get("wheel", entry.key))))
+            self.report(Progress("link", done, total, "packages", str(entry.meta.get("wheel", entry.key))))
 
         python = venv_python(self.generations.script_target(path))  # what its console scripts name
-        stats = populate(str(path), entries, linker, str(python), placed)
+        return Populator(str(path), linker, str(python), placed)
+
+    def linked(self, populator: Populator) -> None:
+        """Say how the generation was filled."""
+        linker, stats = populator.linker, populator.stats
         how = linker.mode or "nothing to link"
         note = f" ({linker.fallbacks} copied: too many links)" if linker.fallbacks else ""
         self.report(Message("info", f"{stats.files} files placed by {how}{note}, {stats.written} written for "
                                     f"this generation" + (" (auto)" if self.link_mode == "auto" else "")))
-        return linker
 
     def finish(self, path: Path, selection: Selection, keys: dict[str, str], store_root: Path,
                link_mode: str | None) -> Receipt:

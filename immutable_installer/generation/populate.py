@@ -45,24 +45,34 @@ class _Placement:
     entry: int  # its entry's position in install order
 
 
-def populate(generation: str, entries: Sequence[Entry], linker: Linker, python: str,
-             on_entry: Callable[[int, Entry], None] | None = None) -> Populated:
-    """Link ``entries`` into ``generation`` (a fresh virtualenv); ``python`` is the generation's interpreter;
-    ``on_entry`` hears of each entry placed (its position from 1, in order), for a progress bar."""
-    owners: dict[str, tuple[str, str]] = {}
-    placements = list(_plan(generation, entries, owners))
-    stats = Populated(files=len(placements))
-    reported = 0
-    for last in _place(placements, linker, lambda item: _clash(item, owners, entries)):
-        while reported < len(entries) and (last is None or reported < last):
-            reported += 1
-            if on_entry is not None:
-                on_entry(reported, entries[reported - 1])
-    for entry in entries:
-        if entry.scripts:
-            _write_scripts(generation, entry, entry.scripts, python)
-            stats.written += len(entry.scripts) + 1
-    return stats
+class Populator:
+    """Fills one generation, in one batch or several (a rebuild links the entries the store already holds
+    while the new ones are still being unpacked); a later batch follows the earlier ones in install order."""
+
+    def __init__(self, generation: str, linker: Linker, python: str,
+                 on_entry: Callable[[int, Entry], None] | None = None) -> None:
+        """``python`` is the generation's interpreter (its console scripts name it); ``on_entry`` hears of each
+        entry placed (how many so far, in order), for a progress bar."""
+        self.generation, self.linker, self.python, self.on_entry = generation, linker, python, on_entry
+        self.stats = Populated()
+        self.owners: dict[str, tuple[str, str]] = {}
+        self.placed = 0
+
+    def add(self, entries: Sequence[Entry]) -> None:
+        """Link ``entries`` (after every earlier batch) and write their console scripts."""
+        placements = list(_plan(self.generation, entries, self.owners))
+        reported = 0
+        for last in _place(placements, self.linker, lambda item: _clash(item, self.owners, entries)):
+            while reported < len(entries) and (last is None or reported < last):
+                reported += 1
+                if self.on_entry is not None:
+                    self.on_entry(self.placed + reported, entries[reported - 1])
+        self.placed += len(entries)
+        self.stats.files += len(placements)
+        for entry in entries:
+            if entry.scripts:
+                _write_scripts(self.generation, entry, entry.scripts, self.python)
+                self.stats.written += len(entry.scripts) + 1
 
 
 def _plan(generation: str, entries: Sequence[Entry], owners: dict[str, tuple[str, str]]) -> Iterator[_Placement]:

@@ -73,14 +73,15 @@ def test_json_events_and_seed_style_flags(synthetic: Synthetic) -> None:
     shutil.copy(synthetic.manifest_path, synthetic.root / "metadata.json")
     (synthetic.root / "metadata").mkdir()
     shutil.copy(synthetic.manifest_path, synthetic.root / "metadata" / "dependencies.json")
-    proc = run("install", "--skip-wheelhouse", "--variant", "cpu", "--json", cwd=synthetic.root)
+    own_store = {**os.environ, "IMMUTABLE_INSTALLER_STORE": str(synthetic.store)}  # empty: the store phase runs
+    proc = run("install", "--skip-wheelhouse", "--variant", "cpu", "--json", cwd=synthetic.root, env=own_store)
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     kinds = {e["event"] for e in events}
     assert {"phase", "phase_done", "result"} <= kinds
     names = [e["name"] for e in events if e["event"] == "phase"]
     assert names[:4] == ["scan", "store", "link", "shims"], names  # one pass over the wheels fills the store
-    seed = run("--skip-wheelhouse", cwd=synthetic.root)  # the original installer's interface
+    seed = run("--skip-wheelhouse", cwd=synthetic.root, env=own_store)  # the original installer's interface
     assert seed.returncode == 0 and "up to date" in seed.stdout + seed.stderr
     healthy = run("--verify", cwd=synthetic.root)
     assert healthy.returncode == 0 and "healthy" in healthy.stdout

@@ -13,10 +13,17 @@ import pytest
 import immutable_installer.generation.populate as populate_module
 from immutable_installer.core.errors import BuildError
 from immutable_installer.generation.linking import Linker
-from immutable_installer.generation.populate import populate
+from immutable_installer.generation.populate import Populated, Populator
 from immutable_installer.store.entries import Entry
 
 SITE = "lib/python3.11/site-packages"
+
+
+def populate(generation: str, entries: list[Entry], linker: Linker, python: str,
+             on_entry: Any = None) -> Populated:
+    populator = Populator(generation, linker, python, on_entry)
+    populator.add(entries)
+    return populator.stats
 
 
 def entry(tmp: Path, key: str, files: dict[str, bytes]) -> Entry:
@@ -81,3 +88,21 @@ def test_a_wheel_file_where_the_virtualenv_has_one_is_refused_and_not_replaced(t
     with pytest.raises(BuildError, match="the virtualenv itself"):
         populate(str(gen), [hostile], Linker(mode), "/usr/bin/python3")
     assert (gen / "bin/activate").read_bytes() == b"# the virtualenv's own\n"
+
+
+def test_a_second_batch_follows_the_first_in_order_and_ownership(tmp_path: Path) -> None:
+    """A rebuild links the entries the store holds while a new one is unpacked, then the new one."""
+    shared = f"{SITE}/ns/common.py"
+    held = entry(tmp_path / "store", "held", {shared: b"same\n", f"{SITE}/held.py": b""})
+    new = entry(tmp_path / "store", "new", {shared: b"same\n", f"{SITE}/new.py": b""})
+    clashing = entry(tmp_path / "store", "clashing", {shared: b"other\n"})
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    heard: list[int] = []
+    populator = Populator(str(gen), Linker("hardlink"), "/usr/bin/python3", lambda n, _e: heard.append(n))
+    populator.add([held])
+    populator.add([new])
+    assert heard == [1, 2] and populator.stats.files == 3
+    assert os.stat(gen / shared).st_ino == os.stat(held.root / shared).st_ino
+    with pytest.raises(BuildError, match="clashing.whl"):
+        populator.add([clashing])

@@ -1,0 +1,80 @@
+"""The install pipeline's order of work: in a rebuild the entries the store already holds are linked while the
+new ones are still being read, and nothing of that survives when the new wheel is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Synthetic, make_wheel, manifest_data, store_files, write_json
+from immutable_installer.core.errors import StartupCodeError
+from immutable_installer.core.selection import select
+from immutable_installer.generation.generations import Generations
+from immutable_installer.pipeline import Pipeline
+from immutable_installer.store.entries import Store
+
+SITE = "lib/python3.11/site-packages"
+
+
+def add_package(stack: Synthetic, wheel: Path) -> None:
+    """The stack's manifest with one more package (group app, last)."""
+    data = json.loads(stack.manifest_path.read_text())
+    extra = manifest_data([(wheel, {"group": "app"})])["packages"][0]
+    data["packages"].append({**extra, "order": len(data["packages"]) + 1})
+    write_json(stack.manifest_path, data)
+
+
+def phases(events: list[Any]) -> list[tuple[str, str]]:
+    return [(type(e).__name__, e.name) for e in events if type(e).__name__ in ("Phase", "PhaseDone")]
+
+
+def test_a_rebuild_links_what_the_store_holds_while_the_new_wheel_is_unpacked(synthetic: Synthetic) -> None:
+    synthetic.install()
+    add_package(synthetic, make_wheel(synthetic.house, "tiny-new", "1.0"))
+    events: list[Any] = []
+    held_linked = threading.Event()
+    waited: list[bool] = []
+
+    def reporter(event: Any) -> None:
+        events.append(event)
+        kind = type(event).__name__
+        if kind == "Progress" and event.phase == "link" and event.done == 6:  # the six entries the store holds
+            held_linked.set()
+        if kind == "Phase" and event.name == "store":  # the pass, about to unpack the new wheel, waits for them
+            waited.append(held_linked.wait(timeout=60))
+
+    manifest = synthetic.manifest()
+    pipeline = Pipeline(synthetic.target, synthetic.house, Store(synthetic.store, reporter), reporter)
+    result = pipeline.install(select(manifest, "cpu", manifest.platform("linux_x86_64")))
+    assert result.changed and result.report.ok
+    assert waited == [True]  # linked while the pass was still running: it would have waited in vain otherwise
+    linked = [e.done for e in events if type(e).__name__ == "Progress" and e.phase == "link"]
+    assert linked == [1, 2, 3, 4, 5, 6, 7]
+    order = phases(events)
+    assert order.index(("PhaseDone", "link")) > order.index(("PhaseDone", "store"))
+    assert synthetic.run_py("import tiny_new, tiny_a").returncode == 0
+
+
+def test_a_refused_new_wheel_leaves_nothing_of_the_rebuild(synthetic: Synthetic, tmp_path: Path) -> None:
+    """The held entries are already linked when the new wheel's start-up code is found: the half-built
+    generation goes, the current one and the store stay as they were, the payload never runs."""
+    first = synthetic.install()
+    before = store_files(synthetic.store)
+    marker = tmp_path / "payload-ran"
+    evil = make_wheel(synthetic.house, "evil-helper", "1.0", files={
+        "evil_helper/__init__.py": "", f"evil_helper-1.0.data/data/{SITE}/evil.pth":
+        f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n"})
+    add_package(synthetic, evil)
+    with pytest.raises(StartupCodeError):
+        synthetic.install()
+    gens = Generations(synthetic.target)
+    assert [g.name for g in gens.complete()] == [first.generation] and gens.current().name == first.generation
+    assert sorted(p.name for p in gens.root.iterdir()) == [".lock", first.generation]  # nothing half-built left
+    assert store_files(synthetic.store) == before
+    assert synthetic.run_py("import tiny_a").returncode == 0
+    assert not marker.exists() and not os.path.exists(synthetic.target / SITE / "evil.pth")
