@@ -66,3 +66,26 @@ def test_pruning_under_the_windows_rule_keeps_the_store_read_only(tmp_path: Path
     result = stack.install(force=True, keep=0)
     assert result.pruned == ["g0001"] and not (tmp_path / ".venv.generations" / "g0001").exists()
     assert Store(stack.store).verify() == []  # every entry file read-only and intact again (Store.reseal)
+
+
+def test_a_virtualenv_shaped_tree_is_deleted_on_threads_with_the_sharing_reported(
+        tmp_path: Path, windows_rule: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many package folders (deleted side by side): every one goes, the one shared file is reported, and a link
+    inside the tree pointing outside it is removed as a link, never followed."""
+    import immutable_installer.core.removal as removal
+
+    seen: list[str] = []
+    real_remove = removal._remove
+    monkeypatch.setattr(removal, "_remove", lambda path: seen.append(path) or real_remove(path))
+    outside = tmp_path / "outside"
+    read_only_file(outside / "keep.txt", "keep")
+    store_file = read_only_file(tmp_path / "store" / "shared.py", "s")
+    site = tmp_path / "gen" / "lib" / "python3.11" / "site-packages"
+    for n in range(20):
+        read_only_file(site / f"pkg{n}" / "sub" / "m.py", str(n))
+    os.link(store_file, site / "pkg7" / "shared.py")
+    (site / "escape").symlink_to(outside, target_is_directory=True)
+    assert remove_tree(tmp_path / "gen") is True
+    assert not (tmp_path / "gen").exists()
+    assert len(seen) == 21  # twenty package folders on the threads, then the rest
+    assert (outside / "keep.txt").read_text(encoding="utf-8") == "keep" and store_file.exists()
