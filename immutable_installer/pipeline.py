@@ -127,9 +127,10 @@ class Pipeline:
         # before building or linking: gc never takes these away (in rename mode, not once the folder is the target)
         self.store.register(path, keys.values(), self.generations.target)
 
-        # Meanwhile, on a second thread: the virtualenv, then the linking of every entry the store already
-        # holds (all of them in a warm rebuild); the entries new to the store follow once the pass has unpacked
-        # them. The generation is switched to only after the scan below has passed, and discarded if it has not.
+        # Meanwhile, on a second thread: the linking of every entry the store already holds (all of them in a
+        # warm rebuild) while virtualenv makes the bare environment beside it; the entries new to the store
+        # follow once the pass has unpacked them. The generation is switched to only after the scan below has
+        # passed, and discarded if it has not.
         held = [n for n in selection.wheels if self.store.entry_path(keys[n.wheel.sha256]).is_dir()]
         populator = self.engine.populator(path, len(selection.wheels))
         link_started: list[float] = []
@@ -140,10 +141,15 @@ class Pipeline:
                                       f"the store {self.store.root}"))
 
         def prepare() -> None:
-            self.engine.create_venv(path, python)
-            if held:
-                start_link()
-                populator.add([self.store.load(keys[n.wheel.sha256]) for n in held])
+            virtualenv = self.engine.start_venv(path, python)
+            try:
+                if held:
+                    start_link()
+                    populator.add([self.store.load(keys[n.wheel.sha256]) for n in held])
+            except BaseException:
+                self.engine.stop_venv(virtualenv)  # nothing may write into the generation once it is discarded
+                raise
+            self.engine.adopt_venv(path, virtualenv, populator.owners)
 
         errors: list[BaseException] = []
         helper = threading.Thread(target=_capture, args=(errors, prepare), daemon=True)

@@ -10,6 +10,9 @@ MANIFEST_COPY = "installer-manifest.json"  # the exact manifest bytes a generati
 # is how the next run knows which one (generation/switching.py)
 GENERATION_NAME = "installer-generation"
 GENERATION_RE = re.compile(r"^g(\d{4,})$")
+# where virtualenv makes the bare environment inside a new generation while the linking fills the generation;
+# its files are moved up before anything else is written (generation/engine.py)
+VENV_FOLDER = ".virtualenv"
 
 # Every path the tool itself writes into a generation, as a wheel's installed path would name it (see
 # dists/wheel.py): a wheel shipping one of them would overwrite the tool's file (or be overwritten by it), so

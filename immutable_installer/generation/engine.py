@@ -10,14 +10,17 @@ import datetime as _dt
 import glob
 import json
 import os
+import shutil
+import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from immutable_installer import __version__
 from immutable_installer.core.errors import BuildError, InterpreterNotFound, UsageError, VerificationFailed
 from immutable_installer.core.events import Message, Progress, Reporter, null_reporter
-from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT, TORCH_LOCK
+from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT, TORCH_LOCK, VENV_FOLDER
 from immutable_installer.core.manifest import Manifest, Package
 from immutable_installer.core.receipt import Receipt, ReceiptPackage, write_receipt
 from immutable_installer.core.selection import Selection
@@ -97,19 +100,59 @@ class Engine:
         self.generations = Generations(target, reporter)
         self.link_mode = Linker(link_mode).requested  # validated before anything is built
 
-    def create_venv(self, path: Path, python: str) -> None:
-        """A bare virtualenv (no pip, no setuptools) for ``python`` at ``path``."""
-        result = self.runner.run([self.runner.python(), "-m", "virtualenv", "--no-seed", "--no-periodic-update",
-                                  "--quiet", "--python", python, str(path)], env=clean_env(), timeout=300)
-        if not result.ok:
-            raise BuildError(f"virtualenv failed: {result.tail(3)}")
-        self._name_target_in_activators(path)
+    def start_venv(self, path: Path, python: str) -> subprocess.Popen[str]:
+        """Start virtualenv making a bare environment (no pip, no setuptools) for ``python`` in a folder of its
+        own inside the generation (``.virtualenv``), so that linking fills the generation meanwhile (it took
+        0.3 s that linking waited for); ``adopt_venv`` moves its files up."""
+        return self.runner.start([self.runner.python(), "-m", "virtualenv", "--no-seed", "--no-periodic-update",
+                                  "--quiet", "--python", python, str(path / VENV_FOLDER)], env=clean_env())
 
-    def _name_target_in_activators(self, path: Path) -> None:
+    @staticmethod
+    def stop_venv(virtualenv: subprocess.Popen[str]) -> None:
+        """Stop a virtualenv whose generation is being given up."""
+        if virtualenv.poll() is None:
+            virtualenv.kill()
+        virtualenv.communicate()
+
+    def adopt_venv(self, path: Path, virtualenv: subprocess.Popen[str],
+                   owners: Mapping[str, tuple[str, str]]) -> None:
+        """Wait for virtualenv, then move its files into the generation. A path a linked wheel already took
+        is a clash, named with the store entry that owns it (``owners``: the populator's); the scan refuses
+        the known ones (``pyvenv.cfg``, ``bin/python``, ``activate``) before anything is built."""
+        try:
+            stdout, stderr = virtualenv.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            virtualenv.kill()
+            virtualenv.communicate()
+            raise BuildError("virtualenv did not finish within 300 s") from None
+        if virtualenv.returncode != 0:
+            tail = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-3:])
+            raise BuildError(f"virtualenv failed: {tail}")
+        made = path / VENV_FOLDER
+        for folder, dirs, files in os.walk(made):
+            rel = os.path.relpath(folder, made)
+            into = path if rel == "." else path / rel
+            into.mkdir(exist_ok=True)
+            links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]  # lib64 -> lib: moved, not entered
+            dirs[:] = [d for d in dirs if d not in links]
+            for name in files + links:
+                dst = into / name
+                if os.path.lexists(dst):
+                    taken = Path(rel, name).as_posix().removeprefix("./")
+                    owner = owners.get(taken)
+                    raise BuildError(f"{taken} would be installed twice with different contents "
+                                     f"({'store entry ' + owner[0] if owner else 'a linked file'} and the "
+                                     "virtualenv itself)", hint="`immutable-installer scan` names the clashing wheels")
+                os.rename(os.path.join(folder, name), dst)
+        shutil.rmtree(made)
+        self._name_target(path, made)
+
+    def _name_target(self, path: Path, made: Path) -> None:
         """Activation scripts name the target (``.venv``), not the generation folder: activating then always
-        means the current generation, and in rename mode the generation folder moves to the target anyway."""
+        means the current generation, and in rename mode the generation folder moves to the target anyway.
+        ``pyvenv.cfg`` records the command that made it, with the generation's own path."""
         scripts = venv_python(path).parent
-        old, new = str(path).encode(), str(self.generations.target).encode()
+        old, new = str(made).encode(), str(self.generations.target).encode()
         for script in scripts.iterdir():
             if script.name.lower().startswith(("activate", "deactivate")) and script.is_file():
                 data = script.read_bytes()
@@ -117,6 +160,10 @@ class Engine:
                     mode = script.stat().st_mode
                     write_new(script, data.replace(old, new))
                     os.chmod(script, mode)
+        cfg = path / "pyvenv.cfg"
+        data = cfg.read_bytes()
+        if old in data:
+            write_new(cfg, data.replace(old, str(path).encode()))
 
     def populator(self, path: Path, total: int) -> Populator:
         """What links store entries into the generation at ``path``, in one batch or several (``total``

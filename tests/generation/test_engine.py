@@ -238,3 +238,31 @@ def test_linking_reports_each_package_placed(synthetic: Synthetic) -> None:
     synthetic.install(reporter=events.append)
     ticks = [(e.done, e.total) for e in events if isinstance(e, Progress) and e.phase == "link"]
     assert ticks == [(k, 6) for k in range(1, 7)]
+
+
+def test_the_virtualenv_made_beside_the_linking_leaves_no_trace_of_its_folder(synthetic: Synthetic) -> None:
+    """virtualenv makes the bare environment in ``.virtualenv`` while entries are linked; its files move up and
+    no file names that folder afterwards."""
+    synthetic.install()
+    gen = synthetic.target.resolve()
+    assert not (gen / ".virtualenv").exists()
+    for path in [gen / "pyvenv.cfg", *(gen / "bin").iterdir()]:
+        if path.is_file() and not path.is_symlink():
+            assert str(gen / ".virtualenv").encode() not in path.read_bytes(), path
+    cfg = (gen / "pyvenv.cfg").read_text()
+    assert f" {gen}" in cfg and "include-system-site-packages = false" in cfg
+    assert synthetic.run_py("import sys; assert sys.prefix != sys.base_prefix").returncode == 0
+
+
+def test_a_linked_file_where_virtualenv_puts_one_is_a_clash(synthetic: Synthetic, tmp_path: Path) -> None:
+    from immutable_installer.generation.engine import Engine
+
+    engine = Engine(tmp_path / "target")
+    gen = tmp_path / "gen"
+    (gen / "bin").mkdir(parents=True)
+    (gen / "bin" / "activate").write_text("from a wheel\n")
+    virtualenv = engine.start_venv(gen, sys.executable)
+    with pytest.raises(BuildError, match=r"bin/activate would be installed twice .*store entry cp311-abc.* and the "
+                                         r"virtualenv itself"):
+        engine.adopt_venv(gen, virtualenv, {"bin/activate": ("cp311-abc", "sha256=x")})
+    assert (gen / "bin" / "activate").read_text() == "from a wheel\n"
