@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,9 @@ def _refuse_system_folder(target: Path) -> None:
                          hint="name a new folder for the environment, e.g. --venv .venv")
 
 
+REMOVING_THREADS = 4
+
+
 class Generations:
     """All generations of one target."""
 
@@ -83,8 +87,9 @@ class Generations:
         return self.target if self.mode() == "rename" else generation
 
     def _remove(self, path: Path) -> None:
-        if remove_tree(path):
-            self.removed_shared = True
+        with ThreadPoolExecutor(max_workers=REMOVING_THREADS) as pool:  # a generation's packages side by side
+            if remove_tree(path, pool.map):
+                self.removed_shared = True
 
     # -- locking
     def lock(self, wait: bool = True) -> FileLock:
