@@ -97,6 +97,21 @@ class Runner:
         except FileNotFoundError:
             raise InstallerError(f"command not found: {argv[0]}") from None
 
+    @staticmethod
+    def finish(proc: subprocess.Popen[str], timeout: float | None = None) -> Result:
+        """Wait for a command begun with ``start`` whose output nobody read meanwhile (shown with --debug, like
+        ``run``); killed when it outlives ``timeout``."""
+        argv = tuple(str(a) for a in proc.args) if isinstance(proc.args, (list, tuple)) else (str(proc.args),)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise InstallerError(f"command timed out after {timeout:.0f} s: {' '.join(argv[:4])} ...") from None
+        result = Result(argv, proc.returncode, stdout or "", stderr or "")
+        _debug_echo(result)
+        return result
+
     def stream(self, args: Sequence[str], *, on_line: Callable[[str], None], env: Mapping[str, str] | None = None,
                timeout: float | None = None) -> Result:
         """Run with stdout delivered line by line to ``on_line`` (pip's raw progress), stderr captured."""

@@ -119,15 +119,9 @@ class Engine:
         """Wait for virtualenv, then move its files into the generation. A path a linked wheel already took
         is a clash, named with the store entry that owns it (``owners``: the populator's); the scan refuses
         the known ones (``pyvenv.cfg``, ``bin/python``, ``activate``) before anything is built."""
-        try:
-            stdout, stderr = virtualenv.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            virtualenv.kill()
-            virtualenv.communicate()
-            raise BuildError("virtualenv did not finish within 300 s") from None
-        if virtualenv.returncode != 0:
-            tail = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-3:])
-            raise BuildError(f"virtualenv failed: {tail}")
+        result = self.runner.finish(virtualenv, timeout=300)
+        if not result.ok:
+            raise BuildError(f"virtualenv failed: {result.tail(3)}")
         made = path / VENV_FOLDER
         for folder, dirs, files in os.walk(made):
             rel = os.path.relpath(folder, made)
