@@ -12,8 +12,10 @@ lock serialises installers; leftovers of killed runs are removed by the next run
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,8 +26,9 @@ from immutable_installer.core.receipt import Receipt
 from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.dists.wheel import WheelBytes
 from immutable_installer.generation.engine import Engine, find_interpreter, package_changes
+from immutable_installer.generation.populate import Populator
 from immutable_installer.generation.switching import HOW
-from immutable_installer.store.entries import Store, StoreWheel, interpreter_tag
+from immutable_installer.store.entries import Entry, Store, StoreWheel, interpreter_tag
 from immutable_installer.verify.verifier import Report, Verifier
 from immutable_installer.wheelhouse.scan import ScanResult, check, read_needed
 
@@ -127,46 +130,33 @@ class Pipeline:
         # before building or linking: gc never takes these away (in rename mode, not once the folder is the target)
         self.store.register(path, keys.values(), self.generations.target)
 
-        # Meanwhile, on a second thread: the linking of every entry the store already holds (all of them in a
-        # warm rebuild) while virtualenv makes the bare environment beside it; the entries new to the store
-        # follow once the pass has unpacked them. The generation is switched to only after the scan below has
-        # passed, and discarded if it has not.
-        held = [n for n in selection.wheels if self.store.entry_path(keys[n.wheel.sha256]).is_dir()]
+        # Meanwhile, on a second thread: virtualenv makes the bare environment while every entry the store
+        # already holds is linked (all of them in a warm rebuild), then each new entry as soon as it is
+        # compiled. The generation is switched to only after the scan below has passed, and discarded if not.
+        held = [keys[n.wheel.sha256] for n in selection.wheels if self.store.entry_path(keys[n.wheel.sha256]).is_dir()]
         populator = self.engine.populator(path, len(selection.wheels))
         link_started: list[float] = []
 
         def start_link() -> None:
-            link_started.append(time.monotonic())
-            self.report(Phase("link", f"{len(selection.wheels)} packages in {len(selection.groups)} groups from "
-                                      f"the store {self.store.root}"))
+            if not link_started:
+                link_started.append(time.monotonic())
+                self.report(Phase("link", f"{len(selection.wheels)} packages in {len(selection.groups)} groups "
+                                          f"from the store {self.store.root}"))
 
-        def prepare() -> None:
-            virtualenv = self.engine.start_venv(path, python)
-            try:
-                if held:
-                    start_link()
-                    populator.add([self.store.load(keys[n.wheel.sha256]) for n in held])
-            except BaseException:
-                self.engine.stop_venv(virtualenv)  # nothing may write into the generation once it is discarded
-                raise
-            self.engine.adopt_venv(path, virtualenv, populator.owners)
-
-        errors: list[BaseException] = []
-        helper = threading.Thread(target=_capture, args=(errors, prepare), daemon=True)
-        helper.start()
+        linking = _Linking(self.engine, populator, path, python, start_link)
+        linking.start(lambda: [self.store.load(key) for key in held])
         try:
-            self._wheel_pass(selection, keys, python, interp, phases)
+            self._wheel_pass(selection, keys, python, interp, phases, linking)
         finally:
-            helper.join()
-        if errors:
-            raise errors[0]
-        if not held:
-            start_link()  # after the pass's phases: a cold install reads scan, store, link in that order
-        held_keys = {n.wheel.sha256 for n in held}
-        populator.add([self.store.load(keys[n.wheel.sha256]) for n in selection.wheels
-                       if n.wheel.sha256 not in held_keys])
+            linking.finish()
+        # what neither the store held nor the pass built: entries another installer finished meanwhile
+        remaining = [self.store.load(keys[n.wheel.sha256]) for n in selection.wheels
+                     if keys[n.wheel.sha256] not in linking.linked]
+        if remaining:
+            start_link()
+            populator.add(remaining)
         self.engine.linked(populator)
-        phases["link"] = time.monotonic() - link_started[0]
+        phases["link"] = time.monotonic() - link_started[0] if link_started else 0.0
         self.report(PhaseDone("link", phases["link"]))
         with _timed(self.report, phases, "shims", "runtime shims, locks, receipt"):
             receipt = self.engine.finish(path, selection, keys, self.store.root, populator.linker.mode)
@@ -180,28 +170,108 @@ class Pipeline:
         return report, receipt
 
     def _wheel_pass(self, selection: Selection, keys: dict[str, str], python: str, interp: str,
-                    phases: dict[str, float]) -> ScanResult:
-        """Read each wheel once: hash, scan and (where the store lacks it) unpack from the same bytes; commit
-        the new entries only when the scan passed."""
+                    phases: dict[str, float], linking: _Linking) -> ScanResult:
+        """Read each wheel once: hash, scan and (where the store lacks it) unpack from the same bytes; each new
+        entry is linked from its staging folder as soon as it is compiled; the new entries are committed only
+        when the scan passed."""
         started = time.monotonic()
         self.report(Phase("scan", f"{len(selection.wheels)} wheels, variant {selection.variant}"))
-        with self.store.fill(keys.values(), python, interp) as session:
-            def fill(item: Needed, opened: WheelBytes) -> None:
-                key = keys[item.wheel.sha256]
-                if session.needs(key):
-                    session.add(key, StoreWheel(item.package.name, item.package.version, item.wheel.filename,
-                                                item.wheel.sha256, self.wheelhouse / item.wheel.filename), opened)
+        with self.store.fill(keys.values(), python, interp, on_ready=linking.add) as session:
+            try:
+                def fill(item: Needed, opened: WheelBytes) -> None:
+                    key = keys[item.wheel.sha256]
+                    if session.needs(key):
+                        session.add(key, StoreWheel(item.package.name, item.package.version, item.wheel.filename,
+                                                    item.wheel.sha256, self.wheelhouse / item.wheel.filename),
+                                    opened)
 
-            # the largest first: their unpacking and compilation take longest
-            order = sorted(selection.wheels, key=lambda n: -_size(self.wheelhouse / n.wheel.filename))
-            infos = read_needed(order, self.wheelhouse, on_read=fill, reporter=self.report)
-            result = check(selection, infos, self.wheelhouse, self.report)
-            phases["scan"] = time.monotonic() - started
-            self.report(PhaseDone("scan", phases["scan"]))
+                # the largest first: their unpacking and compilation take longest
+                order = sorted(selection.wheels, key=lambda n: -_size(self.wheelhouse / n.wheel.filename))
+                infos = read_needed(order, self.wheelhouse, on_read=fill, reporter=self.report)
+                result = check(selection, infos, self.wheelhouse, self.report)
+                phases["scan"] = time.monotonic() - started
+                self.report(PhaseDone("scan", phases["scan"]))
+                session.wait()
+                linking.finish()  # nothing links from a staging folder once it is renamed into the store
+            except BaseException:
+                linking.abandon()  # before the session removes the staging folders
+                raise
             session.commit()
         if session.added:
             phases["store"] = time.monotonic() - started - phases["scan"]
         return result
+
+
+class _Linking:
+    """The second thread of a build: virtualenv beside the linking of the entries the store holds, then of
+    each new entry as soon as the pass has compiled it (``add``, from any thread), then virtualenv's files
+    moved in. ``finish`` waits for all of it and raises its first error; ``abandon`` links nothing more."""
+
+    def __init__(self, engine: Engine, populator: Populator, path: Path, python: str,
+                 on_first: Callable[[], None]) -> None:
+        self.engine, self.populator, self.path, self.python, self.on_first = engine, populator, path, python, on_first
+        self.queue: queue.Queue[Entry | None] = queue.Queue()
+        self.linked: set[str] = set()
+        self.errors: list[BaseException] = []
+        self.abandoned = threading.Event()
+        self.thread = threading.Thread(target=_capture, args=(self.errors, self._run), daemon=True)
+
+    def start(self, load_held: Callable[[], list[Entry]]) -> None:
+        self.load_held = load_held
+        self.thread.start()
+
+    def add(self, entry: Entry) -> None:
+        self.queue.put(entry)
+
+    def _run(self) -> None:
+        virtualenv = self.engine.start_venv(self.path, self.python)
+        try:
+            self._link(self.load_held())
+            while self._link(self._next_batch()):
+                pass
+            if self.abandoned.is_set():
+                raise _Abandoned()
+        except BaseException:
+            self.engine.stop_venv(virtualenv)  # nothing may write into the generation once it is discarded
+            raise
+        self.engine.adopt_venv(self.path, virtualenv, self.populator.owners)
+
+    def _next_batch(self) -> list[Entry] | None:
+        """The entries ready by now (at least one; waits for it), or None once ``finish`` was called."""
+        entry = self.queue.get()
+        batch: list[Entry] = []
+        while entry is not None:
+            batch.append(entry)
+            try:
+                entry = self.queue.get_nowait()
+            except queue.Empty:
+                return batch
+        self.queue.put(None)  # seen again by the next call: the batch before it is linked first
+        return batch or None
+
+    def _link(self, entries: list[Entry] | None) -> bool:
+        if entries is None:
+            return False
+        if entries and not self.abandoned.is_set():
+            self.on_first()
+            self.populator.add(entries)
+            self.linked.update(e.key for e in entries)
+        return True
+
+    def finish(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        if self.errors and not self.abandoned.is_set():
+            raise self.errors[0]
+
+    def abandon(self) -> None:
+        self.abandoned.set()
+        self.finish()
+
+
+class _Abandoned(Exception):
+    """The build was given up: the linking thread stops without adopting virtualenv's files."""
 
 
 def _capture(errors: list[BaseException], func: Any, *args: Any) -> None:

@@ -364,7 +364,8 @@ class Synthetic:
         from immutable_installer.pipeline import Pipeline
         from immutable_installer.store.entries import Store
 
-        return Pipeline(self.target, self.house, Store(store or self.store), reporter=reporter or (lambda e: None),
+        report = reporter or (lambda e: None)
+        return Pipeline(self.target, self.house, Store(store or self.store, report), reporter=report,
                         link_mode=link_mode)
 
     @property

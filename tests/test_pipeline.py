@@ -1,5 +1,6 @@
-"""The install pipeline's order of work: in a rebuild the entries the store already holds are linked while the
-new ones are still being read, and nothing of that survives when the new wheel is refused."""
+"""The install pipeline's order of work: the entries the store already holds are linked while the new ones are
+still being read, each new one as soon as it is compiled, and nothing of that survives when a wheel is
+refused."""
 
 from __future__ import annotations
 
@@ -78,3 +79,45 @@ def test_a_refused_new_wheel_leaves_nothing_of_the_rebuild(synthetic: Synthetic,
     assert store_files(synthetic.store) == before
     assert synthetic.run_py("import tiny_a").returncode == 0
     assert not marker.exists() and not os.path.exists(synthetic.target / SITE / "evil.pth")
+
+
+def test_a_cold_install_links_each_new_entry_before_the_store_commits(synthetic: Synthetic) -> None:
+    """An empty store: every entry is linked from its staging folder as soon as it is compiled, so the
+    linking is done when the store's phase ends instead of starting then."""
+    events: list[Any] = []
+    synthetic.install(reporter=events.append)
+    order = [(type(e).__name__, getattr(e, "name", None) or getattr(e, "phase", None)) for e in events]
+    store_done = order.index(("PhaseDone", "store"))
+    linked = [i for i, item in enumerate(order) if item == ("Progress", "link")]
+    assert len(linked) == 6 and max(linked) < store_done
+    assert order.index(("Phase", "store")) < order.index(("Phase", "link")) < store_done
+    assert synthetic.run_py("import tiny_a").returncode == 0
+    assert list((synthetic.store / "tmp").iterdir()) == []  # every staging folder renamed into the store
+
+
+def test_a_refused_wheel_after_new_entries_were_linked_leaves_nothing(synthetic: Synthetic, tmp_path: Path) -> None:
+    """An empty store, and the wheel refused last: entries (the refused one among them, unpacked but never
+    run) may be linked from their staging folders before the scan's verdict. Nothing of them survives: no
+    generation, no store entry, no staging folder, no target, and the payload never ran."""
+    marker = tmp_path / "payload-ran"
+    evil = make_wheel(synthetic.house, "evil-helper", "1.0", files={
+        "evil_helper/__init__.py": "", f"evil_helper-1.0.data/data/{SITE}/evil.pth":
+        f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n"})
+    add_package(synthetic, evil)
+    linked_first = threading.Event()
+    waited: list[bool] = []
+
+    def reporter(event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "Progress" and event.phase == "link":
+            linked_first.set()
+        if kind == "Progress" and event.phase == "scan" and event.done == event.total:  # the verdict comes next
+            waited.append(linked_first.wait(timeout=60))
+
+    with pytest.raises(StartupCodeError):
+        synthetic.install(reporter=reporter)
+    assert waited == [True]  # an entry was in the generation before the scan refused the wheel
+    gens = Generations(synthetic.target)
+    assert gens.current() is None and sorted(p.name for p in gens.root.iterdir()) == [".lock"]
+    assert store_files(synthetic.store) == []
+    assert not marker.exists() and not os.path.lexists(synthetic.target)

@@ -15,7 +15,8 @@ Layout under the store root (``~/.cache/immutable-installer/store``, ``--store``
     .gc.lock                                      roots are registered and collected under it
 
 An entry is complete exactly when ``entries/<key>`` exists: it is assembled under ``tmp/`` and renamed into
-place in one ``rename(2)``, after its files were made read-only, and never changed afterwards. A killed
+place in one ``rename(2)`` (its files are read-only from the moment they are created), and never changed
+afterwards. A killed
 build leaves only a ``tmp/`` folder whose lock nobody holds; the next builder or ``store gc`` removes it.
 """
 
@@ -43,7 +44,7 @@ from immutable_installer.core.removal import remove_tree
 from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.wheel import WheelBytes, open_wheel
 from immutable_installer.runner import Runner
-from immutable_installer.store.fill import Filler, finish, write_entry_json
+from immutable_installer.store.fill import Filler, Staged
 
 STORE_ENV = "IMMUTABLE_INSTALLER_STORE"
 _FOLDERS = ("entries", "locks", "tmp", "roots")
@@ -177,10 +178,14 @@ class Store:
                              hint="pass a writable --store PATH or set IMMUTABLE_INSTALLER_STORE") from None
 
     # ------------------------------------------------------------------------------------------ filling
-    def fill(self, keys: Iterable[str], python: str, interp: str) -> FillSession:
-        """A session that builds whichever of ``keys`` the store lacks (``with store.fill(...) as s``)."""
+    def fill(self, keys: Iterable[str], python: str, interp: str,
+             on_ready: Callable[[Entry], None] | None = None) -> FillSession:
+        """A session that builds whichever of ``keys`` the store lacks (``with store.fill(...) as s``);
+        ``on_ready`` hears of each entry as soon as it is complete in its staging folder (a generation may link
+        it from there; ``commit`` renames it into the store, so the caller links nothing from it after
+        ``wait``)."""
         self._mkdirs()
-        return FillSession(self, sorted(set(keys)), python, interp)
+        return FillSession(self, sorted(set(keys)), python, interp, on_ready=on_ready)
 
     def _fill_locked(self, key: str, wheel: StoreWheel, opened: WheelBytes, python: str, interp: str) -> None:
         with FillSession(self, [key], python, interp, locked=True) as session:
@@ -379,9 +384,11 @@ class FillSession:
     unpacked and compiled in the background as their wheels are handed in, and renamed into the store only by
     ``commit``. Leaving the ``with`` block without a commit (an error, a failed scan, Ctrl-C) removes them."""
 
-    def __init__(self, store: Store, keys: list[str], python: str, interp: str, locked: bool = False) -> None:
+    def __init__(self, store: Store, keys: list[str], python: str, interp: str, locked: bool = False,
+                 on_ready: Callable[[Entry], None] | None = None) -> None:
         self.store, self.keys, self.python, self.interp = store, keys, python, interp
         self.locked = locked  # the caller holds the entries' locks already (repair)
+        self.on_ready = on_ready
         self.locks: list[FileLock] = []
         self.todo: set[str] = set()
         self.filler: Filler | None = None
@@ -434,21 +441,30 @@ class FillSession:
         count = len(self.todo)
         self.store.report(Phase("store", f"{count} new store entr{'y' if count == 1 else 'ies'} (unpacked and "
                                          "compiled once, then linked into every generation)"))
-        self.filler = Filler(self.store.runner, self.build, self.python, interpreter_version(self.interp))
+        on_ready = None
+        if self.on_ready is not None:
+            hand_on = self.on_ready
+
+            def on_ready(staged: Staged) -> None:
+                hand_on(Entry(staged.key, staged.root.parent, staged.meta))
+        self.filler = Filler(self.store.runner, self.build, self.python, self.interp,
+                             interpreter_version(self.interp), on_ready=on_ready)
+
+    def wait(self) -> list[Staged]:
+        """Every added entry unpacked, compiled and complete in its staging folder (``on_ready`` has heard of
+        each); the first error is raised."""
+        if self.filler is None:
+            return []
+        total = len(self.added)
+        return self.filler.wait(lambda done, _all: self.store.report(
+            Progress("store", done, total, "entries", "compiled")))
 
     def commit(self) -> None:
-        """Wait for every added entry's unpacking and bytecode, then rename each into the store."""
+        """Rename every added entry into the store, once it is complete (``wait``)."""
         if self.filler is None:
             return
-        total = len(self.added)
-        staged = self.filler.wait(lambda done, _all: self.store.report(
-            Progress("store", done, total, "entries", "compiled")))
-        for item in staged:
-            meta = finish(item, self.interp, self.python)
-            staging = item.root.parent
-            write_entry_json(staging, meta)
-            _make_read_only(staging)
-            os.rename(staging, self.store.entry_path(item.key))
+        for item in self.wait():
+            os.rename(item.root.parent, self.store.entry_path(item.key))
         self.store.report(PhaseDone("store", time.monotonic() - self.started))
 
     def __exit__(self, *exc: object) -> None:

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 from installer.destinations import WheelDestination
 
 from immutable_installer.core.errors import BuildError, WheelhouseError
-from immutable_installer.dists.hashing import CHUNK, file_record_digest, record_digest, record_form
+from immutable_installer.dists.hashing import CHUNK, record_digest, record_form
 from immutable_installer.dists.installed import venv_scheme
 from immutable_installer.dists.scripts import console_shebang, fixed_shebang, windows_launcher
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo
@@ -58,11 +58,13 @@ if __name__ == '__main__':
     sys.exit(%(func)s())
 """
 
-# runs inside the target interpreter (-I -S): compile the files of each batch, answer when the batch is done.
-# Warnings are off and stderr goes nowhere: thousands of SyntaxWarnings (3.12+ shows invalid escapes) would
-# otherwise fill a pipe nobody reads until the end, and the worker would block forever.
+# runs inside the target interpreter (-I -S): compile the files of each batch, answer one line per bytecode file
+# written (path, RECORD-form sha256, size: the caller never reads it back) and "done" at the end of the batch.
+# The bytecode loses its write bits here, like every file of a store entry. Warnings are off and stderr goes
+# nowhere: thousands of SyntaxWarnings (3.12+ shows invalid escapes) would otherwise fill a pipe nobody reads
+# until the end, and the worker would block forever.
 _COMPILER = r"""
-import os, sys, warnings, py_compile
+import base64, hashlib, os, stat, sys, warnings, py_compile
 warnings.simplefilter("ignore")
 sys.stderr = open(os.devnull, "w")
 out = sys.stdout
@@ -71,9 +73,14 @@ for line in sys.stdin:
     if not path:
         out.write("done\n"); out.flush(); continue
     try:
-        py_compile.compile(path, doraise=True)
+        pyc = py_compile.compile(path, doraise=True)
+        with open(pyc, "rb") as fh:
+            data = fh.read()
+        os.chmod(pyc, stat.S_IMODE(os.stat(pyc).st_mode) & ~0o222)
     except Exception:
-        pass  # like compileall: a module that does not compile stays uncompiled (speed, not correctness)
+        continue  # like compileall: a module that does not compile stays uncompiled (speed, not correctness)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    out.write(f"{pyc}\tsha256={digest}\t{len(data)}\n")
 """
 
 
@@ -87,7 +94,8 @@ class Staged:
     files: list[list[Any]] = field(default_factory=list)  # [prefix-relative path, sha256=..., size]
     scripts: dict[str, dict[str, Any]] = field(default_factory=dict)
     record: str = ""
-    sources: list[str] = field(default_factory=list)  # .py files to compile (absolute)
+    compiled: list[list[Any]] = field(default_factory=list)  # [absolute .pyc path, sha256=..., size]
+    meta: dict[str, Any] = field(default_factory=dict)  # entry.json, once finished
 
 
 class CompilePool:
@@ -96,7 +104,7 @@ class CompilePool:
     def __init__(self, runner: Runner, python: str, processes: int | None = None, batch: int = 150) -> None:
         self.python = python
         self.batch = batch
-        self.jobs: queue.Queue[tuple[list[str], Callable[[], None]] | None] = queue.Queue()
+        self.jobs: queue.Queue[tuple[list[str], Callable[[list[list[Any]]], None]] | None] = queue.Queue()
         self.procs: list[subprocess.Popen[str]] = []
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []
@@ -108,8 +116,9 @@ class CompilePool:
             thread.start()
             self.threads.append(thread)
 
-    def submit(self, files: Sequence[str], done: Callable[[], None]) -> None:
-        """Queue one batch of ``files``; ``done`` is called when it is compiled (or failed)."""
+    def submit(self, files: Sequence[str], done: Callable[[list[list[Any]]], None]) -> None:
+        """Queue one batch of ``files``; ``done`` is called when it is compiled (or failed), with the bytecode
+        files written (``[path, sha256=..., size]``)."""
         self.jobs.put((list(files), done))
 
     def _feed(self, proc: subprocess.Popen[str]) -> None:
@@ -119,18 +128,22 @@ class CompilePool:
             if job is None:
                 return
             files, done = job
+            written: list[list[Any]] = []
             try:
                 if self.stopped:
                     continue
                 proc.stdin.write("".join(f"{f}\n" for f in files) + "\n")
                 proc.stdin.flush()
-                if proc.stdout.readline() != "done\n":
-                    raise OSError(f"the compiler exited with {proc.wait()}")
+                while (line := proc.stdout.readline()) != "done\n":
+                    if not line:
+                        raise OSError(f"the compiler exited with {proc.wait()}")
+                    pyc, digest, size = line.rstrip("\n").split("\t")
+                    written.append([pyc, digest, int(size)])
             except (OSError, ValueError) as exc:  # a dead pipe, or one closed by kill()
                 if not self.stopped:
                     self.errors.append(f"bytecode compilation failed: {exc}")
             finally:
-                done()
+                done(written)
 
     def close(self) -> None:
         for _ in self.threads:
@@ -274,7 +287,9 @@ class _PipLikeDestination(WheelDestination):
         return target[len(self.root) + 1:].replace(os.sep, "/")
 
     def _create(self, target: str, executable: bool) -> int:
-        """A new file (never an existing one: ``O_EXCL``); parent folders made once each."""
+        """A new file (never an existing one: ``O_EXCL``), read-only from the start like every file of a store
+        entry (the descriptor that creates it may still write: no second pass over 30,000 files to chmod them);
+        parent folders made once each."""
         if self.cancelled is not None and self.cancelled.is_set():
             raise BuildError("the store build was abandoned")
         parent = os.path.dirname(target)
@@ -283,7 +298,7 @@ class _PipLikeDestination(WheelDestination):
             with self.made_lock:
                 self.made.add(parent)
         try:
-            return os.open(target, _NEW_FILE, 0o755 if executable else 0o644)
+            return os.open(target, _NEW_FILE, 0o555 if executable else 0o444)
         except FileExistsError:
             raise BuildError(f"{self.staged.wheel.filename} installs {self._rel(target)} twice",
                              hint="the wheel is unsound; re-lock to another release or report it upstream") from None
@@ -305,8 +320,6 @@ class _PipLikeDestination(WheelDestination):
         rel = self._rel(target)
         self.staged.files.append([rel, digest, len(data)])
         source = scheme in ("purelib", "platlib") and rel.endswith(".py")
-        if source:
-            self.staged.sources.append(target)
         if self.writers is not None and len(data) <= ASYNC_LIMIT:
             self.pending_writes.append(self.writers.submit(self._write_then_announce, target, data, executable,
                                                            source))
@@ -411,21 +424,28 @@ class _PipLikeDestination(WheelDestination):
 
 class Filler:
     """Unpacks wheels into staged entries on a thread pool while a compile pool turns their sources into
-    bytecode; ``commit`` renames the finished entries into the store."""
+    bytecode. Each entry is finished as soon as its last batch is compiled (its ``entry.json`` written beside it
+    under ``tmp/``) and handed to ``on_ready``, so that a generation can link it while the others still compile;
+    the caller renames the finished entries into the store only once the whole set passed its checks."""
 
-    def __init__(self, runner: Runner, tmp: Path, python: str, python_version: str,
-                 processes: int | None = None) -> None:
+    def __init__(self, runner: Runner, tmp: Path, python: str, interp: str, python_version: str,
+                 processes: int | None = None, on_ready: Callable[[Staged], None] | None = None) -> None:
         self.tmp = tmp
         self.python = python
+        self.interp = interp
         self.python_version = python_version
+        self.on_ready = on_ready
         self.cores = processes or max(1, os.cpu_count() or 1)
         self.compiler = CompilePool(runner, python, self.cores)
         self.unpackers = ThreadPoolExecutor(max_workers=2)  # one reads the zip while the other waits on disk
         self.writers = ThreadPoolExecutor(max_workers=2)  # file creation overlaps decompression (more contend)
         self.lock = threading.Lock()
         self.pending: dict[str, int] = {}
-        self.compiled = threading.Condition(self.lock)
+        self.bytecode: dict[str, list[list[Any]]] = {}
+        self.changed = threading.Condition(self.lock)
         self.staged: dict[str, Staged] = {}
+        self.finished: set[str] = set()
+        self.errors: list[BaseException] = []
         self.futures: list[Future[Staged]] = []
         self.slots = threading.BoundedSemaphore(self.cores + 1)  # wheels held in memory at once
         self.cancelled = threading.Event()
@@ -446,48 +466,75 @@ class Filler:
         ``pending[key]`` counts the unpacking itself plus every batch not yet compiled: 0 means done."""
         root = self.tmp / key / "root"
         batch: list[str] = []
+        batch_lock = threading.Lock()  # the writer threads announce modules concurrently
         with self.lock:
             self.pending[key] = 1
+            self.bytecode[key] = []
 
         def flush() -> None:
-            if batch:
+            with batch_lock:
+                files = list(batch)
+                batch.clear()
+            if files:
                 with self.lock:
                     self.pending[key] += 1
-                self.compiler.submit(list(batch), lambda: self._batch_done(key))
-                batch.clear()
+                self.compiler.submit(files, lambda written: self._batch_done(key, written))
 
         def on_source(path: str) -> None:
-            batch.append(path)
-            if len(batch) >= self.compiler.batch:
+            with batch_lock:
+                batch.append(path)
+                full = len(batch) >= self.compiler.batch
+            if full:
                 flush()
 
         try:
             staged = unpack(wheel, name, root, self.python_version, self.python, self.cancelled, on_source,
                             self.writers)
         finally:
-            self.slots.release()
+            self.slots.release()  # after an error pending[key] never reaches 0: wait() raises it
         flush()
         staged.key = key
         with self.lock:
             self.staged[key] = staged
-        self._batch_done(key)  # the unpacking is done
+        self._batch_done(key, [])  # the unpacking is done
         return staged
 
-    def _batch_done(self, key: str) -> None:
+    def _batch_done(self, key: str, written: list[list[Any]]) -> None:
         with self.lock:
+            self.bytecode[key].extend(written)
             self.pending[key] -= 1
-            self.compiled.notify_all()
+            last = self.pending[key] == 0
+        if last:
+            self._finish(key)
+
+    def _finish(self, key: str) -> None:
+        """The entry's ``entry.json`` beside its files, then ``on_ready``; an error is kept for ``wait``."""
+        try:
+            staged = self.staged[key]
+            staged.compiled = self.bytecode[key]
+            staged.meta = finish(staged, self.interp, self.python)
+            write_entry_json(staged.root.parent, staged.meta)
+            if self.on_ready is not None and not self.cancelled.is_set():
+                self.on_ready(staged)
+        except BaseException as exc:  # a compile feeder or an unpacker runs this: it must not die of it
+            self.errors.append(exc)
+        finally:
+            with self.lock:
+                self.finished.add(key)
+                self.changed.notify_all()
 
     def wait(self, on_progress: Callable[[int, int], None] | None = None) -> list[Staged]:
-        """Every staged entry unpacked and compiled; the first unpacking error is raised."""
+        """Every staged entry unpacked, compiled and finished; the first error is raised."""
         for future in self.futures:
             future.result()
-        total = len(self.staged)
+        total = len(self.futures)
         with self.lock:
-            while any(v != 0 for v in self.pending.values()):
-                self.compiled.wait(timeout=1.0)
+            while len(self.finished) < total and not self.errors:
+                self.changed.wait(timeout=1.0)
                 if on_progress is not None:
-                    on_progress(sum(1 for v in self.pending.values() if v == 0), total)
+                    on_progress(len(self.finished), total)
+        if self.errors:
+            raise self.errors[0]
         if self.compiler.errors:
             raise BuildError(self.compiler.errors[0])
         return list(self.staged.values())
@@ -506,15 +553,11 @@ class Filler:
 
 
 def finish(staged: Staged, interp: str, build_python: str) -> dict[str, Any]:
-    """Hash the bytecode the compile pool wrote and return the entry's ``entry.json`` contents."""
-    import importlib.util
-
+    """The entry's ``entry.json`` contents: every file the unpacking wrote and every bytecode file the compile
+    pool wrote, each with the hash taken while it was written."""
     files = list(staged.files)
-    for source in staged.sources:
-        pyc = importlib.util.cache_from_source(source)
-        digest = file_record_digest(pyc)
-        if digest is not None:
-            files.append([os.path.relpath(pyc, staged.root).replace(os.sep, "/"), digest, os.path.getsize(pyc)])
+    files += [[os.path.relpath(pyc, staged.root).replace(os.sep, "/"), digest, size]
+              for pyc, digest, size in staged.compiled]
     files.sort()
     return {
         "format": 2, "key": staged.key, "interpreter": interp, "name": staged.wheel.name,
@@ -525,4 +568,9 @@ def finish(staged: Staged, interp: str, build_python: str) -> dict[str, Any]:
 
 
 def write_entry_json(staging: Path, meta: dict[str, Any]) -> None:
-    (staging / "entry.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    """Read-only, like the entry's files."""
+    fd = os.open(staging / "entry.json", _NEW_FILE, 0o444)
+    try:
+        _write_all(fd, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
