@@ -23,21 +23,26 @@ import io
 import json
 import os
 import queue
+import stat
 import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from installer.destinations import WheelDestination
+from installer.records import parse_record_file
+from installer.sources import WheelContentElement, WheelFile
 
 from immutable_installer.core.errors import BuildError, WheelhouseError
 from immutable_installer.dists.hashing import CHUNK, record_digest, record_form
 from immutable_installer.dists.installed import venv_scheme
+from immutable_installer.dists.members import data_limits, open_member
 from immutable_installer.dists.scripts import console_shebang, fixed_shebang, windows_launcher
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo
 from immutable_installer.runner import Runner, clean_env
@@ -46,6 +51,7 @@ from immutable_installer.runner import Runner, clean_env
 # built an environment, and pip's own tools (uninstall, list, check) treat the packages as theirs
 INSTALLER_NAME = b"pip\n"
 ASYNC_LIMIT = 4 << 20  # members up to this size are written by the writer pool
+WRITE_BATCH = 32  # small files per writer task: a task per file cost a lock hand-over (futex) per file
 # a new file, never an existing one; O_BINARY: Windows opens in text mode otherwise and writes "\n" as "\r\n"
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
@@ -184,7 +190,6 @@ def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script
     from its bytes, as pip would into a virtualenv whose interpreter is ``script_python``. ``on_source`` hears of
     each module as soon as it is written (the compile pool starts on it while the rest is unpacked)."""
     from installer import install
-    from installer.sources import WheelFile
 
     staged = Staged("", wheel.info, root)
     destination = _PipLikeDestination(root, name, python_version, script_python, staged)
@@ -195,7 +200,7 @@ def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script
         with wheel.zipfile() as zf, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             zf.filename = wheel.info.filename  # the library reads name and version from it
-            source = WheelFile(zf)
+            source = _InMemoryWheel(zf, wheel.data)
             destination.wheel_record = wheel.info.record  # parsed once, when the wheel was read
             destination.data_dir = source.data_dir
             purelib = "root-is-purelib: true" in source.read_dist_info("WHEEL").lower()
@@ -212,6 +217,27 @@ def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script
         raise BuildError(f"{wheel.info.filename} cannot be installed: {type(exc).__name__}: {exc}",
                          hint="the wheel is unsound; re-lock to another release or report it upstream") from None
     return staged
+
+
+class _InMemoryWheel(WheelFile):
+    """PyPA ``installer``'s wheel source with each member read by ``dists.members`` from the bytes already in
+    memory (inflated by ISA-L, with zipfile's checks) instead of ``zipfile.open``: ``get_contents`` as the
+    library's own, but for the stream."""
+
+    def __init__(self, archive: zipfile.ZipFile, data: bytes) -> None:
+        super().__init__(archive)
+        self.archive, self.data = archive, data
+        self.limits = data_limits(archive)
+
+    def get_contents(self) -> Iterator[WheelContentElement]:
+        records = {row[0]: row for row in parse_record_file(self.read_dist_info("RECORD").splitlines())}
+        for item in self.archive.infolist():
+            if item.filename.endswith("/"):  # a directory
+                continue
+            record = records.pop(item.filename, (item.filename, "", ""))  # the library validates RECORD
+            mode = item.external_attr >> 16
+            executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)  # pip's rule, as the library's
+            yield record, open_member(self.data, self.archive, item, self.limits[item.filename]), executable
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -252,7 +278,8 @@ class _PipLikeDestination(WheelDestination):
     Creating a file costs far more than writing its bytes on most filesystems (measured here: ~150 us per
     ``open(O_CREAT)``), and torch alone has 12,000 files: members up to ``ASYNC_LIMIT`` are hashed in the
     unpacking thread and created and written by a shared pool of writer threads (the GIL is released in
-    ``open`` and ``write``); a module goes to the compile pool once it is on disk."""
+    ``open`` and ``write``), handed over ``WRITE_BATCH`` at a time; a module goes to the compile pool once it
+    is on disk."""
 
     def __init__(self, root: Path, name: str, python_version: str, script_python: str, staged: Staged) -> None:
         self.root = os.path.abspath(root)
@@ -272,6 +299,8 @@ class _PipLikeDestination(WheelDestination):
         self.on_source: Callable[[str], None] | None = None
         self.writers: ThreadPoolExecutor | None = None
         self.pending_writes: list[Future[None]] = []
+        self.batch: list[tuple[str, bytes, bool, bool]] = []  # small files for the writer pool, handed on together
+        self.batch_bytes = 0
         self.made: set[str] = set()
         self.made_lock = threading.Lock()
 
@@ -313,7 +342,8 @@ class _PipLikeDestination(WheelDestination):
             os.close(fd)
 
     def _place(self, scheme: str, path: str, data: bytes, executable: bool, digest: str) -> Any:
-        """Write ``data`` (now, or on the writer pool) and record it; returns the RECORD entry."""
+        """Write ``data`` (now, or with the next batch on the writer pool) and record it; returns the RECORD
+        entry."""
         from installer.records import Hash, RecordEntry
 
         target = self._target(scheme, path)
@@ -321,19 +351,28 @@ class _PipLikeDestination(WheelDestination):
         self.staged.files.append([rel, digest, len(data)])
         source = scheme in ("purelib", "platlib") and rel.endswith(".py")
         if self.writers is not None and len(data) <= ASYNC_LIMIT:
-            self.pending_writes.append(self.writers.submit(self._write_then_announce, target, data, executable,
-                                                           source))
+            self.batch.append((target, data, executable, source))
+            self.batch_bytes += len(data)
+            if len(self.batch) >= WRITE_BATCH or self.batch_bytes >= ASYNC_LIMIT:
+                self._submit_batch()
         else:
-            self._write_then_announce(target, data, executable, source)
+            self._write_then_announce([(target, data, executable, source)])
         return RecordEntry(path, Hash("sha256", digest.split("=", 1)[1]), len(data))
 
-    def _write_then_announce(self, target: str, data: bytes, executable: bool, source: bool) -> None:
-        self._create_and_write(target, data, executable)
-        if source and self.on_source is not None:
-            self.on_source(target)
+    def _submit_batch(self) -> None:
+        if self.batch and self.writers is not None:
+            self.pending_writes.append(self.writers.submit(self._write_then_announce, self.batch))
+        self.batch, self.batch_bytes = [], 0
+
+    def _write_then_announce(self, batch: list[tuple[str, bytes, bool, bool]]) -> None:
+        for target, data, executable, source in batch:
+            self._create_and_write(target, data, executable)
+            if source and self.on_source is not None:
+                self.on_source(target)
 
     def wait_for_writes(self) -> None:
         """Every queued write done; the first error raised."""
+        self._submit_batch()
         for future in self.pending_writes:
             future.result()
         self.pending_writes = []
@@ -409,7 +448,8 @@ class _PipLikeDestination(WheelDestination):
             if record is None:
                 continue
             target = self._target(file_scheme, record.path)
-            rel = os.path.relpath(target, self.site).replace(os.sep, "/")
+            inside = target.startswith(self.site + os.sep)  # most rows: relpath's cost (0.3 s for a stack) spared
+            rel = (target[len(self.site) + 1:] if inside else os.path.relpath(target, self.site)).replace(os.sep, "/")
             digest = f"{record.hash_.name}={record.hash_.value}" if record.hash_ else ""
             rows.append((rel, digest, "" if record.size is None else str(record.size)))
         buf = io.StringIO()
