@@ -53,7 +53,7 @@ def main() -> None:
     samples: dict[str, list[float]] = {"zipfile (zlib)": [], f"dists.members ({INFLATE.__name__})": []}
     sizes = set()
     for _ in range(args.runs):
-        for name, read in zip(samples, (with_zipfile, with_members)):
+        for name, read in zip(samples, (with_zipfile, with_members), strict=True):
             started = time.process_time()
             sizes.add(read(wheels))
             samples[name].append(time.process_time() - started)
