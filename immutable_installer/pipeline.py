@@ -143,8 +143,9 @@ class Pipeline:
                 self.report(Phase("link", f"{len(selection.wheels)} packages in {len(selection.groups)} groups "
                                           f"from the store {self.store.root}"))
 
-        linking = _Linking(self.engine, populator, path, python, start_link)
-        linking.start(lambda: [self.store.load(key) for key in held])
+        linking = _Linking(self.engine, populator, path, python, start_link,
+                           lambda: [self.store.load(key) for key in held])
+        linking.start()
         try:
             self._wheel_pass(selection, keys, python, interp, phases, linking)
         finally:
@@ -208,16 +209,17 @@ class _Linking:
     moved in. ``finish`` waits for all of it and raises its first error; ``abandon`` links nothing more."""
 
     def __init__(self, engine: Engine, populator: Populator, path: Path, python: str,
-                 on_first: Callable[[], None]) -> None:
+                 on_first: Callable[[], None], load_held: Callable[[], list[Entry]]) -> None:
+        """``load_held`` gives the entries the store already holds (loaded on the linking thread)."""
         self.engine, self.populator, self.path, self.python, self.on_first = engine, populator, path, python, on_first
+        self.load_held = load_held
         self.queue: queue.Queue[Entry | None] = queue.Queue()
         self.linked: set[str] = set()
         self.errors: list[BaseException] = []
         self.abandoned = threading.Event()
         self.thread = threading.Thread(target=_capture, args=(self.errors, self._run), daemon=True)
 
-    def start(self, load_held: Callable[[], list[Entry]]) -> None:
-        self.load_held = load_held
+    def start(self) -> None:
         self.thread.start()
 
     def add(self, entry: Entry) -> None:

@@ -62,7 +62,8 @@ def test_an_entry_is_handed_on_complete_with_its_bytecode_hashed_and_read_only(t
     filler = fill.Filler(Runner(), tmp_path / "tmp", sys.executable, "cp311", VERSION, processes=2,
                          on_ready=ready.append)
     try:
-        filler.add("k1", "pkg", open_wheel(wheel), open_wheel(wheel).info.sha256)
+        opened = open_wheel(wheel)
+        filler.add("k1", "pkg", opened, opened.info.sha256)
         staged = filler.wait()
     finally:
         filler.close()
