@@ -133,7 +133,7 @@ class Pipeline:
         # Meanwhile, on a second thread: virtualenv makes the bare environment while every entry the store
         # already holds is linked (all of them in a warm rebuild), then each new entry as soon as it is
         # compiled. The generation is switched to only after the scan below has passed, and discarded if not.
-        held = [keys[n.wheel.sha256] for n in selection.wheels if self.store.entry_path(keys[n.wheel.sha256]).is_dir()]
+        held = {key: self.store.load(key) for key in keys.values() if self.store.entry_path(key).is_dir()}
         populator = self.engine.populator(path, len(selection.wheels))
         link_started: list[float] = []
 
@@ -143,11 +143,10 @@ class Pipeline:
                 self.report(Phase("link", f"{len(selection.wheels)} packages in {len(selection.groups)} groups "
                                           f"from the store {self.store.root}"))
 
-        linking = _Linking(self.engine, populator, path, python, start_link,
-                           lambda: [self.store.load(key) for key in held])
+        linking = _Linking(self.engine, populator, path, python, start_link, list(held.values()))
         linking.start()
         try:
-            self._wheel_pass(selection, keys, python, interp, phases, linking)
+            self._wheel_pass(selection, keys, held, python, interp, phases, linking)
         finally:
             linking.finish()
         # what neither the store held nor the pass built: entries another installer finished meanwhile
@@ -170,11 +169,12 @@ class Pipeline:
                                      hint="the previous environment is untouched; see the details above")
         return report, receipt
 
-    def _wheel_pass(self, selection: Selection, keys: dict[str, str], python: str, interp: str,
-                    phases: dict[str, float], linking: _Linking) -> ScanResult:
-        """Read each wheel once: hash, scan and (where the store lacks it) unpack from the same bytes; each new
-        entry is linked from its staging folder as soon as it is compiled; the new entries are committed only
-        when the scan passed."""
+    def _wheel_pass(self, selection: Selection, keys: dict[str, str], held: dict[str, Entry], python: str,
+                    interp: str, phases: dict[str, float], linking: _Linking) -> ScanResult:
+        """Read each wheel the store lacks once: hash, scan and unpack from the same bytes; each new entry is
+        linked from its staging folder as soon as it is compiled; the new entries are committed only when the
+        scan passed. A wheel the store holds is scanned from what its entry kept when it was read (its sha256
+        is the entry's key), not read again."""
         started = time.monotonic()
         self.report(Phase("scan", f"{len(selection.wheels)} wheels, variant {selection.variant}"))
         with self.store.fill(keys.values(), python, interp, on_ready=linking.add) as session:
@@ -188,7 +188,9 @@ class Pipeline:
 
                 # the largest first: their unpacking and compilation take longest
                 order = sorted(selection.wheels, key=lambda n: -_size(self.wheelhouse / n.wheel.filename))
-                infos = read_needed(order, self.wheelhouse, on_read=fill, reporter=self.report)
+                known = {n.package.name: facts for n in selection.wheels
+                         if (entry := held.get(keys[n.wheel.sha256])) is not None and (facts := entry.wheel_facts)}
+                infos = read_needed(order, self.wheelhouse, on_read=fill, reporter=self.report, known=known)
                 result = check(selection, infos, self.wheelhouse, self.report)
                 phases["scan"] = time.monotonic() - started
                 self.report(PhaseDone("scan", phases["scan"]))
@@ -209,10 +211,10 @@ class _Linking:
     moved in. ``finish`` waits for all of it and raises its first error; ``abandon`` links nothing more."""
 
     def __init__(self, engine: Engine, populator: Populator, path: Path, python: str,
-                 on_first: Callable[[], None], load_held: Callable[[], list[Entry]]) -> None:
-        """``load_held`` gives the entries the store already holds (loaded on the linking thread)."""
+                 on_first: Callable[[], None], held: list[Entry]) -> None:
+        """``held``: the entries the store already holds, linked first."""
         self.engine, self.populator, self.path, self.python, self.on_first = engine, populator, path, python, on_first
-        self.load_held = load_held
+        self.held = held
         self.queue: queue.Queue[Entry | None] = queue.Queue()
         self.linked: set[str] = set()
         self.errors: list[BaseException] = []
@@ -228,7 +230,7 @@ class _Linking:
     def _run(self) -> None:
         virtualenv = self.engine.start_venv(self.path, self.python)
         try:
-            self._link(self.load_held())
+            self._link(self.held)
             while self._link(self._next_batch()):
                 pass
             if self.abandoned.is_set():

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import Synthetic, make_wheel, manifest_data, store_files, write_json
-from immutable_installer.core.errors import StartupCodeError
+from immutable_installer.core.errors import StartupCodeError, WheelhouseError
 from immutable_installer.core.selection import select
 from immutable_installer.generation.generations import Generations
 from immutable_installer.pipeline import Pipeline
@@ -121,3 +121,71 @@ def test_a_refused_wheel_after_new_entries_were_linked_leaves_nothing(synthetic:
     assert gens.current() is None and sorted(p.name for p in gens.root.iterdir()) == [".lock"]
     assert store_files(synthetic.store) == []
     assert not marker.exists() and not os.path.lexists(synthetic.target)
+
+
+def test_a_rebuild_scans_the_wheels_the_store_holds_without_reading_them(synthetic: Synthetic, tmp_path: Path) -> None:
+    """The store's entries were built from bytes with the pinned sha256 (their key) and kept what the scan read
+    from them: a rebuild installs from them even when the wheelhouse file is gone or has been replaced by a
+    hostile one, and the replacement never runs."""
+    first = synthetic.install()
+    marker = tmp_path / "payload-ran"
+    synthetic.wheels["tiny-b"].unlink()
+    hostile = make_wheel(tmp_path / "other", "tiny-a", "2.0", requires=["tiny-b>=1.0"], files={
+        "tiny_a/__init__.py": "__version__ = 'replaced'\n",
+        "tiny_a-2.0.data/data/" + SITE + "/evil.pth": f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n"})
+    synthetic.wheels["tiny-a"].write_bytes(hostile.read_bytes())
+    events: list[Any] = []
+    result = synthetic.install(force=True, reporter=events.append)
+    assert result.changed and result.report.ok and result.generation != first.generation
+    assert result.fingerprint == first.fingerprint  # the same files as the first time
+    scanned = [e.item for e in events if type(e).__name__ == "Progress" and e.phase == "scan"]
+    assert len(scanned) == 6 and all(m.endswith("(as read into the store)") for m in scanned)
+    assert synthetic.run_py("import tiny_a; assert tiny_a.__version__ == '2.0'").returncode == 0
+    assert not marker.exists() and not os.path.exists(synthetic.target / SITE / "evil.pth")
+
+
+def test_a_held_wheel_whose_start_up_code_the_manifest_no_longer_allows_is_refused(synthetic: Synthetic,
+                                                                                   tmp_path: Path) -> None:
+    """The verdict on a wheel the store holds is the new manifest's, taken on what its entry kept: its wheel
+    file may be gone, its `.pth` is still refused before anything could run it."""
+    marker = tmp_path / "payload-ran"
+    helper = make_wheel(synthetic.house, "evil-helper", "1.0", files={
+        "evil_helper/__init__.py": "", "evil_helper.pth":
+        f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n"})
+    add_package(synthetic, helper)
+    data = json.loads(synthetic.manifest_path.read_text())
+    data["verify"]["allowed_pth"] = ["evil_helper.pth"]
+    write_json(synthetic.manifest_path, data)
+    first = synthetic.install()
+    assert first.report.ok and marker.exists()  # allowed: it runs at every start, the probe's included
+    marker.unlink()
+    data["verify"]["allowed_pth"] = []
+    write_json(synthetic.manifest_path, data)
+    helper.unlink()  # only the entry can tell what the wheel ships
+    before = store_files(synthetic.store)
+    with pytest.raises(StartupCodeError, match="evil_helper-1.0-py3-none-any.whl ships evil_helper.pth"):
+        synthetic.install(force=True)
+    gens = Generations(synthetic.target)
+    assert gens.current().name == first.generation and [g.name for g in gens.complete()] == [first.generation]
+    assert store_files(synthetic.store) == before and not marker.exists()
+
+
+def test_an_entry_that_kept_no_wheel_facts_has_its_wheel_read(synthetic: Synthetic) -> None:
+    """Entries written before entries kept the scan's facts (or whose record of them is damaged): the wheel is
+    read as before, and a missing one is the wheelhouse error it always was."""
+    synthetic.install()
+    store = Store(synthetic.store)
+    for key in store.entry_keys():
+        meta_file = store.entry_path(key) / "entry.json"
+        meta = json.loads(meta_file.read_text())
+        meta.pop("wheel_facts")
+        meta_file.chmod(0o644)
+        meta_file.write_text(json.dumps(meta))
+        assert store.load(key).wheel_facts is None
+    events: list[Any] = []
+    assert synthetic.install(force=True, reporter=events.append).report.ok
+    scanned = [e.item for e in events if type(e).__name__ == "Progress" and e.phase == "scan"]
+    assert len(scanned) == 6 and not any("store" in m for m in scanned)
+    synthetic.wheels["tiny-b"].unlink()
+    with pytest.raises(WheelhouseError, match="tiny_b-1.0-py3-none-any.whl"):
+        synthetic.install(force=True)

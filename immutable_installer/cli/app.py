@@ -190,8 +190,12 @@ def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool, sto
     unpacked = {w.wheel.filename: infos[w.package.name].unpacked for w in selection.wheels
                 if w.wheel.filename in present}
     plan = make_plan(selection, present, {n.wheel.filename for n, _ in state.bad_hash}, stored, unpacked)
+    # the verdict install would reach: a wheel the store holds is scanned as its entry kept it, whatever the
+    # wheelhouse file has become (the plan's state column still tells the wheelhouse as it is)
+    known = {n.package.name: facts for n in selection.wheels
+             if n.wheel.sha256 in stored and (facts := the_store.wheel_facts(the_store.key(n.wheel.sha256, interp)))}
     try:
-        check(selection, infos, wheelhouse)
+        check(selection, {**infos, **known}, wheelhouse)
         verdict: dict[str, Any] = {"ok": True, "kind": None,
                                    "message": "clean: hashes, blacklist, closure, start-up code, clashes"}
     except InstallerError as exc:

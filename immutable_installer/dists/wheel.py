@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import parse_wheel_filename
 
@@ -39,6 +40,27 @@ class WheelInfo:
     startup: dict[str, list[str]] = field(default_factory=dict)
     record: dict[str, str] = field(default_factory=dict)  # archive path -> "sha256=..." from the wheel's RECORD
     unpacked: int = 0  # bytes its files take once unpacked (the zip's own sizes): what a new store entry costs
+
+    def facts(self) -> dict[str, Any]:
+        """What the scan needs of this wheel, as JSON: kept in the store entry built from these bytes, so a
+        later install scans a wheel the store holds without reading it again (``record`` serves only the
+        unpacking and is left out)."""
+        return {"filename": self.filename, "name": self.name, "version": self.version, "sha256": self.sha256,
+                "size": self.size, "requires_dist": list(self.requires_dist), "top_level": list(self.top_level),
+                "entry_points": self.entry_points, "installed": self.installed, "startup": self.startup,
+                "unpacked": self.unpacked}
+
+    @classmethod
+    def from_facts(cls, data: dict[str, Any]) -> WheelInfo:
+        """The inverse of ``facts`` (without ``record``); ValueError when ``data`` is not such a document."""
+        try:
+            return cls(str(data["filename"]), str(data["name"]), str(data["version"]), str(data["sha256"]),
+                       int(data["size"]), tuple(map(str, data["requires_dist"])), tuple(map(str, data["top_level"])),
+                       {str(k): str(v) for k, v in data["entry_points"].items()},
+                       {str(k): str(v) for k, v in data["installed"].items()},
+                       {str(k): [str(x) for x in v] for k, v in data["startup"].items()}, {}, int(data["unpacked"]))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"not a wheel's facts ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from immutable_installer.core.layout import generation_name
 from immutable_installer.core.names import canonical
 from immutable_installer.core.removal import remove_tree
 from immutable_installer.dists.hashing import file_record_digest
-from immutable_installer.dists.wheel import WheelBytes, open_wheel
+from immutable_installer.dists.wheel import WheelBytes, WheelInfo, open_wheel
 from immutable_installer.runner import Runner
 from immutable_installer.store.fill import Filler, Staged
 
@@ -112,6 +112,19 @@ class Entry:
     def bytes(self) -> int:
         return sum(int(f[2]) for f in self.meta["files"])
 
+    @property
+    def wheel_facts(self) -> WheelInfo | None:
+        """What the scan read from the wheel this entry was built from (its sha256 is the key's), or None for
+        an entry written before entries kept it (or one whose record of it is unreadable): read the wheel then."""
+        data = self.meta.get("wheel_facts")
+        if not isinstance(data, dict):
+            return None
+        try:
+            facts = WheelInfo.from_facts(data)
+        except ValueError:
+            return None
+        return facts if facts.sha256 == self.meta.get("sha256") else None
+
 
 @dataclass
 class Damage:
@@ -163,6 +176,14 @@ class Store:
             raise BuildError(f"store entry {key} is unreadable ({exc})",
                              hint="run `immutable-installer store verify --repair`") from None
         return Entry(key, path, meta)
+
+    def wheel_facts(self, key: str) -> WheelInfo | None:
+        """What the scan read from the wheel of entry ``key`` when it was built; None when the store does not
+        hold it or the entry cannot tell (``Entry.wheel_facts``)."""
+        try:
+            return self.load(key).wheel_facts
+        except BuildError:
+            return None
 
     def entry_keys(self) -> list[str]:
         if not self.entries_dir.is_dir():

@@ -594,7 +594,8 @@ class Filler:
 
 def finish(staged: Staged, interp: str, build_python: str) -> dict[str, Any]:
     """The entry's ``entry.json`` contents: every file the unpacking wrote and every bytecode file the compile
-    pool wrote, each with the hash taken while it was written."""
+    pool wrote, each with the hash taken while it was written; and what the scan read from the wheel's bytes
+    (``wheel_facts``), so that a later install scans the wheel without reading it again."""
     files = list(staged.files)
     files += [[os.path.relpath(pyc, staged.root).replace(os.sep, "/"), digest, size]
               for pyc, digest, size in staged.compiled]
@@ -603,7 +604,7 @@ def finish(staged: Staged, interp: str, build_python: str) -> dict[str, Any]:
         "format": 2, "key": staged.key, "interpreter": interp, "name": staged.wheel.name,
         "version": staged.wheel.version, "wheel": staged.wheel.filename, "sha256": staged.wheel.sha256,
         "build_python": build_python, "record": staged.record, "files": files, "scripts": staged.scripts,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wheel_facts": staged.wheel.facts(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 

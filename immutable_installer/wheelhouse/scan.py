@@ -69,13 +69,21 @@ def require_hashes(needed: Sequence[Needed], infos: Mapping[str, WheelInfo], whe
 
 def read_needed(needed: Sequence[Needed], wheelhouse: Path,
                 on_read: Callable[[Needed, WheelBytes], None] | None = None,
-                reporter: Reporter = null_reporter) -> dict[str, WheelInfo]:
+                reporter: Reporter = null_reporter,
+                known: Mapping[str, WheelInfo] | None = None) -> dict[str, WheelInfo]:
     """Read every needed wheel once (hash and metadata from the same bytes); a missing file is left out.
 
-    ``on_read`` sees each wheel's bytes while they are in memory (the store fills its entries from them);
-    ``reporter`` gets one ``scan`` progress event per wheel read (a front end's determinate bar)."""
+    ``known`` (package name -> facts) are wheels read before with exactly the pinned sha256: the ones the store
+    holds, whose entries kept what was read when they were built. They are not read again (the wheelhouse
+    file may even be gone). ``on_read`` sees each wheel's bytes while they are in memory (the store fills its
+    entries from them); ``reporter`` gets one ``scan`` progress event per wheel (a front end's determinate bar)."""
     infos: dict[str, WheelInfo] = {}
     for done, item in enumerate(needed, 1):
+        held = (known or {}).get(item.package.name)
+        if held is not None and held.sha256 == item.wheel.sha256:
+            infos[item.package.name] = held
+            reporter(Progress("scan", done, len(needed), "wheels", f"{item.wheel.filename} (as read into the store)"))
+            continue
         try:
             opened = open_wheel(wheelhouse / item.wheel.filename)
         except FileNotFoundError:

@@ -62,11 +62,29 @@ def test_exit_3_for_a_blacklisted_pin(tmp_path: Path) -> None:
 
 
 def test_exit_4_skip_wheelhouse_with_a_missing_file(synthetic: Synthetic) -> None:
+    """The store does not hold the wheel either (an empty one): nothing to install it from."""
     synthetic.wheels["tiny-a"].unlink()
     proc = run("install", "--manifest", str(synthetic.manifest_path), "--venv", str(synthetic.target),
-               "--wheelhouse", str(synthetic.house), "--skip-wheelhouse", "--variant", "cpu")
+               "--wheelhouse", str(synthetic.house), "--skip-wheelhouse", "--variant", "cpu",
+               "--store", str(synthetic.store))
     assert proc.returncode == 4 and "tiny_a-2.0-py3-none-any.whl" in proc.stderr
     assert not synthetic.target.exists()
+
+
+def test_skip_wheelhouse_installs_a_missing_file_the_store_holds(synthetic: Synthetic) -> None:
+    """The store holds every entry: a wheel file gone from the wheelhouse is not needed, and the dry run's
+    verdict says so too (while its plan still shows the file missing from the wheelhouse)."""
+    args = ["--manifest", str(synthetic.manifest_path), "--venv", str(synthetic.target), "--wheelhouse",
+            str(synthetic.house), "--variant", "cpu", "--store", str(synthetic.store)]
+    assert run("install", "--skip-wheelhouse", *args).returncode == 0
+    synthetic.wheels["tiny-a"].unlink()
+    proc = run("install", "--dry-run", "--json", *args)
+    plan = json.loads(proc.stdout)
+    tiny_a = next(w for s in plan["steps"] for w in s["wheels"] if w["name"] == "tiny-a")
+    assert plan["scan"]["ok"] is True and (tiny_a["state"], tiny_a["store"]) == ("missing", "stored"), plan
+    proc = run("install", "--skip-wheelhouse", "--force", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "g0002" in os.readlink(synthetic.target)
 
 
 def test_json_events_and_seed_style_flags(synthetic: Synthetic) -> None:

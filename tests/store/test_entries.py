@@ -320,3 +320,19 @@ def test_a_module_full_of_compile_warnings_does_not_stall_the_compilers(tmp_path
     assert proc.returncode == 0, proc.stderr
     site = site_packages(current(stack))
     assert (site / "noisy_pkg" / "__pycache__" / f"warn.cpython-{sys.version_info[0]}{sys.version_info[1]}.pyc").is_file()
+
+
+def test_an_entry_keeps_the_scan_facts_of_its_own_wheel_only(tmp_path: Path) -> None:
+    """``wheel_facts`` are given back only when they describe the wheel the entry was built from (its sha256,
+    the key's): facts of another wheel, or unreadable ones, mean "read the wheel"."""
+    stack = Synthetic(tmp_path)
+    stack.install()
+    store = Store(stack.store)
+    key = next(k for k in store.entry_keys() if store.load(k).meta["name"] == "tiny-a")
+    entry = store.load(key)
+    facts = entry.wheel_facts
+    assert facts is not None and facts.sha256 == entry.meta["sha256"] and facts.requires_dist == ("tiny-b>=1.0",)
+    assert store.wheel_facts(key) == facts and store.wheel_facts("cp311-" + "0" * 64) is None
+    other = {**entry.meta["wheel_facts"], "sha256": "0" * 64}
+    assert type(entry)(key, entry.path, {**entry.meta, "wheel_facts": other}).wheel_facts is None
+    assert type(entry)(key, entry.path, {**entry.meta, "wheel_facts": {"name": "x"}}).wheel_facts is None

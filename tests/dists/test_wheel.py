@@ -1,0 +1,31 @@
+"""The wheel reader's facts survive being kept in a store entry: what the scan reads from a wheel's bytes is
+what a later install gets back from the entry, field for field (``record`` aside: it only serves unpacking)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import make_wheel
+from immutable_installer.dists.wheel import WheelInfo, read_wheel
+
+
+def test_facts_round_trip_through_json(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, "helper", "1.0", requires=["tiny-b>=1.0"], files={
+        "helper/__init__.py": "", "helper.pth": "import os\n", "helper-1.0.dist-info/entry_points.txt":
+        "[console_scripts]\nhelp-me = helper:main\n"})
+    info = read_wheel(wheel)
+    assert info.startup and info.entry_points and info.installed and info.requires_dist  # every field carries data
+    back = WheelInfo.from_facts(json.loads(json.dumps(info.facts())))
+    assert back == dataclasses.replace(info, record={})
+
+
+@pytest.mark.parametrize("damage", [{}, {"installed": ["a list"]}, {"size": "big"}, {"startup": None}])
+def test_facts_that_are_not_facts_are_refused(tmp_path: Path, damage: dict[str, object]) -> None:
+    facts = read_wheel(make_wheel(tmp_path, "helper", "1.0")).facts()
+    data = {**facts, **damage} if damage else {k: v for k, v in facts.items() if k != "installed"}
+    with pytest.raises(ValueError, match="not a wheel's facts"):
+        WheelInfo.from_facts(data)
