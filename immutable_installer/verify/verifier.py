@@ -2,7 +2,7 @@
 
 The heavy checks (imports, torch, CUDA, a tiny transformers forward pass, blocked modules) run in **one**
 subprocess of the target interpreter (``probe.py``); while it imports torch, this process hashes every file
-listed in every RECORD on a thread pool, so the integrity check hides behind the imports. The rest
+listed in every RECORD, so the integrity check hides behind the imports. The rest
 (package set, dependencies, torch lock, shims on disk, fingerprint) is read from the filesystem here.
 """
 
@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,19 +55,16 @@ class Report:
         return [c for c in self.checks if c.status == FAIL]
 
 
-def hash_records(site: Path, dists: dict[str, Dist], workers: int = 1) -> dict[tuple[str, str], str | None]:
-    """Actual ``sha256=`` of every hashed RECORD entry, keyed by (dist, path).
+def hash_records(site: Path, dists: dict[str, Dist]) -> dict[tuple[str, str], str | None]:
+    """Actual ``sha256=`` of every hashed RECORD entry, keyed by (dist, path), on the calling thread.
 
-    One worker by default: a site-packages is ~20,000 mostly small files, where per-file Python overhead
-    under the GIL dominates; measured here, two threads were slower than one (2.8 s vs 1.7 s for 0.9 GB),
-    and the one thread runs beside the probe on the other core.
+    One thread, beside the probe on the other core: a site-packages is ~20,000 mostly small files, where per-file
+    Python under the GIL dominates (two threads were slower than one here, 2.8 s vs 1.7 s for 0.9 GB). A CUDA
+    stack's 5.3 GB take 3.6 s here, longer than the probe; hashing its large libraries on more threads made the
+    probe slower by as much (this host's two cores share their caches), so the verify gained nothing.
     """
     jobs = [(d.name, p) for d in dists.values() for p, h in d.record if h.startswith("sha256=")]
-    if workers <= 1:
-        return {job: file_record_digest(site / job[1]) for job in jobs}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(lambda job: file_record_digest(site / job[1]), jobs)
-        return dict(zip(jobs, results, strict=True))
+    return {job: file_record_digest(site / job[1]) for job in jobs}
 
 
 def fingerprint(dists: dict[str, Dist]) -> str:
@@ -145,9 +141,8 @@ class ProbeRun:
 class Verifier:
     """Runs every check against one environment."""
 
-    def __init__(self, reporter: Reporter = null_reporter, hash_workers: int = 1) -> None:
+    def __init__(self, reporter: Reporter = null_reporter) -> None:
         self.report = reporter
-        self.hash_workers = hash_workers
 
     def verify(self, venv: Path, manifest: Manifest, variant: str, platform: str,
                probe_run: ProbeRun | None = None) -> Report:
@@ -171,7 +166,7 @@ class Verifier:
             self.report(Progress("verify", 0, 3, "stages", "reading RECORD files"))
             dists = installed_dists(site)
             self.report(Progress("verify", 1, 3, "stages", "hashing installed files"))
-            hashes = hash_records(site, dists, self.hash_workers)
+            hashes = hash_records(site, dists)
             self.report(Progress("verify", 2, 3, "stages", "importing torch and transformers in the environment"))
             stdout, stderr, code = probe_run.finish(timeout=900)
             self.report(Progress("verify", 3, 3, "stages", "checks"))
