@@ -1,5 +1,6 @@
 """How many times an install reads each wheel: bytes read from wheelhouse files by the whole process tree
-(under strace), divided by the wheelhouse's size. The target is 1.0 warm and cold (each wheel read once).
+(under strace), divided by the wheelhouse's size. The target is at most 1.0 (each wheel read at most once): a
+cold install reads each wheel once, a warm one none (the store's entries kept what the scan read).
 
 Counts read/pread64 on file descriptors opened on a path inside the wheelhouse (strace -f follows every child;
 only our own process opens wheelhouse files: pip, uv and the compilers are not involved).

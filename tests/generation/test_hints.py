@@ -37,7 +37,8 @@ def test_incomplete_wheelhouse_hint_downloads(tmp_path: Path) -> None:
     (tmp_path / "metadata" / "dependencies.json").write_text(json.dumps(data))
     missing = stack.wheels["tiny-a"]
     missing.rename(tmp_path / missing.name)
-    refused = cli("install", "--skip-wheelhouse", "--variant", "cpu", cwd=tmp_path)
+    # an empty store of its own: a store holding tiny-a would install it without the wheel
+    refused = cli("install", "--skip-wheelhouse", "--variant", "cpu", "--store", str(stack.store), cwd=tmp_path)
     assert refused.returncode == 4
     command = hinted_command(refused.stderr)
     assert command[0] == "download"
