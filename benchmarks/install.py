@@ -18,6 +18,8 @@ journal, and there allocating an inode skips every inode deleted in the last min
 ext4's allocator, 6 % of a cold install's profile), so creating 30,000 files took 0.17 s in a fresh folder
 and 2.4 s right after 30,000 others were deleted. Deleting one contender's tree before the next made every
 later run pay for it, by turns (docs/performance.md). Start a run some minutes after deleting large trees.
+Each timed command starts after ``os.sync()`` (not timed): a contender leaves up to a gigabyte of dirty pages,
+which the kernel would otherwise write back during the next contender's run, whoever that is.
 
 Usage: python benchmarks/install.py --project DIR [--runs 3]   (DIR: metadata/ + a complete wheelhouse/;
 network is needed once to download the other tqdm version)
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -106,6 +109,7 @@ def main() -> None:
         other_key = f"cp{manifest.python.version.replace('.', '')}-{other_sha}"
 
         def ours(venv: str, store: Path, manifest_file: Path | None = None) -> float:
+            os.sync()  # the previous contender's dirty pages are written back before, not during, this one
             started = time.perf_counter()
             subprocess.run([*OURS, "install", "--skip-wheelhouse", "--force", "--keep",
                             "0", "--variant", args.variant, "--json", "--venv", str(tmp / venv), "--store", str(store),
@@ -122,6 +126,7 @@ def main() -> None:
                         "-r", str(reqs)], check=True, env=env)
         for run in range(args.runs):
             venv = tmp / f"pip-{run}"
+            os.sync()  # the previous contender's dirty pages are written back before, not during, this one
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
             subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "-q",
@@ -129,6 +134,7 @@ def main() -> None:
                             "-r", str(reqs)], check=True, env=env)
             samples["pip"].append(time.perf_counter() - started)
             venv = tmp / f"uv-{run}"
+            os.sync()  # the previous contender's dirty pages are written back before, not during, this one
             started = time.perf_counter()
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
             subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links",
@@ -137,6 +143,7 @@ def main() -> None:
             samples["uv (warm cache)"].append(time.perf_counter() - started)
             venv = tmp / f"uv-cold-{run}"
             cold_cache = tmp / f"uv-cold-cache-{run}"
+            os.sync()  # the previous contender's dirty pages are written back before, not during, this one
             started = time.perf_counter()
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
             subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links",
