@@ -139,7 +139,7 @@ def test_a_rebuild_scans_the_wheels_the_store_holds_without_reading_them(synthet
     assert result.changed and result.report.ok and result.generation != first.generation
     assert result.fingerprint == first.fingerprint  # the same files as the first time
     scanned = [e.item for e in events if type(e).__name__ == "Progress" and e.phase == "scan"]
-    assert len(scanned) == 6 and all(m.endswith("(as read into the store)") for m in scanned)
+    assert len(scanned) == 6 and all(m.endswith("(scanned from its store entry)") for m in scanned)
     assert synthetic.run_py("import tiny_a; assert tiny_a.__version__ == '2.0'").returncode == 0
     assert not marker.exists() and not os.path.exists(synthetic.target / SITE / "evil.pth")
 

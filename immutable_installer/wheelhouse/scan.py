@@ -82,7 +82,8 @@ def read_needed(needed: Sequence[Needed], wheelhouse: Path,
         held = (known or {}).get(item.package.name)
         if held is not None and held.sha256 == item.wheel.sha256:
             infos[item.package.name] = held
-            reporter(Progress("scan", done, len(needed), "wheels", f"{item.wheel.filename} (as read into the store)"))
+            reporter(Progress("scan", done, len(needed), "wheels",
+                              f"{item.wheel.filename} (scanned from its store entry)"))
             continue
         try:
             opened = open_wheel(wheelhouse / item.wheel.filename)
