@@ -78,6 +78,12 @@ def changed_manifest(project: Path, out: Path, env: dict[str, str]) -> tuple[Pat
     return out, sha
 
 
+def settled_start() -> float:
+    """The start of a timed command, after the previous contender's dirty pages are written back (not timed)."""
+    os.sync()
+    return time.perf_counter()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--project", default=".")
@@ -109,8 +115,7 @@ def main() -> None:
         other_key = f"cp{manifest.python.version.replace('.', '')}-{other_sha}"
 
         def ours(venv: str, store: Path, manifest_file: Path | None = None) -> float:
-            os.sync()  # the previous contender's dirty pages are written back before, not during, this one
-            started = time.perf_counter()
+            started = settled_start()
             subprocess.run([*OURS, "install", "--skip-wheelhouse", "--force", "--keep",
                             "0", "--variant", args.variant, "--json", "--venv", str(tmp / venv), "--store", str(store),
                             *(["--manifest", str(manifest_file)] if manifest_file else [])],
@@ -126,16 +131,14 @@ def main() -> None:
                         "-r", str(reqs)], check=True, env=env)
         for run in range(args.runs):
             venv = tmp / f"pip-{run}"
-            os.sync()  # the previous contender's dirty pages are written back before, not during, this one
-            started = time.perf_counter()
+            started = settled_start()
             subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
             subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "-q",
                             "--isolated", "--no-index", "--no-deps", "--require-hashes", "--find-links", str(house),
                             "-r", str(reqs)], check=True, env=env)
             samples["pip"].append(time.perf_counter() - started)
             venv = tmp / f"uv-{run}"
-            os.sync()  # the previous contender's dirty pages are written back before, not during, this one
-            started = time.perf_counter()
+            started = settled_start()
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
             subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links",
                             str(house), "--compile-bytecode", "--cache-dir", str(cache), "--python",
@@ -143,8 +146,7 @@ def main() -> None:
             samples["uv (warm cache)"].append(time.perf_counter() - started)
             venv = tmp / f"uv-cold-{run}"
             cold_cache = tmp / f"uv-cold-cache-{run}"
-            os.sync()  # the previous contender's dirty pages are written back before, not during, this one
-            started = time.perf_counter()
+            started = settled_start()
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
             subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links",
                             str(house), "--compile-bytecode", "--cache-dir", str(cold_cache), "--python",

@@ -181,8 +181,8 @@ def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool, sto
     selection = select(m, var.name, platform)
     the_store = Store(store)
     interp = interpreter_tag(m.python.implementation, m.python.minor)
-    stored = {n.wheel.sha256 for n in selection.wheels
-              if the_store.entry_path(the_store.key(n.wheel.sha256, interp)).is_dir()}
+    keys = {n.wheel.sha256: the_store.key(n.wheel.sha256, interp) for n in selection.wheels}
+    stored = {sha for sha, key in keys.items() if the_store.entry_path(key).is_dir()}
     infos = read_needed(selection.wheels, wheelhouse)  # each wheel read once: its hash serves the audit too
     hashed = {w.wheel.filename: infos[w.package.name].sha256 for w in selection.wheels if w.package.name in infos}
     state = audit(wheelhouse, selection.wheels, hashed)
@@ -193,7 +193,7 @@ def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool, sto
     # the verdict install would reach: a wheel the store holds is scanned as its entry kept it, whatever the
     # wheelhouse file has become (the plan's state column still tells the wheelhouse as it is)
     known = {n.package.name: facts for n in selection.wheels
-             if n.wheel.sha256 in stored and (facts := the_store.wheel_facts(the_store.key(n.wheel.sha256, interp)))}
+             if n.wheel.sha256 in stored and (facts := the_store.wheel_facts(keys[n.wheel.sha256]))}
     try:
         check(selection, {**infos, **known}, wheelhouse)
         verdict: dict[str, Any] = {"ok": True, "kind": None,
@@ -204,7 +204,7 @@ def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool, sto
     if json_out:
         import json
 
-        entries = {n.wheel.filename: the_store.key(n.wheel.sha256, interp) for n in selection.wheels}
+        entries = {n.wheel.filename: keys[n.wheel.sha256] for n in selection.wheels}
         about = {"name": m.name, "python": f"{m.python.implementation} {m.python.version}",
                  "variants": [{"name": v.name, "cuda": v.cuda, "min_driver": v.min_driver} for v in m.variants],
                  "default_variant": m.default_variant}
