@@ -11,7 +11,8 @@ Contenders, interleaved run by run (medians):
   ours, warm store         install --skip-wheelhouse --force of an unchanged manifest
   ours, empty store        the same with a new, empty --store (first install on a machine)
   ours, one package new    a manifest that changes one small package (tqdm) whose store entry is removed first
-Then the disk cost of generations (du, hard links counted once).
+Then, for each of our contenders, what its verify weighed (the seconds its ``--json`` result gives the verify)
+and the same ratios without it; then the disk cost of generations (du, hard links counted once).
 
 Nothing a contender wrote is deleted until the end (about 7 GB a run): this host's ext4 runs without a
 journal, and there allocating an inode skips every inode deleted in the last minutes (``recently_deleted`` in
@@ -103,6 +104,7 @@ def main() -> None:
     names = ["pip", "uv (warm cache)", "uv (cold cache)", "ours, warm store", "ours, empty store",
              "ours, one package new"]
     samples: dict[str, list[float]] = {k: [] for k in names}
+    verified: dict[str, list[float]] = {k: [] for k in names if k.startswith("ours")}  # each run's verify
     with tempfile.TemporaryDirectory(dir=project) as tmp_name:
         tmp = Path(tmp_name)
         reqs = tmp / "reqs.txt"
@@ -114,13 +116,18 @@ def main() -> None:
         other, other_sha = changed_manifest(project, tmp / "changed.json", env)
         other_key = f"cp{manifest.python.version.replace('.', '')}-{other_sha}"
 
-        def ours(venv: str, store: Path, manifest_file: Path | None = None) -> float:
+        def ours(venv: str, store: Path, manifest_file: Path | None = None, name: str | None = None) -> float:
+            """One install; under ``name``, its verify's own seconds (from the ``--json`` result) are kept too."""
             started = settled_start()
-            subprocess.run([*OURS, "install", "--skip-wheelhouse", "--force", "--keep",
-                            "0", "--variant", args.variant, "--json", "--venv", str(tmp / venv), "--store", str(store),
-                            *(["--manifest", str(manifest_file)] if manifest_file else [])],
-                           check=True, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            return time.perf_counter() - started
+            done = subprocess.run([*OURS, "install", "--skip-wheelhouse", "--force", "--keep",
+                                   "0", "--variant", args.variant, "--json", "--venv", str(tmp / venv), "--store",
+                                   str(store), *(["--manifest", str(manifest_file)] if manifest_file else [])],
+                                  check=True, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True)
+            seconds = time.perf_counter() - started
+            if name is not None:
+                verified[name].append(json.loads(done.stdout.splitlines()[-1])["phases"]["verify"])
+            return seconds
 
         # fill the warm store and uv's cache once (not timed)
         ours("warm", warm_store)
@@ -152,11 +159,11 @@ def main() -> None:
                             str(house), "--compile-bytecode", "--cache-dir", str(cold_cache), "--python",
                             str(venv / "bin/python"), "-r", str(reqs)], check=True, env=env)
             samples["uv (cold cache)"].append(time.perf_counter() - started)
-            samples["ours, warm store"].append(ours("warm", warm_store))
+            samples["ours, warm store"].append(ours("warm", warm_store, name="ours, warm store"))
             cold = tmp / f"cold-{run}"
-            samples["ours, empty store"].append(ours(f"cold-venv-{run}", cold))
+            samples["ours, empty store"].append(ours(f"cold-venv-{run}", cold, name="ours, empty store"))
             shutil.rmtree(warm_store / "entries" / other_key)  # the changed package is new to the store again
-            samples["ours, one package new"].append(ours("changed", warm_store, other))
+            samples["ours, one package new"].append(ours("changed", warm_store, other, name="ours, one package new"))
 
         medians = {k: statistics.median(v) for k, v in samples.items()}
         for name, seconds in medians.items():
@@ -165,6 +172,13 @@ def main() -> None:
                   f"to uv cold {seconds / medians['uv (cold cache)']:.2f}   runs: "
                   + ", ".join(f"{s:.1f}" for s in samples[name]))
         print(f"one package new / warm store: {medians['ours, one package new'] / medians['ours, warm store']:.2f}")
+        # What the verify (which pip and uv do not do) weighs: its own median, and each of our installs without it
+        # (run by run, then the median), against the same pip and uv medians.
+        for name, verifies in verified.items():
+            check = statistics.median(verifies)
+            rest = statistics.median(total - own for total, own in zip(samples[name], verifies, strict=True))
+            print(f"{name:24} verify {check:4.1f} s = {check / medians['pip']:.2f} x pip; without it {rest:4.1f} s = "
+                  f"{rest / medians['pip']:.2f} x pip, {rest / medians['uv (cold cache)']:.2f} x uv cold")
 
         # disk: the first generation with its store, then what one more generation adds
         subprocess.run([*OURS, "install", "--skip-wheelhouse", "--force", "--keep", "5",
