@@ -129,13 +129,17 @@ def main() -> None:
                 verified[name].append(json.loads(done.stdout.splitlines()[-1])["phases"]["verify"])
             return seconds
 
+        def uv_install(venv: Path, cache_dir: Path) -> None:
+            """uv's whole path: a fresh venv, then every wheel with its bytecode compiled."""
+            subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
+            subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links",
+                            str(house), "--compile-bytecode", "--cache-dir", str(cache_dir), "--python",
+                            str(venv / "bin/python"), "-r", str(reqs)], check=True, env=env)
+
         # fill the warm store and uv's cache once (not timed)
         ours("warm", warm_store)
         ours("changed", warm_store, other)
-        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(tmp / "uv-fill")], check=True, env=env)
-        subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links", str(house),
-                        "--compile-bytecode", "--cache-dir", str(cache), "--python", str(tmp / "uv-fill/bin/python"),
-                        "-r", str(reqs)], check=True, env=env)
+        uv_install(tmp / "uv-fill", cache)
         for run in range(args.runs):
             venv = tmp / f"pip-{run}"
             started = settled_start()
@@ -144,20 +148,11 @@ def main() -> None:
                             "--isolated", "--no-index", "--no-deps", "--require-hashes", "--find-links", str(house),
                             "-r", str(reqs)], check=True, env=env)
             samples["pip"].append(time.perf_counter() - started)
-            venv = tmp / f"uv-{run}"
             started = settled_start()
-            subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
-            subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links",
-                            str(house), "--compile-bytecode", "--cache-dir", str(cache), "--python",
-                            str(venv / "bin/python"), "-r", str(reqs)], check=True, env=env)
+            uv_install(tmp / f"uv-{run}", cache)
             samples["uv (warm cache)"].append(time.perf_counter() - started)
-            venv = tmp / f"uv-cold-{run}"
-            cold_cache = tmp / f"uv-cold-cache-{run}"
             started = settled_start()
-            subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
-            subprocess.run([uv, "pip", "install", "-q", "--offline", "--no-index", "--no-deps", "--find-links",
-                            str(house), "--compile-bytecode", "--cache-dir", str(cold_cache), "--python",
-                            str(venv / "bin/python"), "-r", str(reqs)], check=True, env=env)
+            uv_install(tmp / f"uv-cold-{run}", tmp / f"uv-cold-cache-{run}")
             samples["uv (cold cache)"].append(time.perf_counter() - started)
             samples["ours, warm store"].append(ours("warm", warm_store, name="ours, warm store"))
             cold = tmp / f"cold-{run}"
