@@ -5,7 +5,9 @@ The uv contender replays exactly the `uv pip compile` calls our lock makes (one 
 platform: same requirements, constraints, indexes, find-links, platform and Python), captured from one
 in-process lock; so the ratio is what our lock adds around uv's resolution (reading each wheel's metadata,
 blacklist chains, the manifest). All write fresh output (no existing pins); caches are warmed by one untimed
-run of each.
+run of each. Every lock uses the machine's pip configuration as a source (`--use-pip-config`): a fresh lock
+needs torch's CPU build, and where the PyTorch CPU index is unreachable (as on this project's machine) that
+configuration's find-links or mirror is where it is.
 
 Usage: python benchmarks/lock_speed.py [--runs 3]
 """
@@ -55,7 +57,7 @@ def captured_uv_calls(keep: Path) -> list[list[str]]:
 
     Runner.run = spy  # type: ignore[method-assign]
     try:
-        Locker().lock(load_spec(REPO / "metadata/requirements.toml"), LockOptions())
+        Locker().lock(load_spec(REPO / "metadata/requirements.toml"), LockOptions(isolated=False))
     finally:
         Runner.run = original  # type: ignore[method-assign]
     return calls
@@ -73,7 +75,7 @@ def main() -> None:
 
         def cmd(resolver: str) -> list[str]:
             return [*OURS, "lock", "--spec", str(REPO / "metadata/requirements.toml"),
-                    "-o", f"{tmp}/{resolver}.json", "--resolver", resolver]
+                    "-o", f"{tmp}/{resolver}.json", "--resolver", resolver, "--use-pip-config"]
 
         results = compare({"uv pip compile (same calls)": (["bash", str(script)], env),
                            "lock (uv)": (cmd("uv"), env), "lock --resolver pip": (cmd("pip"), env)},
