@@ -116,18 +116,18 @@ def main() -> None:
         other, other_sha = changed_manifest(project, tmp / "changed.json", env)
         other_key = f"cp{manifest.python.version.replace('.', '')}-{other_sha}"
 
-        def ours(venv: str, store: Path, manifest_file: Path | None = None, name: str | None = None) -> float:
-            """One install; under ``name``, its verify's own seconds (from the ``--json`` result) are kept too."""
+        def ours(venv: str, store: Path, manifest_file: Path | None = None, name: str | None = None) -> None:
+            """One install; under the contender ``name``, its seconds and its verify's own seconds (from the
+            ``--json`` result) are kept (without ``name``: an untimed fill)."""
             started = settled_start()
             done = subprocess.run([*OURS, "install", "--skip-wheelhouse", "--force", "--keep",
                                    "0", "--variant", args.variant, "--json", "--venv", str(tmp / venv), "--store",
                                    str(store), *(["--manifest", str(manifest_file)] if manifest_file else [])],
                                   check=True, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True)
-            seconds = time.perf_counter() - started
             if name is not None:
+                samples[name].append(time.perf_counter() - started)
                 verified[name].append(json.loads(done.stdout.splitlines()[-1])["phases"]["verify"])
-            return seconds
 
         def uv_install(venv: Path, cache_dir: Path) -> None:
             """uv's whole path: a fresh venv, then every wheel with its bytecode compiled."""
@@ -154,14 +154,13 @@ def main() -> None:
             started = settled_start()
             uv_install(tmp / f"uv-cold-{run}", tmp / f"uv-cold-cache-{run}")
             samples["uv (cold cache)"].append(time.perf_counter() - started)
-            samples["ours, warm store"].append(ours("warm", warm_store, name="ours, warm store"))
-            cold = tmp / f"cold-{run}"
-            samples["ours, empty store"].append(ours(f"cold-venv-{run}", cold, name="ours, empty store"))
+            ours("warm", warm_store, name="ours, warm store")
+            ours(f"cold-venv-{run}", tmp / f"cold-{run}", name="ours, empty store")
             shutil.rmtree(warm_store / "entries" / other_key)  # the changed package is new to the store again
-            samples["ours, one package new"].append(ours("changed", warm_store, other, name="ours, one package new"))
+            ours("changed", warm_store, other, name="ours, one package new")
 
-        medians = {k: statistics.median(v) for k, v in samples.items()}  # ratios to three places: the targets sit
-        # at the second (0.154 is not within 0.15)
+        # ratios to three places: the targets sit at the second (0.154 is not within 0.15)
+        medians = {k: statistics.median(v) for k, v in samples.items()}
         for name, seconds in medians.items():
             print(f"{name:24} {seconds:6.1f} s  ratio to pip {seconds / medians['pip']:.3f}  "
                   f"to uv warm {seconds / medians['uv (warm cache)']:.3f}  "
