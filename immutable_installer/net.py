@@ -118,8 +118,8 @@ def open_url(url: str, method: str = "GET", timeout: float = TIMEOUT,
 def remote_size(url: str, timeout: float = 15.0) -> int | None:
     """Size of the file behind a URL (stat for file://, HEAD for http); None if it cannot be told."""
     parsed = urllib.parse.urlparse(url)
-    if parsed.scheme == "file":
-        path = urllib.request.url2pathname(parsed.path)
+    if parsed.scheme in ("file", "") or (len(parsed.scheme) == 1 and os.name == "nt"):  # a URL or a plain path
+        path = urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else url
         try:
             return os.stat(path).st_size
         except OSError:

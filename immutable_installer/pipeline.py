@@ -25,9 +25,10 @@ from immutable_installer.core.events import Message, Phase, PhaseDone, Reporter,
 from immutable_installer.core.receipt import Receipt
 from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.dists.wheel import WheelBytes
-from immutable_installer.generation.engine import Engine, find_interpreter, package_changes
+from immutable_installer.generation.engine import Engine, package_changes
 from immutable_installer.generation.populate import Populator
 from immutable_installer.generation.switching import HOW
+from immutable_installer.interpreters import find_interpreter
 from immutable_installer.store.entries import Entry, Store, StoreWheel, interpreter_tag
 from immutable_installer.verify.verifier import Report, Verifier
 from immutable_installer.wheelhouse.scan import ScanResult, check, read_needed

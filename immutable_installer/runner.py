@@ -8,13 +8,15 @@ commands while seeing exactly what was run, and the environment handed to a chil
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from immutable_installer.core.errors import InstallerError
+from immutable_installer.core.errors import InstallerError, ResolutionError
 
 # VIRTUALENV_* configures virtualenv like its ini file does (VIRTUALENV_SYSTEM_SITE_PACKAGES=1 leaked ~100 base
 # packages into a generation): neither reaches a child; VIRTUALENV_CONFIG_FILE points at nothing instead
@@ -144,3 +146,17 @@ class Runner:
     def python(self) -> str:
         """The interpreter running the tool (it carries pip, our pinned resolver and downloader)."""
         return sys.executable
+
+
+def uv_binary() -> str:
+    """The uv executable shipped with the uv package (a dependency), else one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+        if not Path(found).exists():
+            raise ResolutionError("uv is not installed",
+                                  hint="pip install uv (a dependency of immutable-installer)") from None
+        return found

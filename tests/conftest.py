@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import io
 import json
 import os
 import socketserver
@@ -76,6 +77,64 @@ def make_wheel(directory: Path, name: str, version: str, requires: list[str] | N
     return path
 
 
+BACKEND = r'''"""A PEP 517 backend in the sdist itself (backend-path): builds the wheel with the standard library only."""
+import base64, hashlib, io, os, zipfile
+
+NAME, VERSION, REQUIRES, FILES = {name!r}, {version!r}, {requires!r}, {files!r}
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+{extra}
+    dist = NAME.replace("-", "_")
+    info = f"{{dist}}-{{VERSION}}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {{NAME}}\nVersion: {{VERSION}}\n" + "".join(
+        f"Requires-Dist: {{r}}\n" for r in REQUIRES)
+    contents = {{**{{k: v.encode() for k, v in FILES.items()}}, f"{{info}}/METADATA": meta.encode(),
+                f"{{info}}/WHEEL": b"Wheel-Version: 1.0\nGenerator: backend\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}}
+    record = "".join(f"{{p}},sha256={{base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()}},"
+                     f"{{len(d)}}\n" for p, d in contents.items()) + f"{{info}}/RECORD,,\n"
+    contents[f"{{info}}/RECORD"] = record.encode()
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "315532800"))
+    import time
+    stamp = time.gmtime(max(epoch, 315532800))[:6]
+    name = f"{{dist}}-{{VERSION}}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(contents):
+            zf.writestr(zipfile.ZipInfo(path, date_time=stamp), contents[path])
+    return name
+'''
+
+
+def make_sdist(directory: Path, name: str, version: str, requires: list[str] | None = None,
+               files: dict[str, str] | None = None, extra_build_code: str = "") -> Path:
+    """A real sdist whose build backend is in the sdist itself (PEP 517 ``backend-path``: needs no build
+    requirement, so it builds offline); ``extra_build_code`` runs inside ``build_wheel`` (hostile tests)."""
+    import tarfile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    dist = name.replace("-", "_")
+    module = canonical(name).replace("-", "_")
+    files = files if files is not None else {f"{module}/__init__.py": f"__version__ = {version!r}\n"}
+    extra = "\n".join("    " + line for line in extra_build_code.strip().splitlines()) or "    pass"
+    members = {
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        "backend.py": BACKEND.format(name=name, version=version, requires=requires or [], files=files, extra=extra),
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    path = directory / f"{dist}-{version}.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for member, text in sorted(members.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(f"{dist}-{version}/{member}")
+            info.size, info.mtime, info.mode = len(data), 1_600_000_000, 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -107,13 +166,14 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
                 self.end_headers()
                 return None
         path = self.path.split("?", 1)[0]
+        served = [*self.root.glob("*.whl"), *self.root.glob("*.tar.gz")]  # wheels and sdists
         if path.rstrip("/") in ("", "/simple"):
-            names = sorted({canonical(p.name.split("-")[0]) for p in self.root.glob("*.whl")})
+            names = sorted({canonical(p.name.split("-")[0]) for p in served})
             return self._send("<html><body>" + "".join(f'<a href="/simple/{n}/">{n}</a>' for n in names)
                               + "</body></html>", head=head)
         if path.startswith("/simple/"):
             project = canonical(path.split("/")[2])
-            files = [p for p in sorted(self.root.glob("*.whl")) if canonical(p.name.split("-")[0]) == project]
+            files = [p for p in sorted(served) if canonical(p.name.split("-")[0]) == project]
             if not files:
                 self.send_error(404)
                 return None

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from immutable_installer.core.events import Event, Message, Phase, PhaseDone, Progress
+from immutable_installer.core.events import Event, HeldBack, Message, Phase, PhaseDone, Progress
 from immutable_installer.core.urls import mask_text
 
 
@@ -58,6 +58,9 @@ class HumanRenderer:
         elif isinstance(event, Message):
             style = {"warn": "yellow", "error": "red"}.get(event.level, "dim")
             self.console.print(f"    [{style}]{_text(event.text)}[/]")
+        elif isinstance(event, HeldBack):
+            style = "yellow" if event.requested else "dim"
+            self.console.print(f"    [{style}]held back: {_text(event.text)}[/]")
         elif isinstance(event, Progress) and self.live:
             self._update(event)
 

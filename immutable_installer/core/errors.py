@@ -157,7 +157,8 @@ class StartupCodeError(InstallerError):
 
     exit_code = ExitCode.STARTUP_CODE
     default_hint = ("executable .pth lines run at every Python start (a known supply-chain vector); if this one is "
-                    "expected, allow it by name in the spec's verify.allowed_pth and re-lock")
+                    "expected, allow it by name (lock --allow-pth NAME, or verify.allowed_pth in the spec) and "
+                    "re-lock")
 
 
 class BuildError(InstallerError):
@@ -166,6 +167,15 @@ class BuildError(InstallerError):
     kind = "build"
 
     exit_code = ExitCode.FAILED
+
+
+class SdistBuildError(InstallerError):
+    """A wheel could not be built from its sdist (``lock --build``), or a rebuild gave other bytes than the pin."""
+
+    kind = "sdist-build"
+
+    exit_code = ExitCode.FAILED
+    default_hint = "run again with --debug to see the build's output"
 
 
 class VerificationFailed(InstallerError):

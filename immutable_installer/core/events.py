@@ -51,6 +51,30 @@ class Message(Event):
 
 
 @dataclass(frozen=True)
+class HeldBack(Event):
+    """`lock`: a package pinned below its newest release for the target (or at a pre-release), and why."""
+
+    package: str
+    pinned: str
+    newest: str
+    requested: bool
+    reason: str
+    hint: str = ""
+    prerelease: bool = False
+    target: str = ""
+    kind: str = field(default="held_back", init=False)
+
+    @property
+    def text(self) -> str:
+        if self.prerelease:
+            what = f"{self.package} {self.pinned} is a pre-release" + (
+                "" if self.pinned == self.newest else f", chosen over its newest stable release {self.newest}")
+        else:
+            what = f"{self.package} is pinned at {self.pinned}, not its newest release {self.newest}"
+        return f"{what}: {self.reason}" + (f" ({self.hint})" if self.hint else "")
+
+
+@dataclass(frozen=True)
 class PhaseDone(Event):
     """A phase ended, with its duration in seconds."""
 

@@ -124,14 +124,39 @@ class BlacklistRule:
 
 
 @dataclass(frozen=True)
+class BuildRequirement:
+    """One pinned wheel of the environment a wheel was built in."""
+
+    filename: str
+    sha256: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class BuiltFrom:
+    """Where a wheel built by ``lock --build`` came from: its sdist, build backend and pinned build requirements.
+    A rebuild follows it and must give the pinned bytes (wheelhouse/sdist_build.py)."""
+
+    sdist: str
+    sdist_sha256: str
+    sdist_url: str | None
+    backend: str
+    requires: tuple[BuildRequirement, ...] = ()
+
+
+@dataclass(frozen=True)
 class WheelFile:
-    """One exact wheel: the identity is filename + sha256, the url is only a hint."""
+    """One exact wheel: the identity is filename + sha256; the url is where it is published (a hint, or for a
+    direct-URL requirement the source), ``path`` a local wheel as the user named it, ``build`` its provenance
+    when the lock built it from an sdist."""
 
     filename: str
     sha256: str
     size: int | None
     platforms: tuple[str, ...]
     url: str | None = None
+    path: str | None = None
+    build: BuiltFrom | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +167,7 @@ class Package:
     version: str
     group: str
     order: int
-    index: str
+    index: str | None  # None: not from an index (a direct URL or a local wheel: each file says where)
     variants: tuple[str, ...]
     files: tuple[WheelFile, ...]
     requires_dist: tuple[str, ...] = ()
@@ -168,6 +193,7 @@ class VerifySettings:
     gpu_alloc_mb: int = 64
     model_smoke_test: bool = True
     allowed_pth: tuple[str, ...] = ()  # .pth files allowed to run code at start-up (e.g. distutils-precedence.pth)
+    secondary_imports: tuple[str, ...] = ()  # imported too; one that fails is a warning (it may need an extra)
 
 
 @dataclass(frozen=True)
@@ -289,7 +315,7 @@ def marker_holds(marker: str, env_items: tuple[tuple[str, str], ...]) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- the reader
-class _Reader:
+class ManifestReader:
     """Typed access to a JSON tree that names the exact path of any bad value."""
 
     def __init__(self, file: str | None) -> None:
@@ -303,9 +329,11 @@ class _Reader:
             raise self.fail(path, f"expected an object, got {_kind(value)}")
         required = list(required)
         allowed = set(required) | set(optional)
-        for key in required:
-            if key not in value:
-                raise self.fail(_join(path, key), "required field is missing")
+        missing = [key for key in required if key not in value]
+        if len(missing) == 1:
+            raise self.fail(_join(path, missing[0]), "required field is missing")
+        if missing:  # every one at once: a hand-written file is fixed in one go, not one field per try
+            raise self.fail(path, f"{len(missing)} required fields are missing: {', '.join(missing)}")
         for key in value:
             if key not in allowed:
                 raise self.fail(_join(path, key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
@@ -434,7 +462,7 @@ def parse_manifest(raw: bytes, file: str | None = None) -> Manifest:
 
 def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
     """Build and validate a Manifest from decoded JSON."""
-    r = _Reader(file)
+    r = ManifestReader(file)
     top = r.obj(
         data, "",
         required=("schema_version", "name", "python", "platforms", "indexes", "default_index", "variants",
@@ -494,7 +522,7 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
 
 def parse_lock_settings(value: Any, path: str, file: str | None = None) -> LockSettings:
     """The ``lock`` object (also the lock's command-line flags, checked the same way: ``path`` names them)."""
-    r = _Reader(file)
+    r = ManifestReader(file)
     obj = r.obj(value, path, required=(), optional=("prerelease", "exclude_newer"))
     prerelease = None if obj.get("prerelease") is None else r.choice(obj["prerelease"], f"{path}.prerelease",
                                                                      PRERELEASE_MODES)
@@ -504,7 +532,7 @@ def parse_lock_settings(value: Any, path: str, file: str | None = None) -> LockS
     return LockSettings(prerelease, cutoff)
 
 
-def _parse_platforms(r: _Reader, value: Any) -> tuple[Platform, ...]:
+def _parse_platforms(r: ManifestReader, value: Any) -> tuple[Platform, ...]:
     out = []
     seen: set[str] = set()
     for i, item in enumerate(r.array(value, "platforms", nonempty=True)):
@@ -521,7 +549,7 @@ def _parse_platforms(r: _Reader, value: Any) -> tuple[Platform, ...]:
     return tuple(out)
 
 
-def _parse_indexes(r: _Reader, value: Any) -> tuple[Index, ...]:
+def _parse_indexes(r: ManifestReader, value: Any) -> tuple[Index, ...]:
     obj = r.obj(value, "indexes", required=(), optional=value.keys() if isinstance(value, dict) else ())
     if not obj:
         raise r.fail("indexes", "expected at least one index")
@@ -533,7 +561,7 @@ def _parse_indexes(r: _Reader, value: Any) -> tuple[Index, ...]:
     return tuple(out)
 
 
-def _parse_variants(r: _Reader, value: Any, index_names: set[str]) -> tuple[Variant, ...]:
+def _parse_variants(r: ManifestReader, value: Any, index_names: set[str]) -> tuple[Variant, ...]:
     obj = r.obj(value, "variants", required=(), optional=value.keys() if isinstance(value, dict) else ())
     if not obj:
         raise r.fail("variants", "expected at least one variant (e.g. cpu)")
@@ -566,7 +594,7 @@ def _parse_variants(r: _Reader, value: Any, index_names: set[str]) -> tuple[Vari
     return tuple(out)
 
 
-def _parse_blacklist(r: _Reader, value: Any) -> tuple[BlacklistRule, ...]:
+def _parse_blacklist(r: ManifestReader, value: Any) -> tuple[BlacklistRule, ...]:
     out = []
     for i, item in enumerate(r.array(value, "blacklist")):
         path = f"blacklist[{i}]"
@@ -584,7 +612,7 @@ def _parse_blacklist(r: _Reader, value: Any) -> tuple[BlacklistRule, ...]:
 
 
 def _parse_packages(
-    r: _Reader, value: Any, groups: tuple[str, ...], index_names: set[str], variant_names: list[str],
+    r: ManifestReader, value: Any, groups: tuple[str, ...], index_names: set[str], variant_names: list[str],
     platform_names: set[str],
 ) -> tuple[Package, ...]:
     out = []
@@ -605,8 +633,8 @@ def _parse_packages(
         if group not in groups:
             raise r.fail(f"{path}.group", f"{group!r} is not one of the groups ({', '.join(groups)})")
         order = r.integer(obj["order"], f"{path}.order", minimum=0)
-        index = r.string(obj["index"], f"{path}.index")
-        if index not in index_names:
+        index = None if obj["index"] is None else r.string(obj["index"], f"{path}.index")
+        if index is not None and index not in index_names:
             raise r.fail(f"{path}.index", f"{index!r} is not a declared index ({', '.join(sorted(index_names))})")
         variants = r.strings(obj["variants"], f"{path}.variants", nonempty=True)
         for j, v in enumerate(variants):
@@ -631,18 +659,20 @@ def _parse_packages(
             except Exception as exc:  # InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
                 raise r.fail(f"{path}.marker", f"invalid marker {marker!r}: {str(exc).splitlines()[0]}") from None
         files = _parse_files(r, obj["files"], path, name, version, platform_names)
+        if index is None and any(f.url is None and f.path is None for f in files):
+            raise r.fail(f"{path}.index", "null (not from an index) needs a url or a path for every file")
         out.append(Package(name, version, group, order, index, variants, files, requires, extras, marker))
     return tuple(out)
 
 
 def _parse_files(
-    r: _Reader, value: Any, pkg_path: str, name: str, version: str, platform_names: set[str]
+    r: ManifestReader, value: Any, pkg_path: str, name: str, version: str, platform_names: set[str]
 ) -> tuple[WheelFile, ...]:
     out = []
     claimed: dict[str, int] = {}
     for j, item in enumerate(r.array(value, f"{pkg_path}.files", nonempty=True)):
         path = f"{pkg_path}.files[{j}]"
-        obj = r.obj(item, path, required=("filename", "sha256", "platforms"), optional=("size", "url"))
+        obj = r.obj(item, path, required=("filename", "sha256", "platforms"), optional=("size", "url", "path", "build"))
         filename = r.string(obj["filename"], f"{path}.filename")
         try:
             wname, wversion, _build, _tags = parse_wheel_filename(filename)
@@ -658,6 +688,10 @@ def _parse_files(
         if size is not None:
             size = r.integer(size, f"{path}.size", minimum=1)
         url = None if obj.get("url") is None else r.url(obj["url"], f"{path}.url", ("https://", "http://"))
+        local = None if obj.get("path") is None else r.string(obj["path"], f"{path}.path")
+        if local is not None and not local.replace("\\", "/").rsplit("/", 1)[-1] == filename:
+            raise r.fail(f"{path}.path", f"{local[:80]!r} does not name the file {filename}")
+        built = None if obj.get("build") is None else parse_built_from(r, obj["build"], f"{path}.build")
         plats = r.strings(obj["platforms"], f"{path}.platforms", nonempty=True)
         for k, p in enumerate(plats):
             if p not in platform_names:
@@ -665,19 +699,46 @@ def _parse_files(
             if p in claimed:
                 raise r.fail(f"{path}.platforms[{k}]", f"platform {p!r} already has a file (files[{claimed[p]}])")
             claimed[p] = j
-        out.append(WheelFile(filename, sha, size, plats, url))
+        out.append(WheelFile(filename, sha, size, plats, url, local, built))
     return tuple(out)
 
 
-def _parse_verify(r: _Reader, value: Any) -> VerifySettings:
+def parse_built_from(r: ManifestReader, value: Any, path: str) -> BuiltFrom:
+    """A wheel's build provenance (the manifest's ``files[].build``, and the built-wheel cache's record)."""
+    obj = r.obj(value, path, required=("sdist", "backend", "requires"))
+    sdist = r.obj(obj["sdist"], f"{path}.sdist", required=("filename", "sha256"), optional=("url",))
+    sha = r.string(sdist["sha256"], f"{path}.sdist.sha256")
+    if not SHA256_RE.fullmatch(sha):
+        raise r.fail(f"{path}.sdist.sha256", f"{sha[:80]!r} is not a sha256")
+    requires = []
+    for i, item in enumerate(r.array(obj["requires"], f"{path}.requires")):
+        where = f"{path}.requires[{i}]"
+        req = r.obj(item, where, required=("filename", "sha256"), optional=("url",))
+        req_sha = r.string(req["sha256"], f"{where}.sha256")
+        if not SHA256_RE.fullmatch(req_sha):
+            raise r.fail(f"{where}.sha256", f"{req_sha[:80]!r} is not a sha256")
+        requires.append(BuildRequirement(r.string(req["filename"], f"{where}.filename"), req_sha,
+                                         None if req.get("url") is None else r.url(req["url"], f"{where}.url",
+                                                                                  ("https://", "http://"))))
+    return BuiltFrom(r.string(sdist["filename"], f"{path}.sdist.filename"), sha,
+                     None if sdist.get("url") is None else r.url(sdist["url"], f"{path}.sdist.url",
+                                                                 ("https://", "http://")),
+                     r.string(obj["backend"], f"{path}.backend"), tuple(requires))
+
+
+def built_from_to_data(built: BuiltFrom) -> dict[str, Any]:
+    return {"sdist": {"filename": built.sdist, "sha256": built.sdist_sha256, "url": built.sdist_url},
+            "backend": built.backend,
+            "requires": [{"filename": r.filename, "sha256": r.sha256, "url": r.url} for r in built.requires]}
+
+
+def _parse_verify(r: ManifestReader, value: Any) -> VerifySettings:
     obj = r.obj(value, "verify", required=(),
-                optional=("cuda", "imports", "gpu_alloc_mb", "model_smoke_test", "allowed_pth"))
+                optional=("cuda", "imports", "gpu_alloc_mb", "model_smoke_test", "allowed_pth", "secondary_imports"))
     defaults = VerifySettings()
     cuda = r.choice(obj.get("cuda", defaults.cuda), "verify.cuda", CUDA_MODES)
-    imports = r.strings(obj.get("imports", list(defaults.imports)), "verify.imports")
-    for i, mod in enumerate(imports):
-        if not all(part.isidentifier() for part in mod.split(".")):
-            raise r.fail(f"verify.imports[{i}]", f"{mod!r} is not a module name")
+    imports = _module_names(r, obj.get("imports", list(defaults.imports)), "verify.imports")
+    secondary = _module_names(r, obj.get("secondary_imports", []), "verify.secondary_imports")
     alloc = r.integer(obj.get("gpu_alloc_mb", defaults.gpu_alloc_mb), "verify.gpu_alloc_mb", minimum=0)
     smoke = r.boolean(obj.get("model_smoke_test", defaults.model_smoke_test), "verify.model_smoke_test")
     allowed = r.strings(obj.get("allowed_pth", []), "verify.allowed_pth")
@@ -686,10 +747,18 @@ def _parse_verify(r: _Reader, value: Any) -> VerifySettings:
             raise r.fail(f"verify.allowed_pth[{i}]", f"{name!r} is not the name of a start-up file",
                          hint="name it as it lands in site-packages: a .pth or .start file, sitecustomize.py, or "
                               "a sitecustomize/usercustomize package")
-    return VerifySettings(cuda, imports, alloc, smoke, tuple(sorted(set(allowed))))
+    return VerifySettings(cuda, imports, alloc, smoke, tuple(sorted(set(allowed))), secondary)
 
 
-def _parse_shims(r: _Reader, value: Any) -> ShimSettings:
+def _module_names(r: ManifestReader, value: Any, path: str) -> tuple[str, ...]:
+    names = r.strings(value, path)
+    for i, mod in enumerate(names):
+        if not all(part.isidentifier() for part in mod.split(".")):
+            raise r.fail(f"{path}[{i}]", f"{mod!r} is not a module name")
+    return names
+
+
+def _parse_shims(r: ManifestReader, value: Any) -> ShimSettings:
     obj = r.obj(value, "shims", required=(),
                 optional=("blocked_modules", "transformers_patcher", "model_cache", "local_files_only"))
     blocked = []
@@ -715,7 +784,7 @@ def _parse_shims(r: _Reader, value: Any) -> ShimSettings:
 # ------------------------------------------------------------------------------------ semantic checks
 def validate_semantics(manifest: Manifest, file: str | None = None) -> None:
     """Checks across fields: uniqueness, blacklist, order, closure, per-platform files, shim modes."""
-    r = _Reader(file)
+    r = ManifestReader(file)
     pos = {id(p): i for i, p in enumerate(manifest.packages)}
     group_pos = {g: i for i, g in enumerate(manifest.groups)}
 
@@ -842,14 +911,20 @@ def manifest_to_data(manifest: Manifest) -> dict[str, Any]:
                 "variants": sorted(p.variants), "marker": p.marker, "extras": sorted(p.extras),
                 "requires_dist": list(p.requires_dist),
                 "files": [{"filename": f.filename, "sha256": f.sha256, "size": f.size, "url": f.url,
-                           "platforms": sorted(f.platforms)} for f in sorted(p.files, key=lambda f: f.filename)],
+                           "platforms": sorted(f.platforms),
+                           # written only when set: other manifests keep their bytes
+                           **({"path": f.path} if f.path is not None else {}),
+                           **({"build": built_from_to_data(f.build)} if f.build is not None else {})}
+                          for f in sorted(p.files, key=lambda f: f.filename)],
             }
             for p in packages
         ],
         "verify": {"cuda": manifest.verify.cuda, "imports": list(manifest.verify.imports),
                    "gpu_alloc_mb": manifest.verify.gpu_alloc_mb,
                    "model_smoke_test": manifest.verify.model_smoke_test,
-                   **({"allowed_pth": list(manifest.verify.allowed_pth)} if manifest.verify.allowed_pth else {})},
+                   **({"allowed_pth": list(manifest.verify.allowed_pth)} if manifest.verify.allowed_pth else {}),
+                   **({"secondary_imports": list(manifest.verify.secondary_imports)}
+                      if manifest.verify.secondary_imports else {})},
         "shims": {
             "blocked_modules": [{"name": b.name, "mode": b.mode, "reason": b.reason}
                                 for b in manifest.shims.blocked_modules],

@@ -7,6 +7,7 @@ Pure: no subprocess, no network.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -17,11 +18,12 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from immutable_installer.core.cuda import min_compute_capability_for, min_driver_for
-from immutable_installer.core.errors import SpecError
+from immutable_installer.core.errors import ManifestError, SpecError
 from immutable_installer.core.manifest import (
     BlacklistRule,
     BlockedModule,
     Index,
+    ManifestReader,
     Platform,
     PythonTarget,
     ShimSettings,
@@ -30,7 +32,6 @@ from immutable_installer.core.manifest import (
     _parse_blacklist,
     _parse_shims,
     _parse_verify,
-    _Reader,
 )
 from immutable_installer.core.names import VARIANT_NAMES, canonical, is_variant_name
 from immutable_installer.core.urls import strip_credentials
@@ -84,6 +85,8 @@ class LockSpec:
     shims: ShimSettings = field(default_factory=ShimSettings)
     name_variant_after_torch: bool = False  # plain requirements: the variant is named after the torch build
     imports_from_wheels: bool = False  # no verify.imports given: the requested distributions' import names
+    strict: bool = False  # a requested package held back below its newest release is exit 1
+    build: tuple[str, ...] = ()  # distributions whose sdist may be built (":all:" for every one)
 
     def index(self, name: str) -> SpecIndex:
         return next(i for i in self.indexes if i.name == name)
@@ -118,33 +121,35 @@ def load_spec(path: str | Path) -> LockSpec:
 
 def spec_from_data(data: Any, file: str | None = None) -> LockSpec:
     """Validate a decoded spec; errors name the TOML path like the manifest loader does."""
-    r = _Reader(file)
+    r = ManifestReader(file)
     try:
         return _spec_from_data(r, data)
     except SpecError:
         raise
-    except Exception as exc:  # a ManifestError from a shared parser: re-label as a spec error
-        from immutable_installer.core.errors import ManifestError
-
-        if isinstance(exc, ManifestError):
-            raise SpecError(exc.path, exc.message.split(": ", 2)[-1], file=file) from None
-        raise
+    except ManifestError as exc:  # from a shared parser: re-label as a spec error
+        raise SpecError(exc.path, exc.message.split(": ", 2)[-1], file=file) from None
 
 
-def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
-    top = r.obj(data, "", required=("name", "python", "indexes", "default_index", "variants", "requirements",
-                                    "groups"),
-                optional=("platforms", "default_variant", "blacklist", "verify", "shims", "build"))
-    name = r.string(top["name"], "name")
-    py = r.obj(top["python"], "python", required=("version",), optional=("implementation",))
+def _spec_from_data(r: ManifestReader, data: Any) -> LockSpec:
+    """Only ``requirements`` is required; every table left out takes the default plain requirements have
+    (docs/lock.md: this machine's Python and platform, PyPI, one variant named after the torch build)."""
+    from immutable_installer.core.targets import host_platform_tag, host_python
+
+    top = r.obj(data, "", required=("requirements",),
+                optional=("name", "python", "indexes", "default_index", "variants", "groups", "platforms",
+                          "default_variant", "blacklist", "verify", "shims", "build", "lock"))
+    name = r.string(top.get("name", "stack"), "name")
+    py = r.obj(top.get("python", {"version": host_python()}), "python", required=("version",),
+               optional=("implementation",))
     version = r.string(py["version"], "python.version")
     if not re.fullmatch(r"3\.\d{1,2}(\.\d{1,2})?", version):
         raise SpecError("python.version", f"{version!r} is not a python version like 3.11 (or 3.11.7)", file=r.file)
     python = PythonTarget(version, r.string(py.get("implementation", "cpython"), "python.implementation"))
 
     platforms = []
-    for i, item in enumerate(r.array(top.get("platforms", [{"name": "linux_x86_64"}]), "platforms",
-                                     nonempty=True)):
+    host = target_platforms([host_platform_tag()])[0]
+    default_platforms = [{"name": host.name, "tags": list(host.tags), "environment": dict(host.environment)}]
+    for i, item in enumerate(r.array(top.get("platforms", default_platforms), "platforms", nonempty=True)):
         path = f"platforms[{i}]"
         obj = r.obj(item, path, required=("name",), optional=("tags", "environment"))
         pname = r.string(obj["name"], f"{path}.name")
@@ -157,8 +162,9 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
         platforms.append(Platform(pname, tags, {k: r.string(v, f"{path}.environment.{k}") for k, v in env.items()}))
 
     indexes = []
-    idx = r.obj(top["indexes"], "indexes", required=(),
-                optional=top["indexes"].keys() if isinstance(top["indexes"], dict) else ())
+    raw_indexes = top.get("indexes", {"pypi": "https://pypi.org/simple"})
+    idx = r.obj(raw_indexes, "indexes", required=(), optional=raw_indexes.keys() if isinstance(raw_indexes, dict)
+                else ())
     for key in sorted(idx):
         value = idx[key]
         if isinstance(value, str):
@@ -172,13 +178,16 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
     if not indexes:
         raise SpecError("indexes", "expected at least one index", file=r.file)
     index_names = {i.name for i in indexes}
-    default_index = r.string(top["default_index"], "default_index")
+    default_index = r.string(top.get("default_index", "pypi" if "pypi" in index_names or len(indexes) != 1
+                                     else indexes[0].name), "default_index")
     if default_index not in index_names:
         raise SpecError("default_index", f"{default_index!r} is not a declared index", file=r.file)
 
     variants = []
-    vraw = r.obj(top["variants"], "variants", required=(),
-                 optional=top["variants"].keys() if isinstance(top["variants"], dict) else ())
+    named_after_torch = "variants" not in top  # like plain requirements: one variant, named after the torch build
+    raw_variants = top.get("variants", {"cpu": {"index": default_index, "torch_packages": [], "local_label": ""}})
+    vraw = r.obj(raw_variants, "variants", required=(),
+                 optional=raw_variants.keys() if isinstance(raw_variants, dict) else ())
     for key in sorted(vraw):
         path = f"variants.{key}"
         if not is_variant_name(key):
@@ -208,15 +217,11 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
 
     requirements = r.strings(top["requirements"], "requirements", nonempty=True)
     for i, req in enumerate(requirements):
-        try:
-            Requirement(req)
-        except InvalidRequirement as exc:
-            first = str(exc).splitlines()[0]
-            raise SpecError(f"requirements[{i}]", f"invalid requirement {req!r}: {first}", file=r.file) from None
+        check_requirement(req, f"requirements[{i}]", r.file)
 
     groups = []
     seen: dict[str, str] = {}
-    for i, item in enumerate(r.array(top["groups"], "groups", nonempty=True)):
+    for i, item in enumerate(r.array(top.get("groups", [{"name": "default"}]), "groups", nonempty=True)):
         path = f"groups[{i}]"
         g = r.obj(item, path, required=("name",), optional=("packages",))
         gname = r.string(g["name"], f"{path}.name")
@@ -231,6 +236,10 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
     shims = _parse_shims(r, top.get("shims", {}))
     if not isinstance(top.get("shims"), dict) or "blocked_modules" not in top["shims"]:
         shims = replace(shims, blocked_modules=blocked_from_blacklist(blacklist))
+    # [build] clear_pycache of specs before 0.2.0 had no effect: accepted, ignored
+    r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",))
+    lock = r.obj(top.get("lock", {}), "lock", required=(), optional=("strict", "build"))
+    build = tuple(canonical(n) if n != ALL else n for n in r.strings(lock.get("build", []), "lock.build"))
     return LockSpec(
         name=name, python=python, platforms=tuple(platforms), indexes=tuple(indexes),
         default_index=default_index, variants=tuple(variants), default_variant=default_variant,
@@ -238,10 +247,45 @@ def _spec_from_data(r: _Reader, data: Any) -> LockSpec:
         blacklist=blacklist,
         verify=_parse_verify(r, top.get("verify", {})),
         imports_from_wheels=not (isinstance(top.get("verify"), dict) and "imports" in top["verify"]),
-        shims=shims,
+        shims=shims, name_variant_after_torch=named_after_torch,
+        strict=r.boolean(lock.get("strict", False), "lock.strict"), build=build,
     )
-    # [build] clear_pycache of specs before 0.2.0 had no effect: accepted, ignored
-    r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",))
+
+
+ALL = ":all:"
+
+
+def is_wheel_path(text: str) -> bool:
+    """A requirement that is the path of a local wheel (``./wheels/mine-1.0-py3-none-any.whl``)."""
+    return text.endswith(".whl") and "://" not in text and "@" not in text and ";" not in text
+
+
+def as_requirement(text: str) -> Requirement:
+    """A requirement as PEP 508 reads it; a local wheel's path becomes ``name @ file:///its/absolute/path``
+    (relative to the current folder, as pip reads a path on its command line)."""
+    if is_wheel_path(text):
+        from packaging.utils import parse_wheel_filename
+
+        path = Path(os.path.abspath(text))
+        return Requirement(f"{parse_wheel_filename(path.name)[0]} @ {path.as_uri()}")
+    return Requirement(text)
+
+
+def check_requirement(text: str, path: str, file: str | None = None) -> None:
+    """A PEP 508 requirement (``name @ URL`` included) or the path of a local wheel; SpecError naming ``path``."""
+    if is_wheel_path(text):
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+        try:
+            parse_wheel_filename(text.replace("\\", "/").rsplit("/", 1)[-1])
+        except InvalidWheelFilename as exc:
+            raise SpecError(path, f"{text!r} is not the path of a wheel ({exc})", file=file) from None
+        return
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        first = str(exc).splitlines()[0]
+        raise SpecError(path, f"invalid requirement {text!r}: {first}", file=file) from None
 
 
 def blocked_from_blacklist(rules: tuple[BlacklistRule, ...]) -> tuple[BlockedModule, ...]:
@@ -305,19 +349,28 @@ def spec_from_requirements(requirements: list[str], python_version: str, platfor
     return replace(spec_from_data(data), name_variant_after_torch=True)
 
 
-def read_requirements_file(path: str | Path) -> list[str]:
-    """Requirement lines of a requirements.txt (comments and blank lines dropped; no pip options)."""
-    out = []
+def with_command_line(spec: LockSpec, verify_imports: Sequence[str] = (), allow_pth: Sequence[str] = (),
+                      build: Sequence[str] = (), strict: bool = False) -> LockSpec:
+    """``lock``'s options that a spec could say too: ``--verify-import`` replaces the imports verify makes,
+    ``--allow-pth`` and ``--build`` add to the spec's lists, ``--strict`` turns strict on. Checked like the
+    spec's own fields, errors naming the option."""
+    r = ManifestReader(None)
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise SpecError("", f"cannot read: {exc.strerror}", file=str(path)) from None
-    for n, line in enumerate(lines, 1):
-        text = line.split(" #", 1)[0].strip()
-        if not text or text.startswith("#"):
-            continue
-        if text.startswith("-"):
-            raise SpecError(f"line {n}", f"pip options are not supported here: {text!r}", file=str(path),
-                            hint="pass indexes with --index-url / --find-links instead")
-        out.append(text)
-    return out
+        checked = _parse_verify(r, {"imports": list(verify_imports), "allowed_pth": list(allow_pth)})
+    except ManifestError as exc:  # from the shared parser: name the option, not a JSON path
+        option = "--verify-import" if exc.path.startswith("verify.imports") else "--allow-pth"
+        raise SpecError("", f"{option}: {exc.message.split(': ', 1)[-1]}",
+                        hint="a module name like yaml or google.protobuf; a start-up file name like "
+                             "distutils-precedence.pth") from None
+    verify = spec.verify
+    if verify_imports:
+        verify = replace(verify, imports=checked.imports, secondary_imports=())
+    if allow_pth:
+        verify = replace(verify, allowed_pth=tuple(sorted(set(verify.allowed_pth) | set(checked.allowed_pth))))
+    names = tuple(dict.fromkeys([*spec.build, *(n if n == ALL else canonical(n) for n in build)]))
+    for name in names:
+        if name != ALL and not re.fullmatch(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", name):
+            raise SpecError("", f"--build {name!r} is not a distribution name", hint="e.g. --build "
+                                                                                    "antlr4-python3-runtime or :all:")
+    return replace(spec, verify=verify, imports_from_wheels=spec.imports_from_wheels and not verify_imports,
+                   build=names, strict=spec.strict or strict)

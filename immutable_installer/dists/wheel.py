@@ -23,6 +23,23 @@ from immutable_installer.core.names import canonical
 from immutable_installer.core.startup import site_relative, startup_finding
 from immutable_installer.dists.installed import record_rows
 
+# The largest a metadata member (METADATA, RECORD, WHEEL, entry_points.txt, top_level.txt) or a start-up file
+# (.pth, .start, sitecustomize.py) may declare: torch's RECORD, among the largest published, is 1.6 MB. A member
+# declaring more is refused before a byte of it is inflated, and zipfile never yields more than a member
+# declares (a deflate bomb that lies about its size fails its CRC check), so reading a wheel's metadata takes
+# bounded memory whatever the wheel holds.
+METADATA_CAP = 16 * 1024 * 1024
+
+
+def read_capped(zf: zipfile.ZipFile, name: str, cap: int = METADATA_CAP) -> bytes:
+    """One member's bytes; ValueError when it declares more than ``cap`` bytes."""
+    info = zf.getinfo(name)
+    if info.file_size > cap:
+        raise ValueError(f"{name} declares {info.file_size} bytes, over the {cap // (1024 * 1024)} MiB bound for a "
+                         "metadata or start-up file")
+    with zf.open(info) as fh:
+        return fh.read(cap + 1)[:cap]
+
 
 @dataclass(frozen=True)
 class WheelInfo:
@@ -98,15 +115,15 @@ def parse_wheel(filename: str, data: bytes) -> WheelInfo:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = zf.namelist()
             info = dist_info_dir(names, filename)
-            meta_text = zf.read(f"{info}/METADATA").decode("utf-8")
-            record = {p: h for p, h, _ in record_rows(zf.read(f"{info}/RECORD").decode("utf-8"))} \
+            meta_text = read_capped(zf, f"{info}/METADATA").decode("utf-8")
+            record = {p: h for p, h, _ in record_rows(read_capped(zf, f"{info}/RECORD").decode("utf-8"))} \
                 if f"{info}/RECORD" in names else {}
             members = zf.infolist()
             crc = {i.filename: f"crc32={i.CRC:08x}" for i in members}
             unpacked = sum(i.file_size for i in members)
-            entry_points = entry_point_targets(zf.read(f"{info}/entry_points.txt").decode("utf-8")) \
+            entry_points = entry_point_targets(read_capped(zf, f"{info}/entry_points.txt").decode("utf-8")) \
                 if f"{info}/entry_points.txt" in names else {}
-            startup = _startup_code(zf, filename, names, info, record, crc)
+            startup = startup_code(zf, filename, names, info, record, crc)
     except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
         raise ValueError(f"{filename}: not a readable wheel ({exc})") from None
     headers = HeaderParser().parsestr(meta_text)
@@ -198,7 +215,7 @@ def _placed(filename: str, names: list[str], info: str, record: dict[str, str],
     return out
 
 
-def _startup_code(zf: zipfile.ZipFile, filename: str, names: list[str], info: str, record: dict[str, str],
+def startup_code(zf: zipfile.ZipFile, filename: str, names: list[str], info: str, record: dict[str, str],
                   crc: dict[str, str]) -> dict[str, list[str]]:
     """Start-up code the wheel would install, by any route (core/startup.py): allow-list name -> what runs."""
     out: dict[str, list[str]] = {}
@@ -206,7 +223,7 @@ def _startup_code(zf: zipfile.ZipFile, filename: str, names: list[str], info: st
         rel = site_relative(key)
         if rel is None:
             continue
-        found = startup_finding(rel, functools.partial(zf.read, member))
+        found = startup_finding(rel, functools.partial(read_capped, zf, member))
         if found is not None:
             out.setdefault(found[0], []).append(found[1])
     return out

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 from immutable_installer.core.blacklist import Node, active, requirement_findings
 from immutable_installer.core.errors import BlacklistError, ManifestError, ResolutionError, SpecError
-from immutable_installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
+from immutable_installer.core.events import HeldBack, Message, Phase, PhaseDone, Reporter, null_reporter
 from immutable_installer.core.manifest import (
+    BuiltFrom,
     LockSettings,
     Manifest,
     Package,
@@ -34,11 +36,47 @@ from immutable_installer.core.manifest import (
     manifest_to_data,
 )
 from immutable_installer.core.names import canonical
-from immutable_installer.core.spec import LockSpec, SpecVariant
+from immutable_installer.core.spec import LockSpec, SpecVariant, as_requirement
 from immutable_installer.core.urls import mask_url
+from immutable_installer.interpreters import find_interpreter
+from immutable_installer.lock import held_back
+from immutable_installer.lock.builds import BUILD_PASSES, LockBuilds, Sources, allowed
+from immutable_installer.lock.held_back import Explanation, Finding, explain
+from immutable_installer.lock.index_pages import project_files
 from immutable_installer.lock.resolved import Resolved, Resolver, ResolveRequest
 from immutable_installer.net import remember, with_credentials
 from immutable_installer.runner import Runner
+
+Resolutions = dict[tuple[str, str], dict[str, Resolved]]  # (variant, platform) -> name -> resolved
+Extras = dict[tuple[str, str], dict[str, frozenset[str]]]
+
+
+def _check_hashes(resolved: Mapping[str, Resolved], hashes: Mapping[str, frozenset[str]]) -> None:
+    """``-r FILE`` with ``--hash``: every file pinned for a name it hashes is one of those files (uv chose among
+    them already; pip's resolver is checked here)."""
+    for name, listed in hashes.items():
+        dist = resolved.get(name)
+        if dist is not None and dist.sha256 not in listed:
+            raise ResolutionError(f"{dist.filename} (sha256 {dist.sha256[:16]}...) is not one of the {len(listed)} "
+                                  f"files the requirements file lists for {name}",
+                                  hint="remove its --hash lines to lock afresh, or lock with the default resolver")
+
+
+def _python_note(version: str) -> str:
+    """How a target Python without a patch level is read, said in the lock's first line."""
+    if version.count(".") != 1:
+        return ""
+    return f" (read as {version}.0 for Requires-Python and markers, so the lock installs on every {version})"
+
+
+def _with_build_hint(exc: ResolutionError, found: Explanation, spec: LockSpec) -> ResolutionError:
+    """The resolver's failure with its cause on one line, and ``--build`` named for a package without wheels."""
+    names = [n for n, _ in found.wheel_less if not allowed(spec, canonical(n))]
+    hint = (" ".join(f"--build {n}" for n in names) + " lets the lock build it from its sdist (its code runs, in a "
+            "sandbox)") if names else exc.hint
+    cause = found.text if found.text and found.text not in exc.message else ""
+    message = exc.message.split(": ", 1)[0] + f": {cause[:600]}" if cause else exc.message
+    return ResolutionError(message, hint=hint, details=exc.details)
 
 
 @dataclass
@@ -56,6 +94,9 @@ class LockOptions:
     upgrade_packages: list[str] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
     resolver: str = "uv"  # uv: markers for the target; pip: only when the target is this interpreter
+    hashes: dict[str, frozenset[str]] = field(default_factory=dict)  # -r FILE --hash: the files allowed per name
+    adopt: bool = False  # -r FILE --adopt: the file's pins as they are, no resolution
+    pylock: str | None = None  # --from pylock.toml: that lock's pins as they are, no resolution
 
 
 # --------------------------------------------------------------------------------------------- pure part
@@ -147,8 +188,8 @@ def variant_requirements(spec: LockSpec, sv: SpecVariant) -> list[str]:
     """
     out = []
     for text in spec.requirements:
-        req = Requirement(text)
-        if canonical(req.name) in sv.variant.torch_packages:
+        req = as_requirement(text)
+        if canonical(req.name) in sv.variant.torch_packages and req.url is None:
             exact = [s for s in req.specifier if s.operator in ("==", "===")]
             if len(exact) != 1 or "*" in exact[0].version:
                 raise SpecError("requirements", f"{req.name} must be pinned exactly (e.g. {req.name}==2.13.0): it "
@@ -211,8 +252,9 @@ def constraints_from(manifest: Manifest | None, variant: str, upgrade: bool,
 
 def build_manifest(spec: LockSpec, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]],
                    extras: Mapping[tuple[str, str], Mapping[str, frozenset[str]]],
-                   sizes: Mapping[str, int | None]) -> Manifest:
-    """Merge per-(variant, platform) resolutions into one validated manifest."""
+                   sizes: Mapping[str, int | None], built: Mapping[str, BuiltFrom] | None = None) -> Manifest:
+    """Merge per-(variant, platform) resolutions into one validated manifest (``built``: wheel sha256 -> the
+    provenance of the wheels this lock built from sdists)."""
     deps: dict[str, set[str]] = {}
     for key, resolved in resolutions.items():
         env = spec.python.marker_environment(_platform(spec, key[1]))
@@ -225,21 +267,27 @@ def build_manifest(spec: LockSpec, resolutions: Mapping[tuple[str, str], Mapping
     for (variant, platform), resolved in sorted(resolutions.items()):
         sv = next(v for v in spec.variants if v.variant.name == variant)
         for name, dist in sorted(resolved.items()):
-            index_name = sv.variant.index if name in sv.variant.torch_packages else spec.default_index
+            direct = dist.direct_url is not None or dist.local_path is not None
+            index_name = None if direct else sv.variant.index if name in sv.variant.torch_packages \
+                else spec.default_index
             entry_id = (name, dist.version, dist.requires_dist, extras[(variant, platform)][name], index_name)
             entry = entries.setdefault(entry_id, {"variants": set(), "files": {}})
             entry["variants"].add(variant)
-            files_seen = entry["files"].setdefault((dist.filename, dist.sha256), set())
+            files_seen = entry["files"].setdefault((dist.filename, dist.sha256, dist.direct_url or dist.public_url,
+                                                    dist.local_path), set())
             files_seen.add(platform)
     # one file entry per (filename, sha) with all its platforms; a package must not differ per platform
     packages = []
     for entry_key, entry in entries.items():
         name, version, requires, pkg_extras, index_name = entry_key
-        index = spec.index(index_name)
+        index = spec.index(index_name) if index_name is not None else None
         files = []
-        for (filename, sha), platforms in sorted(entry["files"].items()):
-            url = index.file_url.format(filename=urllib.parse.quote(filename)) if index.file_url else None
-            files.append(WheelFile(filename, sha, sizes.get(sha), tuple(sorted(platforms)), url))
+        for (filename, sha, direct_url, local_path), platforms in sorted(entry["files"].items(),
+                                                                         key=lambda item: item[0][:2]):
+            url = direct_url or (index.file_url.format(filename=urllib.parse.quote(filename))
+                                 if index is not None and index.file_url else None)
+            files.append(WheelFile(filename, sha, sizes.get(sha), tuple(sorted(platforms)), url, local_path,
+                                   (built or {}).get(sha)))
         group, order = placement[name]
         packages.append(Package(name, version, group, order, index_name, tuple(sorted(entry["variants"])),
                                 tuple(files), requires, tuple(sorted(pkg_extras))))
@@ -304,11 +352,59 @@ class Locker:
         settings = LockSettings(options.prerelease or recorded.prerelease,
                                 options.exclude_newer or recorded.exclude_newer)  # a re-lock reproduces them
         options = replace(options, prerelease=settings.prerelease, exclude_newer=settings.exclude_newer)
-        self.report(Phase("resolve", f"resolving {len(spec.requirements)} requirements with {options.resolver}"))
+        self.report(Phase("resolve", f"resolving {len(spec.requirements)} requirements with {options.resolver} for "
+                                     f"Python {spec.python.version}{_python_note(spec.python.version)}"))
+        builds = LockBuilds(spec, lambda: find_interpreter(spec.python.minor, spec.python.implementation),
+                            self.report) if spec.build else None
+        try:
+            resolutions, extras, held = self._resolve_building(spec, options, existing, builds)
+            provenance = builds.provenance() if builds is not None else {}
+            if spec.name_variant_after_torch:
+                spec, resolutions, extras = self._name_variant(spec, resolutions, extras)
+            resolutions = self._with_facts(resolutions)
+            sizes = self._sizes(resolutions, existing)  # while built wheels are still where uv found them
+        finally:
+            if builds is not None:
+                builds.close()
+        self._tell_held_back(spec, held)
+        if spec.imports_from_wheels:
+            primary, secondary = self._import_names(resolutions)
+            spec = replace(spec, verify=replace(spec.verify, imports=primary, secondary_imports=secondary))
+        self._tell_startup(spec, resolutions)
+        manifest = replace(build_manifest(spec, resolutions, extras, sizes, provenance), lock=settings)
+        self.report(PhaseDone("resolve", time.monotonic() - started))
+        return manifest
+
+    def _resolve_building(self, spec: LockSpec, options: LockOptions, existing: Manifest | None,
+                          builds: LockBuilds | None) -> tuple[Resolutions, Extras, list[HeldBack]]:
+        """Resolve every target, then look for held-back requested packages. When the resolver names a
+        version without a usable wheel that ``--build`` allows, build it and resolve again (a few rounds)."""
+        for attempt in range(BUILD_PASSES + 1):
+            current = builds.options(options) if builds is not None else options
+            try:
+                resolutions, extras, requests = self._resolve_all(spec, current, existing)
+            except ResolutionError as exc:
+                found = explain("\n".join(exc.details))
+                wanted = self._to_build(spec, found.wheel_less, builds)
+                if builds is None or not wanted or attempt == BUILD_PASSES:
+                    raise _with_build_hint(exc, found, spec) from None
+                builds.build(wanted, self._build_sources(spec, current))
+                continue
+            findings = self._held_back(spec, current, requests, resolutions)
+            wanted = self._to_build(spec, tuple(w for f in findings for w in f.build), builds)
+            if builds is None or not wanted or attempt == BUILD_PASSES:
+                return resolutions, extras, [f.event for f in findings]
+            builds.build(wanted, self._build_sources(spec, current))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _resolve_all(self, spec: LockSpec, options: LockOptions, existing: Manifest | None
+                     ) -> tuple[Resolutions, Extras, dict[tuple[str, str], ResolveRequest]]:
+        """One resolution per variant and platform, with the request each was made from."""
         variants = [v for v in spec.variants if not options.variants or v.variant.name in options.variants]
         variants.sort(key=lambda v: (v.variant.name != spec.default_variant, v.variant.name))
-        resolutions: dict[tuple[str, str], dict[str, Resolved]] = {}
-        extras: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
+        resolutions: Resolutions = {}
+        extras: Extras = {}
+        requests: dict[tuple[str, str], ResolveRequest] = {}
         # per platform: the pins of the first variant, offered to the others so they agree (a package may have a
         # different version on another platform, so pins never travel between platforms)
         shared: dict[str, list[str]] = {}
@@ -323,33 +419,131 @@ class Locker:
                     offered = shared.get(platform.name, [])
                     cons = constraints + [c for c in offered if canonical(Requirement(c).name) not in
                                           sv.variant.torch_packages]
+                    key = (sv.variant.name, platform.name)
                     try:
-                        pins, finish = self._resolve(spec, sv, platform, requirements, cons, options, pool)
+                        requests[key] = self._request(spec, sv, platform, requirements, cons, options)
+                        pins, finish = self._resolve(requests[key], options, pool)
                     except ResolutionError:
                         if not offered:
                             raise
-                        pins, finish = self._resolve(spec, sv, platform, requirements, constraints, options, pool)
-                    pending[(sv.variant.name, platform.name)] = (finish, requirements, platform)
+                        requests[key] = self._request(spec, sv, platform, requirements, constraints, options)
+                        pins, finish = self._resolve(requests[key], options, pool)
+                    pending[key] = (finish, requirements, platform)
                     if platform.name not in shared:
                         shared[platform.name] = [f"{n}=={v}" for n, v in sorted(pins)
                                                  if n not in sv.variant.torch_packages]
             for key, (finish, requirements, platform) in pending.items():
                 resolved = {r.name: r for r in finish()}
+                _check_hashes(resolved, options.hashes)
                 env = spec.python.marker_environment(platform)
                 resolutions[key] = resolved
                 if not resolved:  # a valid answer (uv and pip give it too), said aloud
                     self.report(Message("warn", f"nothing to install for variant {key[0]} on {key[1]}: no "
                                                 "requirement applies to that target"))
-                extras[key] = propagate_extras(resolved, [Requirement(r) for r in requirements], env)
+                extras[key] = propagate_extras(resolved, [as_requirement(r) for r in requirements], env)
                 self._check_blacklist(spec, resolved, extras[key], env)
-        if spec.name_variant_after_torch:
-            spec, resolutions, extras = self._name_variant(spec, resolutions, extras)
-        if spec.imports_from_wheels:
-            spec = replace(spec, verify=replace(spec.verify, imports=self._import_names(resolutions)))
-        sizes = self._sizes(resolutions, existing)
-        manifest = replace(build_manifest(spec, resolutions, extras, sizes), lock=settings)
-        self.report(PhaseDone("resolve", time.monotonic() - started))
-        return manifest
+        return resolutions, extras, requests
+
+    @staticmethod
+    def _to_build(spec: LockSpec, wheel_less: Iterable[tuple[str, str]], builds: LockBuilds | None
+                  ) -> list[tuple[str, str]]:
+        """The wheel-less packages ``--build`` allows and this lock has not built yet."""
+        done = set() if builds is None else {p.sdist for p in builds.provenance().values()}
+        out = []
+        for name, specifier in dict(wheel_less).items():
+            if allowed(spec, canonical(name)) and not any(canonical(s.split("-")[0]) == canonical(name) and
+                                                           specifier.startswith("==") and specifier[2:] in s
+                                                           for s in done):
+                out.append((canonical(name), specifier))
+        return out
+
+    def _build_sources(self, spec: LockSpec, options: LockOptions) -> Sources:
+        sv = next(v for v in spec.variants if v.variant.name == spec.default_variant)
+        index_url, extra = self._sources(spec, sv, options)
+        return Sources(index_url, tuple(extra), tuple(options.find_links), options.no_index)
+
+    def _held_back(self, spec: LockSpec, options: LockOptions, requests: Mapping[tuple[str, str], ResolveRequest],
+                   resolutions: Resolutions) -> list[Finding]:
+        """Each requested package pinned below its newest release for the target (or at a pre-release), and why;
+        and, for a lock whose Python is ``X.Y`` on an ``X.Y.Z`` interpreter, what a later patch level would
+        have pinned instead (``X.Y`` is read as ``X.Y.0``)."""
+        from immutable_installer.lock.uv_resolver import target_tags
+
+        if options.adopt or options.pylock:
+            return []  # an adopted lock is taken as it is: no resolver to ask
+        findings: list[Finding] = []
+        seen: set[tuple[str, str]] = set()
+        prereleases = options.prerelease == "allow"
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for key, request in sorted(requests.items()):
+                resolved = resolutions[key]
+                requested = sorted((d for d in resolved.values() if d.requested and (d.name, d.version) not in seen),
+                                   key=lambda d: d.name)
+                if not requested:
+                    continue
+                sources = [u for u in (request.index_url, *request.extra_index_urls) if u and not request.no_index]
+                pages = dict(zip((d.name for d in requested), pool.map(
+                    lambda d, s=sources, r=request: project_files(d.name, s, r.find_links), requested), strict=True))
+                tags = target_tags(spec.python.minor, request.platform)
+                full = spec.python.marker_environment(request.platform)["python_full_version"]
+                constrained = {canonical(Requirement(c).name) for c in request.constraints}
+
+                def probe(extra: str, request: ResolveRequest = request) -> str | dict[str, str]:
+                    return self._probe(request, extra, options)
+
+                pins = {d.name: d.version for d in resolved.values() if d.requested}
+                for dist in requested:
+                    seen.add((dist.name, dist.version))
+                    found = held_back.check(dist.name, dist.version, True, pages[dist.name], tags, full,
+                                            spec.python.version, prereleases, options.exclude_newer,
+                                            dist.name in constrained, probe, request.label, pins)
+                    if found is not None:
+                        findings.append(found)
+        return findings + self._patch_level(spec, options, requests, resolutions)
+
+    def _patch_level(self, spec: LockSpec, options: LockOptions,
+                     requests: Mapping[tuple[str, str], ResolveRequest], resolutions: Resolutions) -> list[Finding]:
+        """A lock for ``X.Y`` evaluates Requires-Python for ``X.Y.0``: what this interpreter's ``X.Y.Z`` would have
+        pinned instead is named (soupsieve 4.1 needs Python >=3.11.5), never changed silently."""
+        here = f"{sys.version_info.major}.{sys.version_info.minor}"
+        if spec.python.version != here or sys.version_info.micro == 0 or options.resolver != "uv" or not requests:
+            return []
+        full = f"{here}.{sys.version_info.micro}"
+        key, request = sorted(requests.items())[0]
+        try:
+            later = dict(self._resolver(options.resolver).resolve(replace(request, python_version=full)).pins)
+        except ResolutionError:
+            return []
+        out = []
+        for name, dist in sorted(resolutions[key].items()):
+            newer = later.get(name)
+            if newer is not None and Version(newer) > Version(dist.version):
+                out.append(Finding(HeldBack(
+                    name, dist.version, newer, dist.requested,
+                    f"{name} {newer} needs a later Python {here} than {here}.0 (Python {full} would pin it)",
+                    f"the lock reads --python-version {here} as {here}.0 so that it installs on every {here}; "
+                    f"--python-version {full} locks for this interpreter's patch level", False, request.label)))
+        return out
+
+    def _probe(self, request: ResolveRequest, extra: str, options: LockOptions) -> str | dict[str, str]:
+        """The resolver's error output for the same request with one more requirement, or its pins when it
+        resolves."""
+        try:
+            pending = self._resolver(options.resolver).resolve(
+                replace(request, requirements=[*request.requirements, extra]))
+        except ResolutionError as exc:
+            return "\n".join(exc.details)
+        return dict(pending.pins)
+
+    def _tell_held_back(self, spec: LockSpec, held: list[HeldBack]) -> None:
+        """Every held-back package is said (the ``held_back`` event); with ``--strict`` a requested one is exit 1."""
+        for event in held:
+            self.report(event)
+        strict = [h for h in held if h.requested]
+        if spec.strict and strict:
+            raise ResolutionError(f"--strict: {len(strict)} requested package(s) held back: {strict[0].text}",
+                                  details=[h.text for h in strict],
+                                  hint=strict[0].hint or "pin the version you accept, or lock without --strict")
 
     def _name_variant(self, spec: LockSpec, resolutions: dict[tuple[str, str], dict[str, Resolved]],
                       extras: dict[tuple[str, str], dict[str, frozenset[str]]]) -> tuple[
@@ -372,20 +566,51 @@ class Locker:
         return (spec, {(name, p): r for (_, p), r in resolutions.items()},
                 {(name, p): e for (_, p), e in extras.items()})
 
-    def _import_names(self, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]]) -> tuple[str, ...]:
-        """What `verify` imports when the spec does not say: the public top-level modules the requested
-        distributions' wheels install (read from the wheels, so ``pyyaml`` gives ``yaml``)."""
-        from immutable_installer.dists.wheel import top_level_names
-        from immutable_installer.lock.uv_resolver import wheel_names
+    def _with_facts(self, resolutions: dict[tuple[str, str], dict[str, Resolved]]
+                    ) -> dict[tuple[str, str], dict[str, Resolved]]:
+        """Every resolved wheel with its facts (import names, start-up code): uv's answers carry them already,
+        pip's are read here (lock/wheel_facts.py, cached by sha256)."""
+        from immutable_installer.lock.wheel_facts import cached_facts
 
+        missing = {d.sha256: d for r in resolutions.values() for d in r.values() if d.facts is None}
+        if not missing:
+            return resolutions
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            read = dict(zip(missing, pool.map(lambda d: cached_facts(
+                {"url": d.source_url, "size": d.size, "hashes": {"sha256": d.sha256}}, d.name), missing.values()),
+                strict=True))
+        return {key: {n: d if d.facts is not None else replace(d, facts=read[d.sha256]) for n, d in r.items()}
+                for key, r in resolutions.items()}
+
+    def _import_names(self, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]]
+                      ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What `verify` imports when the spec does not say: the modules the requested distributions are known
+        by (dists/import_names.py: ``pyyaml`` gives ``yaml``, never ``scikit_learn.libs``), and their other
+        top-level packages as secondary imports (a failure there is a warning)."""
         resolved = next(iter(sorted(resolutions.items())))[1]
-        requested = [d for d in resolved.values() if d.requested]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            listings = list(pool.map(lambda d: wheel_names(d.source_url, d.size), requested))
-        names = {n for listing in listings for n in top_level_names(listing) if not n.startswith("_")}
-        self.report(Message("info", f"verify will import {', '.join(sorted(names)) or 'nothing'} "
-                                    "(the requested distributions' modules; set verify.imports to choose)"))
-        return tuple(sorted(names))
+        requested = sorted((d for d in resolved.values() if d.requested), key=lambda d: d.name)
+        primary = sorted({n for d in requested if d.facts for n in d.facts.imports.primary})
+        secondary = sorted({n for d in requested if d.facts for n in d.facts.imports.secondary} - set(primary))
+        self.report(Message("info", f"verify will import {', '.join(primary) or 'nothing'}"
+                                    + (f" (and try {', '.join(secondary)}: a failure there is a warning)"
+                                       if secondary else "")
+                                    + "; lock --verify-import NAME (or verify.imports in a spec) chooses"))
+        return tuple(primary), tuple(secondary)
+
+    def _tell_startup(self, spec: LockSpec, resolutions: Mapping[tuple[str, str], Mapping[str, Resolved]]) -> None:
+        """Say now what `install` will refuse (exit 7): a pinned wheel that runs code at every Python start and
+        is not allowed by name, with the option that allows it."""
+        seen: set[tuple[str, str]] = set()
+        for resolved in resolutions.values():
+            for dist in sorted(resolved.values(), key=lambda d: d.name):
+                for name, what in sorted((dist.facts.startup if dist.facts else {}).items()):
+                    if name in spec.verify.allowed_pth or (dist.name, name) in seen:
+                        continue
+                    seen.add((dist.name, name))
+                    self.report(Message("warn", f"{dist.name} {dist.version} ships {name}, which runs code at every "
+                                                f"Python start ({what}); install will refuse it (exit 7) unless you "
+                                                f"allow it: lock --allow-pth {name} (or verify.allowed_pth in the "
+                                                "spec)"))
 
     def _check_blacklist(self, spec: LockSpec, resolved: Mapping[str, Resolved],
                          extras: Mapping[str, frozenset[str]], env: Mapping[str, str]) -> None:
@@ -425,15 +650,12 @@ class Locker:
                                                "mirror you trust)")))
         return index_url, extra
 
-    def _resolve(self, spec: LockSpec, sv: SpecVariant, platform: Platform, requirements: list[str],
-                 constraints: list[str], options: LockOptions, pool: Executor
-                 ) -> tuple[list[tuple[str, str]], Callable[[], list[Resolved]]]:
-        """The pinned versions now, and a function that gives the full resolution (metadata may still be
-        arriving on ``pool``)."""
-        resolver = self._resolver(options.resolver)
+    def _request(self, spec: LockSpec, sv: SpecVariant, platform: Platform, requirements: list[str],
+                 constraints: list[str], options: LockOptions) -> ResolveRequest:
+        """What one target is resolved from: its requirements, constraints and sources."""
         index_url, extra = self._sources(spec, sv, options)
         find_links = list(options.find_links)
-        if resolver.name == "uv" and not options.isolated:
+        if options.resolver == "uv" and not options.isolated:
             # the user's pip configuration adds sources (mirrors, find-links), as it does for pip itself
             from immutable_installer.wheelhouse.download import pip_config
 
@@ -446,17 +668,32 @@ class Locker:
             config = self._pip_config
             extra += [u for u in config.get("extra-index-url", "").split() if u not in extra and u != index_url]
             find_links += [f for f in config.get("find-links", "").split() if f not in find_links]
-        request = ResolveRequest(spec.python.version, spec.python.implementation, platform, requirements,
-                                 constraints, index_url, extra, find_links, options.no_index, options.isolated,
-                                 f"variant {sv.variant.name} for {platform.name}", options.prerelease,
-                                 options.exclude_newer)
-        pending = resolver.resolve(request, pool)
+        return ResolveRequest(spec.python.version, spec.python.implementation, platform, requirements,
+                              constraints, index_url, extra, find_links, options.no_index, options.isolated,
+                              f"variant {sv.variant.name} for {platform.name}", options.prerelease,
+                              options.exclude_newer, options.hashes)
+
+    def _resolve(self, request: ResolveRequest, options: LockOptions, pool: Executor
+                 ) -> tuple[list[tuple[str, str]], Callable[[], list[Resolved]]]:
+        """The pinned versions now, and a function that gives the full resolution (metadata may still be
+        arriving on ``pool``)."""
+        pending = self._resolver(options.resolver, options).resolve(request, pool)
         for warning in pending.warnings:
             self.report(Message("warn", f"{request.label}: {warning}"))
         return pending.pins, pending.finish
 
     @staticmethod
-    def _resolver(name: str) -> Resolver:
+    def _resolver(name: str, options: LockOptions | None = None) -> Resolver:
+        if options is not None and options.pylock:
+            from pathlib import Path
+
+            from immutable_installer.lock.adopt import PylockResolver
+
+            return PylockResolver(Path(options.pylock))
+        if options is not None and options.adopt:
+            from immutable_installer.lock.adopt import PinnedResolver
+
+            return PinnedResolver()
         if name == "pip":
             from immutable_installer.lock.pip_resolver import PipResolver
 

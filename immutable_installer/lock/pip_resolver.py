@@ -33,7 +33,7 @@ class PipResolver:
     def __init__(self) -> None:
         self.runner = Runner()
 
-    def resolve(self, request: ResolveRequest, pool: Executor) -> Pending:
+    def resolve(self, request: ResolveRequest, pool: Executor | None = None) -> Pending:
         problem = host_target_problem(request.python_version, request.platform)
         if problem:
             raise SpecError("", f"pip's resolver evaluates markers for this interpreter only: {problem}",

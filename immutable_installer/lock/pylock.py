@@ -29,8 +29,9 @@ def pylock_data(manifest: Manifest, variant: str, platform: str, wheelhouse_rel:
         if wheel.size is not None:
             entry["size"] = wheel.size
         entry["hashes"] = {"sha256": wheel.sha256}
-        item: dict[str, Any] = {"name": pkg.name, "version": pkg.version,
-                                "index": manifest.index(pkg.index).url, "wheels": [entry]}
+        item: dict[str, Any] = {"name": pkg.name, "version": pkg.version, "wheels": [entry]}
+        if pkg.index is not None:  # a direct URL or a local wheel comes from no index
+            item["index"] = manifest.index(pkg.index).url
         if pkg.marker:
             item["marker"] = pkg.marker
         packages.append(item)

@@ -3,13 +3,14 @@ distributions (uv for any target, pip for this interpreter) behind one small Pro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from immutable_installer.core.manifest import Platform
+    from immutable_installer.lock.wheel_facts import LockFacts
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,10 @@ class Resolved:
     requires_dist: tuple[str, ...]
     requested: bool = False
     size: int | None = None
+    facts: LockFacts | None = None  # import names and start-up code, once read (lock/wheel_facts.py)
+    direct_url: str | None = None  # a direct-URL requirement (``name @ https://...whl``): its URL, no index
+    local_path: str | None = None  # a local wheel requirement: its path as the user gave it, no index
+    public_url: str | None = None  # where the file is published, when the source says (an adopted lock)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class ResolveRequest:
     label: str  # for messages: "variant cpu"
     prerelease: str | None = None  # uv's mode; None: the resolver's default (stable releases)
     exclude_newer: str | None = None  # ignore files uploaded after this date
+    hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)  # name -> allowed sha256 (-r FILE --hash)
 
 
 @dataclass
@@ -59,4 +65,4 @@ class Resolver(Protocol):
 
     name: str
 
-    def resolve(self, request: ResolveRequest, pool: Executor) -> Pending: ...
+    def resolve(self, request: ResolveRequest, pool: Executor | None = None) -> Pending: ...

@@ -40,22 +40,14 @@ from immutable_installer.core.errors import BuildError, UsageError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.layout import generation_name
 from immutable_installer.core.names import canonical
+from immutable_installer.core.paths import default_store
 from immutable_installer.core.removal import remove_tree
 from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo, open_wheel
 from immutable_installer.runner import Runner
 from immutable_installer.store.fill import Filler, Staged
 
-STORE_ENV = "IMMUTABLE_INSTALLER_STORE"
 _FOLDERS = ("entries", "locks", "tmp", "roots")
-
-
-def default_store() -> Path:
-    """``IMMUTABLE_INSTALLER_STORE`` or ``~/.cache/immutable-installer/store`` (XDG_CACHE_HOME honoured)."""
-    if os.environ.get(STORE_ENV):
-        return Path(os.environ[STORE_ENV]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "immutable-installer" / "store"
 
 
 def interpreter_tag(implementation: str, version: str) -> str:

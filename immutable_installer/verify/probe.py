@@ -143,6 +143,7 @@ def main(argv):
     if config.get("transformers", True):
         result["transformers"] = _transformers(config.get("smoke", True), config.get("use_cuda", False))
     result["imports"] = _imports(config.get("imports", []))
+    result["secondary_imports"] = _imports(config.get("secondary_imports", []))
     sys.stdout.write("\n@@PROBE@@" + json.dumps(result) + "\n")
 
 

@@ -83,14 +83,14 @@ def fingerprint(dists: dict[str, Dist]) -> str:
 
 # --------------------------------------------------------------------------------------------- the probe
 def _config(blocked: list[str], names: set[str], cuda_mode: str, is_cuda: bool, smoke: bool, alloc_mb: int,
-            imports: list[str]) -> dict[str, Any]:
+            imports: list[str], secondary: list[str]) -> dict[str, Any]:
     """The probe's configuration; ``auto`` CUDA means required for a CUDA variant, not for cpu."""
     cuda_required = cuda_mode == "required" or (cuda_mode == "auto" and is_cuda)
     return {
         "blocked": blocked, "torch": "torch" in names, "transformers": "transformers" in names,
         "smoke": smoke, "use_cuda": cuda_required,
         "gpu_alloc_mb": alloc_mb if cuda_required or cuda_mode == "optional" else 0,
-        "imports": imports,
+        "imports": imports, "secondary_imports": secondary,
     }
 
 
@@ -99,7 +99,7 @@ def probe_config(manifest: Manifest, variant: str, platform: str) -> dict[str, A
     return _config([b.name for b in manifest.shims.blocked_modules],
                    {p.name for p in manifest.packages_for(variant, platform)}, manifest.verify.cuda,
                    manifest.variant(variant).is_cuda, manifest.verify.model_smoke_test, manifest.verify.gpu_alloc_mb,
-                   list(manifest.verify.imports))
+                   list(manifest.verify.imports), list(manifest.verify.secondary_imports))
 
 
 def early_probe_config(raw: bytes, variant: str) -> dict[str, Any] | None:
@@ -112,7 +112,8 @@ def early_probe_config(raw: bytes, variant: str) -> dict[str, Any] | None:
         return _config([b["name"] for b in data.get("shims", {}).get("blocked_modules", [])],
                        {p["name"] for p in data["packages"] if variant in p["variants"]}, v.get("cuda", "auto"),
                        data["variants"][variant].get("cuda") is not None, v.get("model_smoke_test", True),
-                       v.get("gpu_alloc_mb", 64), list(v.get("imports", ["torch", "transformers"])))
+                       v.get("gpu_alloc_mb", 64), list(v.get("imports", ["torch", "transformers"])),
+                       list(v.get("secondary_imports", [])))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -190,6 +191,7 @@ class Verifier:
             *self._torch(manifest, probe, config["use_cuda"], config["torch"]),
             self._transformers(probe, config),
             self._imports(probe),
+            *self._secondary_imports(probe),
             self._fingerprint(fp, receipt),
         ]
         duration = time.monotonic() - started
@@ -415,6 +417,19 @@ class Verifier:
         if failed:
             return Check("imports", FAIL, "; ".join(failed))
         return Check("imports", PASS if imports else SKIP, ", ".join(imports) or "none configured")
+
+    @staticmethod
+    def _secondary_imports(probe: dict[str, Any]) -> list[Check]:
+        """Modules a requested distribution ships besides its main one (duckdb's ``adbc_driver_duckdb``): one
+        that does not import without an optional dependency is worth a warning, not a failed environment."""
+        imports = probe.get("secondary_imports") or {}
+        if not imports:
+            return []
+        failed = [f"{n}: {i.get('error')}" for n, i in imports.items() if not i.get("ok")]
+        if failed:
+            return [Check("secondary imports", WARN, "; ".join(failed) + " (the main modules import; these may "
+                                                                      "need an optional dependency)")]
+        return [Check("secondary imports", PASS, ", ".join(imports))]
 
     @staticmethod
     def _fingerprint(fp: str, receipt: Receipt | None) -> Check:

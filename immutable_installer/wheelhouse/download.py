@@ -200,6 +200,8 @@ class Downloader:
             self._total = float(total) if total else None
             self._files_seen, self._files_total = set(), len(todo)
             todo = self._from_local(todo)
+            todo = self._from_paths(todo)
+            todo = self._from_builds(todo, manifest)
             if self.index_url is None:
                 todo = self._from_urls(todo)
             if todo:
@@ -259,6 +261,75 @@ class Downloader:
                 left.append(item)
         return left
 
+    def _from_paths(self, todo: list[Needed]) -> list[Needed]:
+        """Local wheels the requirements named by path (relative to the current folder), read, never written."""
+        left = []
+        for item in todo:
+            source = Path(item.wheel.path) if item.wheel.path else None
+            if source is None or not source.is_file():
+                if source is not None:
+                    self.report(Message("warn", f"{item.wheel.filename}: {item.wheel.path} is not there"))
+                left.append(item)
+            elif self._place(source, item):
+                self.report(Message("info", f"{item.wheel.filename}: from {item.wheel.path}"))
+            else:
+                raise WheelhouseError(f"{item.wheel.path} is not the pinned file (sha256 {item.wheel.sha256[:16]}...)",
+                                      hint="the local wheel changed since the lock: re-lock, or restore it")
+        return left
+
+    def _from_builds(self, todo: list[Needed], manifest: Manifest) -> list[Needed]:
+        """Wheels `lock --build` built from sdists: from the cache of built wheels, else built again from the
+        recorded sdist and build requirements, and taken only if the bytes are the pinned ones."""
+        left = []
+        for item in todo:
+            if item.wheel.build is None:
+                left.append(item)
+                continue
+            from immutable_installer.wheelhouse.built import BuiltWheels
+
+            cached = BuiltWheels().get(item.wheel.sha256)
+            if cached is not None and self._place(cached.path, item):
+                self.report(Message("info", f"{item.wheel.filename}: built from {item.wheel.build.sdist} before"))
+                continue
+            if self.index_url is not None:
+                left.append(item)  # an exported index serves the built wheel like any other
+                continue
+            self._rebuild(item, manifest)
+        return left
+
+    def _rebuild(self, item: Needed, manifest: Manifest) -> None:
+        from immutable_installer.interpreters import find_interpreter
+        from immutable_installer.wheelhouse.sdist_build import SdistBuilder, read_build_system
+
+        built = item.wheel.build
+        assert built is not None
+        if not built.sdist_url:
+            raise WheelhouseError(f"{item.wheel.filename} was built from {built.sdist}, which has no public URL to "
+                                  "build it from again", hint="copy the wheelhouse of the machine that locked it")
+        self.report(Message("warn", f"{item.wheel.filename}: building it again from {built.sdist} (its code runs in "
+                                    "the build sandbox)"))
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=self.wheelhouse) as tmp:
+            sdist = Path(tmp) / built.sdist
+            fetch(built.sdist_url, sdist, built.sdist_sha256)
+            work = Path(tmp) / "build"
+            work.mkdir()
+            builder = SdistBuilder(work, find_interpreter(manifest.python.minor, manifest.python.implementation),
+                                   reporter=self.report)
+            system = read_build_system(sdist)
+            if system.backend != built.backend:
+                raise WheelhouseError(f"{built.sdist} names the build backend {system.backend}, not the recorded "
+                                      f"{built.backend}")
+            wheel, _ = builder.build(sdist, built.requires, system)
+            got = sha256_file(wheel)
+            if got != item.wheel.sha256:
+                raise WheelhouseError(f"{item.wheel.filename} built again from {built.sdist} has sha256 {got[:16]}..., "
+                                      f"not the pinned {item.wheel.sha256[:16]}...: the build is not reproducible "
+                                      "here, and other bytes are never used",
+                                      hint="copy the wheel built at lock time (the locking machine's wheelhouse, a "
+                                           "bundle or an exported index) into the wheelhouse")
+            if not self._place(wheel, item, move=True):
+                raise WheelhouseError(f"{item.wheel.filename} could not be placed in the wheelhouse")
+
     def _from_urls(self, todo: list[Needed]) -> list[Needed]:
         left = []
         for item in todo:
@@ -284,7 +355,12 @@ class Downloader:
         """
         by_index: dict[str, list[Needed]] = {}
         for item in todo:
-            by_index.setdefault("--index-url" if self.index_url else item.package.index, []).append(item)
+            if item.package.index is None and not self.index_url:
+                source = item.wheel.url or item.wheel.path
+                raise WheelhouseError(f"{item.wheel.filename} could not be fetched from {mask_url(str(source))}",
+                                      hint="it comes from no index: make the URL or the file reachable, or put the "
+                                           "wheel into the wheelhouse (or a --find-links folder)")
+            by_index.setdefault("--index-url" if self.index_url else str(item.package.index), []).append(item)
         for index_name, items in sorted(by_index.items()):
             url = remember(self.index_url) if self.index_url else remember(manifest.index(index_name).url,
                                                                             index_name)

@@ -212,7 +212,7 @@ def test_result_lists_package_changes(synthetic: Synthetic) -> None:
 def test_interpreter_lookup_skips_a_shim_that_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A `python3.X` first on PATH that exits 127 (pyenv's shim for a version it does not have active) is
     never returned: the interpreter found really runs and really is 3.X."""
-    from immutable_installer.generation.engine import find_interpreter
+    from immutable_installer.interpreters import find_interpreter
 
     other = next((v for v in ("3.12", "3.10", "3.13") if v != f"{sys.version_info[0]}.{sys.version_info[1]}"), "")
     shims = tmp_path / "shims"

@@ -219,3 +219,45 @@ def test_pure_python_stack_locks_installs_and_verifies(tmp_path: Path, index: In
     assert verified.returncode == 0, verified.stdout
     checks = {c["name"]: c["status"] for c in json.loads(verified.stdout)["checks"]}
     assert checks["imports"] == "pass" and checks["torch"] == "skip" and checks["transformers"] == "skip"
+
+
+def test_start_up_code_is_told_at_lock_time_and_allowed_from_the_command_line(index: Index, tmp_path: Path) -> None:
+    """setuptools' case, through the real command line: the lock names the file and the option; allowed, the
+    stack installs; not allowed, install refuses it (exit 7) with the same option in its hint."""
+    import json
+
+    from conftest import cli
+
+    make_wheel(index.root, "tool", "1.0", requires=["hooky>=1"])
+    make_wheel(index.root, "hooky", "1.0", files={"hooky/__init__.py": "", "hooky-startup.pth": "import hooky\n"})
+    plain = cli("lock", "tool", "--index-url", index.url, "-o", "plain.json", "--json", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    events = [json.loads(line) for line in plain.stdout.splitlines()]
+    told = [e["text"] for e in events if e["event"] == "message" and "hooky-startup.pth" in e["text"]]
+    assert told and "lock --allow-pth hooky-startup.pth" in told[0] and "exit 7" in told[0]
+    refused = cli("install", "--manifest", "plain.json", "--venv", "v1", "--variant", "cpu", "--find-links",
+                  str(index.root), cwd=tmp_path)
+    assert refused.returncode == 7 and "--allow-pth" in refused.stderr and not (tmp_path / "v1").exists()
+    allowed = cli("lock", "tool", "--index-url", index.url, "-o", "allowed.json", "--allow-pth", "hooky-startup.pth",
+                  "--verify-import", "tool", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+    manifest = load_manifest(tmp_path / "allowed.json")
+    assert manifest.verify.allowed_pth == ("hooky-startup.pth",) and manifest.verify.imports == ("tool",)
+    done = cli("install", "--manifest", "allowed.json", "--venv", "v2", "--variant", "cpu", "--find-links",
+               str(index.root), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_held_back_event_is_in_the_json_output(index: Index, tmp_path: Path) -> None:
+    import json
+
+    from conftest import cli, make_sdist
+
+    make_wheel(index.root, "app", "1.0")
+    make_wheel(index.root, "app", "2.0", requires=["dep==1.0"])
+    make_sdist(index.root, "dep", "1.0")
+    proc = cli("lock", "app", "--index-url", index.url, "-o", "deps.json", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    held = [json.loads(line) for line in proc.stdout.splitlines() if '"held_back"' in line]
+    assert len(held) == 1 and held[0]["package"] == "app" and held[0]["newest"] == "2.0"
+    assert held[0]["hint"].startswith("--build dep")

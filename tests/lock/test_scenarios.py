@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Index, make_wheel
-from immutable_installer.lock.uv_resolver import uv_binary
+from immutable_installer.runner import uv_binary
 
 LINUX, WINDOWS = "manylinux_2_17_x86_64", "win_amd64"
 UV_PLATFORM = {LINUX: "x86_64-manylinux_2_17", WINDOWS: "x86_64-pc-windows-msvc"}

@@ -127,3 +127,23 @@ def test_the_probe_leaves_without_the_interpreters_teardown(tmp_path: Path) -> N
     report = json.loads(proc.stdout.split("@@PROBE@@", 1)[1])  # flushed before leaving
     assert report["imports"]["json"]["ok"] and report["blocked"]["json"]["import_error"] is None
     assert not marker.exists()
+
+
+def test_a_secondary_import_that_needs_an_optional_dependency_is_a_warning(tmp_path: Path) -> None:
+    """duckdb's case: its main module imports, a second top-level package it ships needs an optional
+    dependency. The environment is healthy (warn); the main module failing is a failure."""
+    stack = Synthetic(tmp_path, extra={"ducky": {"ducky/__init__.py": "", "adbc_ducky/__init__.py":
+                                                 "import pyarrow_not_installed\n"}},
+                      imports=["ducky"])
+    data = json.loads(stack.manifest_path.read_text())
+    data["verify"]["secondary_imports"] = ["adbc_ducky"]
+    stack.manifest_path.write_text(json.dumps(data))
+    stack.install()
+    report = verify(stack)
+    assert report.ok, report.failures()
+    state, detail = status(report, "secondary imports")
+    assert state == "warn" and "adbc_ducky" in detail and "pyarrow_not_installed" in detail
+    data["verify"]["imports"] = ["adbc_ducky"]
+    data["verify"]["secondary_imports"] = []
+    report = verify(stack, manifest_from_data(data))
+    assert not report.ok and status(report, "imports")[0] == "fail"
