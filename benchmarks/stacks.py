@@ -110,6 +110,9 @@ def ours(tool: list[str], reqs: list[str], folder: Path, env: dict[str, str], ex
         if event.get("event") == "held_back" and event.get("requested"):
             outcome.held_back.append(f"{event['package']} {event['pinned']} (newest {event['newest']}): "
                                      f"{event['reason']}"[:240])
+            found = OPTION.search(event.get("hint", ""))
+            if found and not outcome.option and "--build" not in extra:
+                outcome.option = found.group(1)
         if event.get("event") == "message" and not outcome.option:
             found = OPTION.search(event.get("text", ""))
             if found and "--build" not in extra and "--allow-pth" not in extra:

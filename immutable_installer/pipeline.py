@@ -165,9 +165,11 @@ class Pipeline:
         phases["verify"] = report.duration_s
         if not report.ok:
             failed = report.failures()
+            notes = [n.describe() for n in manifest.held_back]
             raise VerificationFailed(f"the new generation failed verification: {failed[0].name}: {failed[0].detail}",
-                                     details=[f"{c.name}: {c.detail}" for c in failed],
-                                     hint="the previous environment is untouched; see the details above")
+                                     details=[f"{c.name}: {c.detail}" for c in failed] + notes,
+                                     hint="the previous environment is untouched; see the details above"
+                                          + (f" ({notes[0]})" if notes else ""))
         return report, receipt
 
     def _wheel_pass(self, selection: Selection, keys: dict[str, str], held: dict[str, Entry], python: str,

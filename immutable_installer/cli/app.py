@@ -276,6 +276,11 @@ def verify(
         from immutable_installer.cli.console import print_checks
 
         print_checks(report.to_json())
+        if not report.ok:
+            from immutable_installer.cli.console import print_line
+
+            for note in m.held_back:  # what the lock said it held back may be why
+                print_line(f"note: {note.describe()}")
     if not report.ok:
         raise typer.Exit(ExitCode.FAILED)
 

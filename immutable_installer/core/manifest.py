@@ -231,6 +231,22 @@ class LockSettings:
 
 
 @dataclass(frozen=True)
+class HeldBackNote:
+    """A requested package the lock pinned below its newest release (it said so, with why): kept so that an
+    environment that then fails can name it, and the option that moves it."""
+
+    package: str
+    pinned: str
+    newest: str
+    reason: str
+    hint: str = ""
+
+    def describe(self) -> str:
+        return f"the lock held back {self.package} at {self.pinned} (newest {self.newest}): {self.reason}" + (
+            f"; {self.hint}" if self.hint else "")
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The frozen manifest. ``raw_sha256`` is the hash of the bytes it was loaded from (receipts use it)."""
 
@@ -247,6 +263,7 @@ class Manifest:
     verify: VerifySettings = field(default_factory=VerifySettings)
     shims: ShimSettings = field(default_factory=ShimSettings)
     lock: LockSettings = field(default_factory=LockSettings)
+    held_back: tuple[HeldBackNote, ...] = ()
     raw_sha256: str = ""
     raw: bytes = field(default=b"", repr=False, compare=False)
 
@@ -467,7 +484,7 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
         data, "",
         required=("schema_version", "name", "python", "platforms", "indexes", "default_index", "variants",
                   "default_variant", "groups", "packages"),
-        optional=("blacklist", "verify", "shims", "build", "generated_by", "lock"),
+        optional=("blacklist", "verify", "shims", "build", "generated_by", "lock", "held_back"),
     )
     if "schema_version" in top:
         version = top["schema_version"]
@@ -510,14 +527,26 @@ def manifest_from_data(data: Any, file: str | None = None) -> Manifest:
     # "build": {"clear_pycache": ...} of manifests before 0.2.0 had no effect: accepted, ignored, not written
     r.obj(top.get("build", {}), "build", required=(), optional=("clear_pycache",))
     lock = parse_lock_settings(top.get("lock", {}), "lock", file)
+    held_back = _parse_held_back(r, top.get("held_back", []))
 
     manifest = Manifest(
         name=name, python=python, platforms=platforms, indexes=indexes, default_index=default_index,
         variants=variants, default_variant=default_variant, groups=groups, blacklist=blacklist,
-        packages=packages, verify=verify, shims=shims, lock=lock,
+        packages=packages, verify=verify, shims=shims, lock=lock, held_back=held_back,
     )
     validate_semantics(manifest, file=file)
     return manifest
+
+
+def _parse_held_back(r: ManifestReader, value: Any) -> tuple[HeldBackNote, ...]:
+    out = []
+    for i, item in enumerate(r.array(value, "held_back")):
+        path = f"held_back[{i}]"
+        obj = r.obj(item, path, required=("package", "pinned", "newest", "reason"), optional=("hint",))
+        out.append(HeldBackNote(r.string(obj["package"], f"{path}.package"), r.string(obj["pinned"], f"{path}.pinned"),
+                                r.string(obj["newest"], f"{path}.newest"), r.string(obj["reason"], f"{path}.reason"),
+                                r.string(obj.get("hint", ""), f"{path}.hint", empty=True)))
+    return tuple(out)
 
 
 def parse_lock_settings(value: Any, path: str, file: str | None = None) -> LockSettings:
@@ -933,6 +962,9 @@ def manifest_to_data(manifest: Manifest) -> dict[str, Any]:
             "local_files_only": manifest.shims.local_files_only,
         },
     }
+    if manifest.held_back:  # written only when set: other manifests keep their bytes
+        data["held_back"] = [{"package": h.package, "pinned": h.pinned, "newest": h.newest, "reason": h.reason,
+                              **({"hint": h.hint} if h.hint else {})} for h in manifest.held_back]
     if not manifest.lock.empty:  # written only when set: other manifests keep their bytes
         data["lock"] = {k: v for k, v in (("prerelease", manifest.lock.prerelease),
                                           ("exclude_newer", manifest.lock.exclude_newer)) if v is not None}

@@ -27,6 +27,7 @@ from immutable_installer.core.errors import BlacklistError, ManifestError, Resol
 from immutable_installer.core.events import HeldBack, Message, Phase, PhaseDone, Reporter, null_reporter
 from immutable_installer.core.manifest import (
     BuiltFrom,
+    HeldBackNote,
     LockSettings,
     Manifest,
     Package,
@@ -371,7 +372,10 @@ class Locker:
             primary, secondary = self._import_names(resolutions)
             spec = replace(spec, verify=replace(spec.verify, imports=primary, secondary_imports=secondary))
         self._tell_startup(spec, resolutions)
-        manifest = replace(build_manifest(spec, resolutions, extras, sizes, provenance), lock=settings)
+        notes = tuple(sorted({HeldBackNote(h.package, h.pinned, h.newest, h.reason, h.hint) for h in held
+                              if h.requested}, key=lambda n: n.package))
+        manifest = replace(build_manifest(spec, resolutions, extras, sizes, provenance), lock=settings,
+                           held_back=notes)
         self.report(PhaseDone("resolve", time.monotonic() - started))
         return manifest
 

@@ -109,3 +109,19 @@ def test_nothing_is_said_when_the_newest_release_is_pinned(index: Index, tmp_pat
     make_wheel(index.root, "fresh", "2.0")
     _, events = _lock(index, ["fresh"], tmp_path)
     assert not [e for e in events if isinstance(e, HeldBack)]
+
+
+def test_what_was_held_back_is_kept_and_named_when_the_environment_fails(stack: Index, tmp_path: Path) -> None:
+    """hydra-core 0.11's case: the lock pinned an old release (said so), which then fails verify; the failure
+    names the held-back package and the option that moves it."""
+    from conftest import cli
+    from immutable_installer.core.manifest import load_manifest
+
+    lock = cli("lock", "app", "--index-url", stack.url, "--verify-import", "app_new_module", "-o", "deps.json",
+               cwd=tmp_path)
+    assert lock.returncode == 0, lock.stderr
+    notes = load_manifest(tmp_path / "deps.json").held_back
+    assert [(n.package, n.pinned, n.newest) for n in notes] == [("app", "1.0", "2.0")]
+    install = cli("install", "--manifest", "deps.json", "--venv", ".venv", "--variant", "cpu", "--find-links",
+                  str(stack.root), cwd=tmp_path)
+    assert install.returncode == 1 and "held back app" in install.stderr and "--build dep" in install.stderr
