@@ -12,6 +12,7 @@ lock serialises installers; leftovers of killed runs are removed by the next run
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from immutable_installer.core.errors import VerificationFailed
+from immutable_installer.core.errors import UsageError, VerificationFailed
 from immutable_installer.core.events import Message, Phase, PhaseDone, Reporter, null_reporter
 from immutable_installer.core.receipt import Receipt
 from immutable_installer.core.selection import Needed, Selection
@@ -76,6 +77,7 @@ class Pipeline:
         """Build, verify and switch to a new generation (or report "up to date")."""
         phases: dict[str, float] = {}
         self.generations.check_target()
+        self._refuse_crossed_paths()
         lock = self.generations.lock(wait)
         try:
             self.generations.clean_leftovers()
@@ -116,6 +118,19 @@ class Pipeline:
                                  changes)
         finally:
             lock.release()
+
+    def _refuse_crossed_paths(self) -> None:
+        """The environment is never inside the store (store gc would delete it, store verify call it damage), and
+        the store never inside the environment's folders (pruning a generation would delete it)."""
+        target = self.generations.target
+        if self.store.contains(target) or self.store.contains(self.generations.root):
+            raise UsageError(f"--venv {target} lies inside the store {self.store.root}",
+                             hint="put the environment outside the store (e.g. --venv .venv)")
+        for folder in (target, self.generations.root):
+            real = os.path.realpath(folder)
+            if os.path.realpath(self.store.root).startswith(real.rstrip(os.sep) + os.sep):
+                raise UsageError(f"the store {self.store.root} lies inside {folder}",
+                                 hint="put the store outside the environment (--store, IMMUTABLE_INSTALLER_STORE)")
 
     def _reseal(self) -> None:
         """Deleting a generation on Windows made store files writable (core/removal.py): read-only again."""

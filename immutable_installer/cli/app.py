@@ -867,7 +867,7 @@ def store_verify(
         repaired = s.repair(damaged, wheelhouse, find_interpreter)
     data: dict[str, Any] = {"store": str(s.root), "entries": len(s.entry_keys()),
                             "damaged": [d.describe() for d in damaged], "repaired": repaired,
-                            "ok": not damaged or len(repaired) == len(damaged)}
+                            "not_entries": s.strangers(), "ok": not damaged or len(repaired) == len(damaged)}
     if json_out:
         import json
 
@@ -877,6 +877,8 @@ def store_verify(
 
         for line in data["damaged"]:
             print_line(f"damaged: {line}")
+        for name in data["not_entries"]:
+            print_line(f"not a store entry (left alone): {s.entries_dir / name}")
         for key in repaired:
             print_line(f"repaired: {key}")
         if not damaged:
@@ -905,7 +907,8 @@ def store_gc(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     from immutable_installer.cli.console import print_line
 
     print_line(f"removed {len(data['removed'])} unused entries ({data['bytes'] / 1e6:.1f} MB); "
-               f"{data['kept']} kept")
+               f"{data['kept']} kept" + (f"; left alone, not entries: {', '.join(data['left_alone'])}"
+                                         if data["left_alone"] else ""))
 
 
 def _short_generation(path: str) -> str:

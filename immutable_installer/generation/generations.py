@@ -53,11 +53,33 @@ _SYSTEM_FOLDERS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib6
                    "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local", "/var"}
 
 
+# characters a shell or a ``#!`` line reads as syntax: a target holding one would give console scripts whose
+# launcher breaks or runs the text (a newline, ``$(...)``, backquotes, quotes; a backslash outside Windows)
+_UNSAFE_PATH = re.compile(r"[\x00-\x1f\x7f$`'\"]" + ("" if os.name == "nt" else r"|\\"))
+_MARKER_RE = re.compile(r"^g\d{4,}\.incomplete$")
+
+
 def _refuse_system_folder(target: Path) -> None:
+    bad = _UNSAFE_PATH.search(str(target))
+    if bad:
+        raise UsageError(f"--venv {str(target)!r} holds {bad.group()!r}, which console scripts' launchers would "
+                         "read as shell syntax", hint="name the environment's folder with plain characters")
     real = os.path.realpath(target)
     if real in _SYSTEM_FOLDERS or real == os.path.realpath(os.path.expanduser("~")) or not target.name:
         raise UsageError(f"--venv {target} is {real}, a system or home folder",
                          hint="name a new folder for the environment, e.g. --venv .venv")
+
+
+def made_by_us(folder: Path) -> bool:
+    """Whether ``folder`` is a generation this tool made: it carries its own name (``installer-generation``),
+    or, for generations made before that marker existed, the receipt and the virtualenv's ``pyvenv.cfg``. A link
+    is never one (nothing is ever deleted through it)."""
+    if os.path.islink(folder) or is_link(folder) or not folder.is_dir():
+        return False
+    name = generation_name(folder)
+    if name is not None:
+        return name == folder.name or not GEN_RE.match(folder.name)  # rename mode: the target carries its name
+    return (folder / RECEIPT).is_file() and (folder / "pyvenv.cfg").is_file()
 
 
 REMOVING_THREADS = 4
@@ -87,13 +109,48 @@ class Generations:
         return self.target if self.mode() == "rename" else generation
 
     def _remove(self, path: Path) -> None:
+        """Delete a generation: only one this tool made (``made_by_us``), never through a link."""
+        if not made_by_us(path):
+            raise UsageError(f"{path} is not a generation immutable-installer made; it is left alone",
+                             hint="remove it yourself if it is not needed")
         with ThreadPoolExecutor(max_workers=REMOVING_THREADS) as pool:  # a generation's packages side by side
             if remove_tree(path, pool.map):
                 self.removed_shared = True
 
+    def check_root(self) -> None:
+        """The generations folder is a real folder holding only what this tool made (generations, their markers,
+        the lock): never a link to someone's folder, never a folder of theirs. Exit 2 otherwise, untouched."""
+        if os.path.islink(self.root) or is_link(self.root):
+            raise UsageError(f"{self.root} is a link to {os.readlink(self.root)}; immutable-installer keeps its "
+                             "generations in a folder of its own and never works through a link",
+                             hint="remove the link (or pick another --venv)")
+        if not self.root.exists():
+            return
+        if not self.root.is_dir():
+            raise UsageError(f"{self.root} is not a folder", hint="move it away or pick another --venv")
+        foreign = sorted(entry.name for entry in self.root.iterdir() if not self._ours(entry))
+        if foreign:
+            raise UsageError(f"{self.root} holds {len(foreign)} thing(s) immutable-installer did not make: "
+                             f"{', '.join(foreign[:5])}", hint="move them elsewhere (nothing was touched), or pick "
+                                                               "another --venv")
+
+    def _ours(self, entry: Path) -> bool:
+        name = entry.name
+        if name in (".lock",) or name.startswith(".probe-"):
+            return not entry.is_symlink()
+        if _MARKER_RE.match(name):
+            return entry.is_file() and not entry.is_symlink()
+        if GEN_RE.match(name):
+            # a generation, or the empty folder of one a crash interrupted before it carried its name
+            return made_by_us(entry) or (entry.is_dir() and not entry.is_symlink()
+                                         and (self.root / f"{name}.incomplete").is_file()
+                                         and not any(entry.iterdir()))
+        return False
+
     # -- locking
     def lock(self, wait: bool = True) -> FileLock:
         """Serialise installers on this target. The OS releases the lock when its holder dies."""
+        self.check_root()
         self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.root / ".lock"))
         try:
@@ -148,7 +205,7 @@ class Generations:
             if self._renamed_current() != name:
                 return None
             path = self.target
-        if (self.root / f"{name}.incomplete").exists():
+        if (self.root / f"{name}.incomplete").exists() or not made_by_us(path):
             return None
         return Generation(name, path, read_receipt(path / RECEIPT))
 
@@ -177,8 +234,10 @@ class Generations:
     # -- building
     def check_target(self) -> None:
         """Only a target the tool manages (or a new one) is ever switched: never a real directory (someone's
-        venv), a symlink the tool did not make, or a system folder."""
+        venv), a symlink the tool did not make, or a system folder; and its generations folder is the tool's
+        own (``check_root``)."""
         _refuse_system_folder(self.target)
+        self.check_root()
         if is_link(self.target):
             if self._linked_current() is None:
                 raise UsageError(f"{self.target} is a link to {os.readlink(self.target)}, which immutable-installer "
@@ -215,8 +274,16 @@ class Generations:
         removed = []
         if self.root.is_dir():
             for marker in self.root.glob("g*.incomplete"):
+                if not _MARKER_RE.match(marker.name):
+                    continue  # check_root refused any other name before this runs
                 name = marker.name.removesuffix(".incomplete")
-                self._remove(self.root / name)
+                folder = self.root / name
+                if made_by_us(folder):
+                    self._remove(folder)
+                elif folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+                    folder.rmdir()  # made, then killed before it carried its name: empty, so nothing lost
+                elif os.path.lexists(folder):
+                    continue  # not provably ours: left alone (check_root names it)
                 marker.unlink(missing_ok=True)
                 removed.append(name)
         self._recover()

@@ -61,8 +61,7 @@ def explain(stderr: str) -> Explanation:
             hints.append(stripped[5:].strip())
             continue
         elif not stripped:
-            in_cause = False
-            continue
+            continue  # a long derivation has blank lines inside it
         if in_cause:
             cause.append(stripped.strip())
     text = re.sub(r"\s+", " ", " ".join(cause)).strip() or next(
@@ -76,6 +75,15 @@ def explain(stderr: str) -> Explanation:
             wheel_less.setdefault(name, "")
     python = next((m.group(3) for hint in hints if (m := _PYTHON_NEEDED.search(hint))), None)
     return Explanation(text, tuple(sorted(wheel_less.items())), python)
+
+
+def summary(text: str, limit: int = 400) -> str:
+    """A long derivation (uv explains version by version) cut to its conclusion: the last step, which names
+    the requirement that decides."""
+    if len(text) <= limit:
+        return text
+    steps = text.split("And because ")
+    return ("... and because " + steps[-1])[:limit] if len(steps) > 1 else text[:limit]
 
 
 def usable_wheels(files: Iterable[IndexFile], tags: Sequence[Tag], python_full: str,
@@ -113,20 +121,22 @@ def newest(files: Iterable[IndexFile], prereleases: bool) -> Version | None:
 def check(name: str, pinned: str, requested: bool, files: Sequence[IndexFile], tags: Sequence[Tag],
           python_full: str, python_label: str, prereleases: bool, cutoff: str | None, constrained: bool,
           probe: Callable[[str], str | dict[str, str]], target: str,
-          requested_pins: Mapping[str, str] | None = None) -> Finding | None:
+          requested_pins: Mapping[str, str] | None = None,
+          pinned_by: Callable[[str, str], list[str]] | None = None) -> Finding | None:
     """Whether ``name`` (pinned at ``pinned``) is held back on this target, and why.
 
     ``probe(requirement)`` resolves again with one more requirement and returns the resolver's error output, or
     the pins when it resolves; ``constrained``: the manifest being re-locked pins the package (re-locks keep
     pins); ``requested_pins``: what the lock pinned for the requested packages (to say what would move)."""
     pins = dict(requested_pins or {})
+    holders = pinned_by or (lambda _name, _version: [])
     pin = Version(pinned)
     usable = usable_wheels(files, tags, python_full, cutoff)
     best = newest(usable, prereleases or (pin.is_prerelease and prereleases))
     stable = newest(usable, False)
     if pin.is_prerelease and not prereleases:
         if stable is not None and stable > Version("0"):
-            reason, hint, build = _why(name, str(stable), constrained, probe, python_label, pins)
+            reason, hint, build = _why(name, str(stable), constrained, probe, python_label, pins, holders)
             return Finding(HeldBack(name, pinned, str(stable), requested, f"{name} {stable} " + reason, hint, True,
                                     target), build)
         return Finding(HeldBack(name, pinned, pinned, requested, "no stable release has a wheel for this target", "",
@@ -139,21 +149,25 @@ def check(name: str, pinned: str, requested: bool, files: Sequence[IndexFile], t
             return None
         wheels = [f for f in newer_files if f.version == top and f.is_wheel]
         if wheels and all(f.requires_python and not _admits(f.requires_python, python_full) for f in wheels):
-            needs = wheels[0].requires_python
+            needs = str(wheels[0].requires_python)
+            later = ".".join(python_full.split(".")[:2]) + ".99"
+            if python_label.count(".") != 1 or not _admits(needs, later):
+                return None  # a release for another Python is not one for this target
             return Finding(HeldBack(name, pinned, str(top), requested, f"{name} {top} needs Python {needs}; the lock "
                                                                        f"targets Python {python_label}",
-                                    _python_hint(python_label, str(needs)), False, target))
+                                    _python_hint(python_label, needs), False, target))
         if not wheels:
             return Finding(HeldBack(name, pinned, str(top), requested, f"{name} {top} is published as an sdist only",
                                     f"--build {name} builds its wheel", False, target), ((name, f"=={top}"),))
         return None  # newer releases exist only for other platforms or Pythons
-    reason, hint, build = _why(name, str(best), constrained, probe, python_label, pins)
+    reason, hint, build = _why(name, str(best), constrained, probe, python_label, pins, holders)
     return Finding(HeldBack(name, pinned, str(best), requested, f"{name} {best} " + reason, hint, False, target),
                    build)
 
 
 def _why(name: str, version: str, constrained: bool, probe: Callable[[str], str | dict[str, str]],
-         python_label: str, pins: Mapping[str, str]) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+         python_label: str, pins: Mapping[str, str], holders: Callable[[str, str], list[str]]
+         ) -> tuple[str, str, tuple[tuple[str, str], ...]]:
     """(reason, hint, wheel-less packages) for not pinning ``name==version``."""
     if constrained:
         return ("is not taken because re-locks keep the current pins", f"--upgrade-package {name} moves it", ())
@@ -174,7 +188,10 @@ def _why(name: str, version: str, constrained: bool, probe: Callable[[str], str 
     if found.python:
         return (f"needs Python {found.python}; the lock targets Python {python_label}",
                 _python_hint(python_label, found.python), ())
-    return f"does not resolve: {found.text[:400] or 'the resolver gave no reason'}", "", ()
+    held_by = holders(name, version)
+    if held_by:  # a pinned package's own requirement excludes it (opentelemetry-sdk 1.45.2: api==1.45.2)
+        return f"is excluded by {'; '.join(held_by[:3])}", "", ()
+    return f"does not resolve: {summary(found.text) or 'the resolver gave no reason'}", "", ()
 
 
 def _python_hint(label: str, needs: str) -> str:

@@ -496,11 +496,23 @@ class Locker:
                     return self._probe(request, extra, options)
 
                 pins = {d.name: d.version for d in resolved.values() if d.requested}
+                env = spec.python.marker_environment(request.platform)
+
+                def pinned_by(name: str, version: str, resolved: Mapping[str, Resolved] = resolved,
+                              env: Mapping[str, str] = env) -> list[str]:
+                    """The pinned packages whose own requirement on ``name`` excludes ``version``."""
+                    out = []
+                    for other in sorted(resolved.values(), key=lambda item: item.name):
+                        for req in active(Node(other.name, other.version, other.requires_dist, frozenset()), env):
+                            if canonical(req.name) == name and not req.specifier.contains(version, prereleases=True):
+                                out.append(f"{other.name} {other.version} (pinned), which requires {req}")
+                    return out
+
                 for dist in requested:
                     seen.add((dist.name, dist.version))
                     found = held_back.check(dist.name, dist.version, True, pages[dist.name], tags, full,
                                             spec.python.version, prereleases, options.exclude_newer,
-                                            dist.name in constrained, probe, request.label, pins)
+                                            dist.name in constrained, probe, request.label, pins, pinned_by)
                     if found is not None:
                         findings.append(found)
         return findings + self._patch_level(spec, options, requests, resolutions)

@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import stat
 import time
@@ -48,6 +49,7 @@ from immutable_installer.runner import Runner
 from immutable_installer.store.fill import Filler, Staged
 
 _FOLDERS = ("entries", "locks", "tmp", "roots")
+ENTRY_KEY_RE = re.compile(r"^[a-z]+\d+-[0-9a-f]{64}$")  # cp311-<wheel sha256>: the only names entries have
 
 
 def interpreter_tag(implementation: str, version: str) -> str:
@@ -178,9 +180,24 @@ class Store:
             return None
 
     def entry_keys(self) -> list[str]:
+        """The entries: folders named like one (``cp311-<wheel sha256>``), never a link."""
         if not self.entries_dir.is_dir():
             return []
-        return sorted(p.name for p in self.entries_dir.iterdir() if p.is_dir())
+        return sorted(p.name for p in self.entries_dir.iterdir()
+                      if ENTRY_KEY_RE.match(p.name) and p.is_dir() and not p.is_symlink())
+
+    def strangers(self) -> list[str]:
+        """What ``entries/`` holds that is not an entry (a folder someone put there, an environment built into
+        the store by mistake): reported, never verified as damage, never deleted."""
+        if not self.entries_dir.is_dir():
+            return []
+        keys = set(self.entry_keys())
+        return sorted(p.name for p in self.entries_dir.iterdir() if p.name not in keys)
+
+    def contains(self, path: Path) -> bool:
+        """Whether ``path`` is the store or lies inside it (links resolved)."""
+        root, other = os.path.realpath(self.root), os.path.realpath(path)
+        return other == root or other.startswith(root.rstrip(os.sep) + os.sep)
 
     def _mkdirs(self) -> None:
         try:
@@ -361,7 +378,7 @@ class Store:
         build or link them: an entry an install is about to use is therefore always in a root gc can see.
         """
         if not self.root.is_dir():
-            return {"removed": [], "bytes": 0, "kept": 0}
+            return {"removed": [], "bytes": 0, "kept": 0, "left_alone": []}
         removed, freed = [], 0
         with FileLock(str(self.root / ".gc.lock")):
             used: set[str] = set()
@@ -388,7 +405,7 @@ class Store:
                 finally:
                     lock.release()
             self.clean_stale_builds()
-        return {"removed": removed, "bytes": freed, "kept": len(self.entry_keys())}
+        return {"removed": removed, "bytes": freed, "kept": len(self.entry_keys()), "left_alone": self.strangers()}
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -118,18 +118,68 @@ def _missing_for_target(folder: Path, environment: dict[str, str]) -> list[str]:
 # The bootstrap, one Python file run by the target interpreter (-I: no site, no user files) from install.sh on
 # POSIX and install.ps1 on Windows, so both run the same steps: the Python version, then every file listed in
 # SHA256SUMS present with its hash and nothing else in the bundle but what the bootstrap itself makes (.tool, the
-# environment and its generations), then .tool from exactly the hashed tool wheels, then the offline install.
+# environment and its generations, its seal), then .tool from exactly the hashed tool wheels, then the offline
+# install. What the bootstrap made is reused on a later run only when its seal proves it: an HMAC, with a key that
+# lives in this machine's user cache (never in a bundle), over the identity (device, inode) of each thing it made
+# and over every file of .tool (inode, change time, size: a file replaced or rewritten in place changes them).
+# A .tool or .venv that came inside the extracted folder has no valid seal: refused before anything runs.
 # No manifest string is in it; extra arguments go to `immutable-installer install`.
 BOOTSTRAP = "bootstrap.py"
 BOOTSTRAP_PY = """\
-import hashlib, os, subprocess, sys
+import hashlib, hmac, json, os, secrets, subprocess, sys
 WANT = "@PYTHON@"
+SEAL = ".made-here"
 here = os.path.dirname(os.path.abspath(__file__))
 os.chdir(here)
 if "%d.%d" % sys.version_info[:2] != WANT:
     sys.stderr.write("error: this bundle needs Python %s, not %d.%d: set PYTHON to a python%s\\n"
                      % (WANT, sys.version_info[0], sys.version_info[1], WANT))
     sys.exit(2)
+def own(name):
+    return name in (".tool", ".venv", SEAL) or name.startswith(".venv.")
+def key():
+    base = os.environ.get("LOCALAPPDATA") if os.name == "nt" else None
+    base = base or os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "immutable-installer")
+    path = os.path.join(folder, "bootstrap.key")
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+        return key()
+def state():
+    made = {}
+    for name in sorted(os.listdir(".")):
+        if own(name) and name != SEAL:
+            st = os.lstat(name)
+            made[name] = [st.st_dev, st.st_ino]
+    tool = []
+    for root, dirs, files in os.walk(".tool"):
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
+            st = os.lstat(os.path.join(root, name))
+            tool.append([os.path.join(root, name).replace(os.sep, "/"), st.st_ino, st.st_ctime_ns, st.st_size])
+    return json.dumps({"made": made, "tool": sorted(tool)}, sort_keys=True)
+def seal():
+    text = state()
+    with open(SEAL, "w", encoding="utf-8") as fh:
+        json.dump({"state": text, "mac": hmac.new(key(), text.encode(), "sha256").hexdigest()}, fh)
+def sealed():
+    try:
+        with open(SEAL, encoding="utf-8") as fh:
+            data = json.load(fh)
+        mac = hmac.new(key(), data["state"].encode(), "sha256").hexdigest()
+        return hmac.compare_digest(mac, str(data["mac"])) and data["state"] == state()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+present = sorted(n for n in os.listdir(".") if own(n))
+if present and not sealed():
+    sys.exit("error: %s was not made by this bootstrap on this machine (it came with the folder, or changed "
+             "since): refusing before anything runs; delete %s to start afresh" % (", ".join(present),
+                                                                                    " ".join(present)))
 print("checking every file against SHA256SUMS ...", flush=True)
 listed = {}
 with open("SHA256SUMS", encoding="utf-8") as fh:
@@ -138,8 +188,6 @@ with open("SHA256SUMS", encoding="utf-8") as fh:
         if not sep or len(digest) != 64 or not name or name.startswith("/") or ".." in name.split("/"):
             sys.exit("error: SHA256SUMS line %d is not a sha256 and a file of the bundle" % number)
         listed[name] = digest
-def own(name):
-    return name in (".tool", ".venv") or name.startswith(".venv.")
 found = set()
 for root, dirs, files in os.walk("."):
     rel = os.path.relpath(root, ".")
@@ -168,16 +216,21 @@ for name, digest in sorted(listed.items()):
 print("all %d files match SHA256SUMS, and nothing else is here" % len(listed), flush=True)
 scripts = os.path.join(".tool", "Scripts" if os.name == "nt" else "bin")
 tool = os.path.join(here, scripts, "immutable-installer" + (".exe" if os.name == "nt" else ""))
-if not os.path.isfile(tool):
+if not os.path.isdir(".tool"):
     subprocess.run([sys.executable, "-m", "venv", ".tool"], check=True)
     python = os.path.join(scripts, "python.exe" if os.name == "nt" else "python")
     subprocess.run([python, "-I", "-m", "pip", "install", "--quiet", "--no-index", "--isolated",
                     "--disable-pip-version-check", "--no-deps", "--require-hashes", "-r", "@REQUIREMENTS@"],
                    check=True)
+    seal()
 venv = os.environ.get("VENV") or os.path.join(here, ".venv")
 command = [tool, "install", "--skip-wheelhouse", "--manifest", os.path.join("metadata", "dependencies.json"),
            "--wheelhouse", "wheelhouse", "--venv", venv, *sys.argv[1:]]
-sys.exit(subprocess.run(command).returncode)
+try:
+    code = subprocess.run(command).returncode
+finally:
+    seal()  # what this run made (the environment, its generations) is reused next time only with this seal
+sys.exit(code)
 """
 TOOL_REQUIREMENTS = "tool/requirements.txt"
 
