@@ -2,7 +2,9 @@
 
 Services receive a ``Runner`` as a constructor argument (the pypa/build pattern), so tests can run real
 commands while seeing exactly what was run, and the environment handed to a child is decided in one place:
-``clean_env`` drops every ``PIP_*`` variable and any variable that would redirect the child's imports.
+``clean_env`` drops every ``PIP_*`` variable and any variable that would redirect the child's imports or run code
+in it (``PYTHONPATH`` with a ``sitecustomize``, ``PYTHONSTARTUP``, ``PYTHONINSPECT``), and turns the user site off;
+a command started without an explicit environment gets ``clean_env()``, never the caller's.
 """
 
 from __future__ import annotations
@@ -76,9 +78,9 @@ class Runner:
             timeout: float | None = None, input_text: str | None = None) -> Result:
         argv = tuple(str(a) for a in args)
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, env=dict(env) if env is not None else None,
-                                  cwd=cwd, timeout=timeout, input=input_text, check=False,
-                                  encoding="utf-8", errors="replace")
+            proc = subprocess.run(argv, capture_output=True, text=True,
+                                  env=dict(env) if env is not None else clean_env(), cwd=cwd, timeout=timeout,
+                                  input=input_text, check=False, encoding="utf-8", errors="replace")
         except FileNotFoundError:
             raise InstallerError(f"command not found: {argv[0]}") from None
         except subprocess.TimeoutExpired:
@@ -94,7 +96,7 @@ class Runner:
         argv = tuple(str(a) for a in args)
         try:
             return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                                    env=dict(env) if env is not None else None, encoding="utf-8",
+                                    env=dict(env) if env is not None else clean_env(), encoding="utf-8",
                                     errors="replace", stdin=subprocess.PIPE if stdin else None)
         except FileNotFoundError:
             raise InstallerError(f"command not found: {argv[0]}") from None
@@ -120,7 +122,8 @@ class Runner:
         argv = tuple(str(a) for a in args)
         try:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-                                    env=dict(env) if env is not None else None, encoding="utf-8", errors="replace")
+                                    env=dict(env) if env is not None else clean_env(), encoding="utf-8",
+                                    errors="replace")
         except FileNotFoundError:
             raise InstallerError(f"command not found: {argv[0]}") from None
         errors: list[str] = []

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "dists": {"core"},
     "net": {"core"},
     "hardware": {"core", "runner"},
-    "interpreters": {"core"},
+    "interpreters": {"core", "runner"},
     "wheelhouse": {"core", "runner", "dists", "net", "interpreters"},
     "lock": {"core", "runner", "wheelhouse", "dists", "net", "interpreters"},
     "verify": {"core", "runner", "shims", "dists"},

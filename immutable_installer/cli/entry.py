@@ -12,6 +12,24 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the command; with ``PYTHONINSPECT`` set (which would turn every exit into 1 with a ``SystemExit``
+    traceback, then wait at a prompt) the process still ends with the command's own exit code."""
+    if not sys.flags.inspect:
+        _run(argv)
+        return
+    try:
+        _run(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int) and exc.code is not None:
+            sys.stderr.write(f"{exc.code}\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(argv: list[str] | None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["--version"]:
         from immutable_installer import __version__

@@ -26,14 +26,16 @@ from PySide6.QtCore import QObject, Signal
 
 
 def cli_argv(args: Sequence[str]) -> list[str]:
-    """The command line of the CLI with ``args`` under this interpreter (where the window itself runs)."""
-    return [sys.executable, "-m", "immutable_installer", *args]
+    """The command line of the CLI with ``args`` under this interpreter (where the window itself runs), isolated
+    (``-I``: no ``PYTHONPATH``, no user site, no current folder on ``sys.path``)."""
+    return [sys.executable, "-I", "-m", "immutable_installer", *args]
 
 
 def child_env() -> dict[str, str]:
-    """The window's environment (store, cache and index settings reach the CLI as they would from a shell),
-    with plain output: no colour, wide lines."""
-    env = dict(os.environ)
+    """The window's environment (store, cache and index settings reach the CLI as they would from a shell)
+    without the variables that would run code in the child (``PYTHONPATH``, ``PYTHONSTARTUP``,
+    ``PYTHONINSPECT``...), with plain output: no colour, wide lines."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update({"NO_COLOR": "1", "COLUMNS": "160", "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"})
     return env
 

@@ -4,7 +4,6 @@ provenance, reused from the cache of built wheels, and built again to the same b
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
