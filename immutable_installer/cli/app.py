@@ -183,7 +183,8 @@ def _dry_run(manifest: Path, wheelhouse: Path, variant: str, json_out: bool, sto
     interp = interpreter_tag(m.python.implementation, m.python.minor)
     keys = {n.wheel.sha256: the_store.key(n.wheel.sha256, interp) for n in selection.wheels}
     stored = {sha for sha, key in keys.items() if the_store.entry_path(key).is_dir()}
-    infos = read_needed(selection.wheels, wheelhouse)  # each wheel read once: its hash serves the audit too
+    # each wheel read once (its hash serves the audit too), each member checked against its RECORD as install would
+    infos = read_needed(selection.wheels, wheelhouse, contents=True)
     hashed = {w.wheel.filename: infos[w.package.name].sha256 for w in selection.wheels if w.package.name in infos}
     state = audit(wheelhouse, selection.wheels, hashed)
     present = {n.wheel.filename for n in state.present}

@@ -38,7 +38,7 @@ class Finding:
     """One way a blacklisted package would get in."""
 
     package: str
-    route: str  # pinned | requires | stray | module
+    route: str  # pinned | requires | stray | module | identity
     chain: tuple[str, ...]
     rule: BlacklistRule
 
@@ -50,7 +50,7 @@ class Finding:
         stray wheel is its own package, a wheel shipping a forbidden module is the wheel's package."""
         if self.route == "stray":
             return [self.package]
-        links = self.chain[:1] if self.route == "module" else self.chain
+        links = self.chain[:1] if self.route in ("module", "identity") else self.chain
         return [canonical(re.split(r"[\s<>=!~;\[(@]", link.strip(), maxsplit=1)[0]) for link in links]
 
 
@@ -130,4 +130,17 @@ def module_findings(top_levels: Mapping[str, Iterable[str]], labels: Mapping[str
             rule = forbidden.get(mod)
             if rule is not None:
                 out.append(Finding(dist, "module", (labels.get(dist, dist), f"ships importable '{mod}/'"), rule))
+    return out
+
+
+def identity_findings(claimed: Mapping[str, Iterable[str]], labels: Mapping[str, str],
+                      rules: Sequence[BlacklistRule]) -> list[Finding]:
+    """Wheels that call themselves by a forbidden name in their METADATA or a ``.dist-info`` folder (a wheel filed
+    as ``numpy`` whose METADATA says ``torchao``, or that carries a second ``torchao-1.0.dist-info/``)."""
+    out = []
+    for dist in sorted(claimed):
+        for name in sorted(set(claimed[dist]) - {dist}):
+            rule = rule_for(name, rules)
+            if rule is not None:
+                out.append(Finding(dist, "identity", (labels.get(dist, dist), f"calls itself '{name}' inside"), rule))
     return out

@@ -131,6 +131,15 @@ class WheelhouseError(InstallerError):
     default_hint = "run `immutable-installer download` (with network) to fetch the missing wheels"
 
 
+class UnsoundWheelError(WheelhouseError):
+    """A wheel whose bytes match their pin but not themselves: a member that does not match its RECORD hash, a
+    RECORD that leaves members out or hashes with md5/sha1, a metadata member too large to read, a console
+    script that would land outside ``bin/``. Refused by `scan` and `install` alike, nothing installed."""
+
+    kind = "unsound-wheel"
+    default_hint = "the wheel is unsound (altered after it was built, or badly built): pin another release"
+
+
 class LockHeldError(InstallerError):
     """Another installer holds the lock (only raised with --no-wait)."""
 

@@ -57,6 +57,14 @@ class WheelInfo:
     startup: dict[str, list[str]] = field(default_factory=dict)
     record: dict[str, str] = field(default_factory=dict)  # archive path -> "sha256=..." from the wheel's RECORD
     unpacked: int = 0  # bytes its files take once unpacked (the zip's own sizes): what a new store entry costs
+    metadata_name: str = ""  # the Name its METADATA gives (canonical)
+    dist_infos: tuple[str, ...] = ()  # the distribution names of its *.dist-info folders (canonical)
+    problems: tuple[str, ...] = ()  # why it is not a sound wheel (RECORD, member contents, script names)
+
+    @property
+    def claimed_names(self) -> tuple[str, ...]:
+        """Every name the wheel goes by: its file name, its METADATA, its .dist-info folders."""
+        return tuple(dict.fromkeys([self.name, *(n for n in (self.metadata_name,) if n), *self.dist_infos]))
 
     def facts(self) -> dict[str, Any]:
         """What the scan needs of this wheel, as JSON: kept in the store entry built from these bytes, so a
@@ -65,7 +73,8 @@ class WheelInfo:
         return {"filename": self.filename, "name": self.name, "version": self.version, "sha256": self.sha256,
                 "size": self.size, "requires_dist": list(self.requires_dist), "top_level": list(self.top_level),
                 "entry_points": self.entry_points, "installed": self.installed, "startup": self.startup,
-                "unpacked": self.unpacked}
+                "unpacked": self.unpacked, "metadata_name": self.metadata_name, "dist_infos": list(self.dist_infos),
+                "problems": list(self.problems)}
 
     @classmethod
     def from_facts(cls, data: dict[str, Any]) -> WheelInfo:
@@ -75,7 +84,11 @@ class WheelInfo:
                        int(data["size"]), tuple(map(str, data["requires_dist"])), tuple(map(str, data["top_level"])),
                        {str(k): str(v) for k, v in data["entry_points"].items()},
                        {str(k): str(v) for k, v in data["installed"].items()},
-                       {str(k): [str(x) for x in v] for k, v in data["startup"].items()}, {}, int(data["unpacked"]))
+                       {str(k): [str(x) for x in v] for k, v in data["startup"].items()}, {}, int(data["unpacked"]),
+                       # entries made before these were kept: the wheel was installed under the rules of then
+                       str(data.get("metadata_name") or data["name"]),
+                       tuple(map(str, data.get("dist_infos") or [data["name"]])),
+                       tuple(map(str, data.get("problems") or [])))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a wheel's facts ({type(exc).__name__}: {exc})") from None
 
@@ -106,7 +119,9 @@ def read_wheel(path: str | Path) -> WheelInfo:
 
 
 def parse_wheel(filename: str, data: bytes) -> WheelInfo:
-    """Everything the scanner and the store need from one wheel's bytes."""
+    """Everything the scanner and the store need from one wheel's bytes, and every name it goes by. What makes
+    it unsound without inflating a member (RECORD's rows, console script names) is in ``problems``;
+    ``verify_contents`` checks the members against RECORD."""
     try:
         name, version, _, _ = parse_wheel_filename(filename)
     except ValueError as exc:
@@ -114,10 +129,13 @@ def parse_wheel(filename: str, data: bytes) -> WheelInfo:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = zf.namelist()
-            info = dist_info_dir(names, filename)
+            infos = dist_info_dirs(names)
+            if not infos:
+                raise ValueError(f"{filename}: not a wheel (no .dist-info folder)")
+            info = own_dist_info(infos, canonical(str(name)))
             meta_text = read_capped(zf, f"{info}/METADATA").decode("utf-8")
-            record = {p: h for p, h, _ in record_rows(read_capped(zf, f"{info}/RECORD").decode("utf-8"))} \
-                if f"{info}/RECORD" in names else {}
+            rows = record_rows(read_capped(zf, f"{info}/RECORD").decode("utf-8")) if f"{info}/RECORD" in names else []
+            record = {p: h for p, h, _ in rows}
             members = zf.infolist()
             crc = {i.filename: f"crc32={i.CRC:08x}" for i in members}
             unpacked = sum(i.file_size for i in members)
@@ -127,18 +145,103 @@ def parse_wheel(filename: str, data: bytes) -> WheelInfo:
     except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
         raise ValueError(f"{filename}: not a readable wheel ({exc})") from None
     headers = HeaderParser().parsestr(meta_text)
+    problems = ([] if f"{info}/RECORD" in names else [f"{info}/RECORD is missing"]) + record_problems(
+        names, rows, info) + _script_problems(entry_points)
     return WheelInfo(filename, canonical(str(name)), str(version), hashlib.sha256(data).hexdigest(), len(data),
                      tuple(headers.get_all("Requires-Dist") or ()), top_level_names(names), entry_points,
                      _installed_files(filename, names, info, record, crc, entry_points), startup, record,
-                     unpacked)
+                     unpacked, canonical(headers.get("Name", "") or ""),
+                     tuple(canonical(d[: -len(".dist-info")].rsplit("-", 1)[0]) for d in infos), tuple(problems))
 
 
-def dist_info_dir(names: list[str], filename: str) -> str:
-    """The ``*.dist-info`` directory inside a wheel (PEP 427)."""
-    candidates = sorted({n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")})
-    if len(candidates) != 1:
-        raise ValueError(f"{filename}: expected one .dist-info directory, found {len(candidates)}")
-    return candidates[0]
+def dist_info_dirs(names: list[str]) -> list[str]:
+    """Every ``*.dist-info`` folder at the top of a wheel."""
+    return sorted({n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")})
+
+
+def own_dist_info(infos: list[str], name: str) -> str:
+    """The .dist-info folder of the distribution the file name says (else the only one, else the first): the
+    others are reported by the identity check, never silently ignored."""
+    for info in infos:
+        if canonical(info[: -len(".dist-info")].rsplit("-", 1)[0]) == name:
+            return info
+    return infos[0]
+
+
+# RECORD hashes PEP 376 and the wheel spec allow: sha256 or stronger (md5 and sha1 are refused)
+ALLOWED_HASHES = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b", "blake2s")
+_SIGNATURES = ("RECORD.jws", "RECORD.p7s")  # signature files are not listed in RECORD
+
+
+def record_problems(names: list[str], rows: list[tuple[str, str, str]], info: str) -> list[str]:
+    """What makes a RECORD unsound: a member listed twice, a row without a hash (RECORD itself aside), a hash
+    weaker than sha256 or of no known algorithm, a member of the wheel it does not list."""
+    problems: list[str] = []
+    listed: set[str] = set()
+    for path, digest, _size in rows:
+        if path in listed:
+            problems.append(f"{path} is listed twice in RECORD")
+            continue
+        listed.add(path)
+        if not digest:
+            if path != f"{info}/RECORD":
+                problems.append(f"{path} has no hash in RECORD")
+            continue
+        algorithm, _, value = digest.partition("=")
+        if algorithm not in ALLOWED_HASHES or not value:
+            problems.append(f"{path} is hashed with {algorithm!r} in RECORD: sha256 or stronger is required")
+    for name in names:
+        if name.endswith("/") or name in listed or name == f"{info}/RECORD":
+            continue
+        if name.startswith(info + "/") and name.rsplit("/", 1)[-1] in _SIGNATURES:
+            continue
+        problems.append(f"{name} is in the wheel but not in its RECORD")
+    return problems
+
+
+def _script_problems(entry_points: dict[str, str]) -> list[str]:
+    """A console script name is a file name in ``bin/``: never a path that leaves it."""
+    return [f"the console script {name!r} would be written outside bin/" for name in sorted(entry_points)
+            if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith(".")]
+
+
+def digest_of(algorithm: str, data: bytes) -> str:
+    """``algorithm=<urlsafe base64, no padding>`` of ``data``, as RECORD writes a hash."""
+    import base64
+
+    return f"{algorithm}=" + base64.urlsafe_b64encode(hashlib.new(algorithm, data).digest()).rstrip(b"=").decode()
+
+
+def verify_contents(wheel: WheelBytes) -> list[str]:
+    """Every member against its RECORD hash (whatever allowed algorithm the row names), inflated from the bytes
+    in memory with zipfile's checks (dists/members.py): what the store checks while it unpacks, for `scan` and
+    `install --dry-run`."""
+    from immutable_installer.dists.members import data_limits, open_member
+
+    problems: list[str] = []
+    with wheel.zipfile() as zf:
+        limits = data_limits(zf)
+        for item in zf.infolist():
+            expected = wheel.info.record.get(item.filename, "")
+            if item.filename.endswith("/") or "=" not in expected:
+                continue
+            algorithm = expected.partition("=")[0]
+            if algorithm not in ALLOWED_HASHES:
+                continue  # already a problem of its RECORD
+            digest = hashlib.new(algorithm)
+            try:
+                stream = open_member(wheel.data, zf, item, limits[item.filename])
+                while chunk := stream.read(1 << 20):
+                    digest.update(chunk)
+            except (OSError, ValueError, zipfile.BadZipFile) as exc:
+                problems.append(f"{item.filename} cannot be read from the wheel ({exc})")
+                continue
+            import base64
+
+            got = f"{algorithm}=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+            if got != expected:
+                problems.append(f"{item.filename} does not match its hash in RECORD")
+    return problems
 
 
 def top_level_names(paths: list[str]) -> tuple[str, ...]:

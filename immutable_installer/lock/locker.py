@@ -363,6 +363,7 @@ class Locker:
             if spec.name_variant_after_torch:
                 spec, resolutions, extras = self._name_variant(spec, resolutions, extras)
             resolutions = self._with_facts(resolutions)
+            self._check_shipped(spec, resolutions)
             sizes = self._sizes(resolutions, existing)  # while built wheels are still where uv found them
         finally:
             if builds is not None:
@@ -627,6 +628,26 @@ class Locker:
                                                 f"Python start ({what}); install will refuse it (exit 7) unless you "
                                                 f"allow it: lock --allow-pth {name} (or verify.allowed_pth in the "
                                                 "spec)"))
+
+    @staticmethod
+    def _check_shipped(spec: LockSpec, resolutions: Resolutions) -> None:
+        """What the pinned wheels ship, against the blacklist as the scan applies it: a wheel of another name that
+        installs a forbidden module (a renamed fork shipping ``torchao/``), or calls itself a forbidden name in its
+        METADATA or a ``.dist-info`` folder, is exit 3 now, not at install."""
+        if not spec.blacklist:
+            return
+        from immutable_installer.core.blacklist import identity_findings, module_findings
+
+        for resolved in resolutions.values():
+            labels = {n: f"{d.name} {d.version}" for n, d in resolved.items()}
+            findings = module_findings({n: d.facts.top_level for n, d in resolved.items() if d.facts}, labels,
+                                       spec.blacklist)
+            findings += identity_findings({n: d.facts.names for n, d in resolved.items() if d.facts}, labels,
+                                          spec.blacklist)
+            if findings:
+                lines = [f.describe() for f in findings]
+                raise BlacklistError(f"the resolution contains a blacklisted package: {lines[0]}", details=lines,
+                                     chains=[f.names() for f in findings])
 
     def _check_blacklist(self, spec: LockSpec, resolved: Mapping[str, Resolved],
                          extras: Mapping[str, frozenset[str]], env: Mapping[str, str]) -> None:

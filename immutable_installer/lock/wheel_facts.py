@@ -29,14 +29,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from immutable_installer.core.errors import ResolutionError
+from immutable_installer.core.names import canonical
 from immutable_installer.core.paths import cache_root
 from immutable_installer.core.urls import mask_text
 from immutable_installer.dists.import_names import ImportNames, import_names
-from immutable_installer.dists.wheel import METADATA_CAP, dist_info_dir, read_capped, startup_code
+from immutable_installer.dists.wheel import (
+    METADATA_CAP,
+    dist_info_dirs,
+    own_dist_info,
+    read_capped,
+    startup_code,
+    top_level_names,
+)
 
 T = TypeVar("T")
 WHOLE_WHEEL_LIMIT = 2 * 1024 * 1024  # above this, a remote wheel is read by range requests
-FACTS_FORMAT = 2  # 1: Requires-Dist only (read again for the rest)
+FACTS_FORMAT = 3  # 1: Requires-Dist only; 2: no top-level names (read again for the rest)
 
 
 @dataclass(frozen=True)
@@ -46,11 +54,13 @@ class LockFacts:
     requires_dist: tuple[str, ...]
     imports: ImportNames = field(default_factory=lambda: ImportNames((), ()))
     startup: Mapping[str, str] = field(default_factory=dict)  # allow-list name -> what runs at every start
+    top_level: tuple[str, ...] = ()  # every top-level name it installs (a renamed fork shipping torchao/)
+    names: tuple[str, ...] = ()  # every name it goes by: file name, METADATA, .dist-info folders
 
     def to_json(self, sha: str) -> dict[str, Any]:
         return {"format": FACTS_FORMAT, "sha256": sha, "requires_dist": list(self.requires_dist),
                 "imports": {"primary": list(self.imports.primary), "secondary": list(self.imports.secondary)},
-                "startup": dict(self.startup)}
+                "startup": dict(self.startup), "top_level": list(self.top_level), "names": list(self.names)}
 
     @classmethod
     def from_json(cls, data: Any, sha: str) -> LockFacts | None:
@@ -61,7 +71,8 @@ class LockFacts:
             imports = ImportNames(tuple(map(str, data["imports"]["primary"])),
                                   tuple(map(str, data["imports"]["secondary"])))
             return cls(tuple(map(str, data["requires_dist"])), imports,
-                       {str(k): str(v) for k, v in data["startup"].items()})
+                       {str(k): str(v) for k, v in data["startup"].items()}, tuple(map(str, data["top_level"])),
+                       tuple(map(str, data["names"])))
         except (KeyError, TypeError, AttributeError):
             return None
 
@@ -69,14 +80,20 @@ class LockFacts:
 def facts_from_zip(zf: zipfile.ZipFile, filename: str, dist: str) -> LockFacts:
     """Everything the lock needs from an open wheel (each metadata member read with a size cap)."""
     names = zf.namelist()
-    info = dist_info_dir(names, filename)
+    infos = dist_info_dirs(names)
+    if not infos:
+        raise ValueError(f"{filename}: not a wheel (no .dist-info folder)")
+    info = own_dist_info(infos, canonical(dist))
     meta = read_capped(zf, f"{info}/METADATA", METADATA_CAP).decode("utf-8", errors="replace")
     top = f"{info}/top_level.txt"
     top_level = read_capped(zf, top, METADATA_CAP).decode("utf-8", errors="replace") if top in names else None
     crc = {i.filename: f"crc32={i.CRC:08x}" for i in zf.infolist()}
     startup = {name: what[0] for name, what in startup_code(zf, filename, names, info, {}, crc).items()}
-    requires = tuple(HeaderParser().parsestr(meta).get_all("Requires-Dist") or ())
-    return LockFacts(requires, import_names(dist, names, top_level), startup)
+    headers = HeaderParser().parsestr(meta)
+    requires = tuple(headers.get_all("Requires-Dist") or ())
+    claimed = tuple(dict.fromkeys([canonical(dist), canonical(headers.get("Name", "") or dist),
+                                   *(canonical(d[: -len(".dist-info")].rsplit("-", 1)[0]) for d in infos)]))
+    return LockFacts(requires, import_names(dist, names, top_level), startup, top_level_names(names), claimed)
 
 
 # ------------------------------------------------------------------------------------------------ cache

@@ -16,6 +16,7 @@ entries finish unpacking. Nothing a wheel ships is ever executed.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import hashlib
@@ -39,12 +40,12 @@ from installer.destinations import WheelDestination
 from installer.records import parse_record_file
 from installer.sources import WheelContentElement, WheelFile
 
-from immutable_installer.core.errors import BuildError, WheelhouseError
+from immutable_installer.core.errors import BuildError, UnsoundWheelError, WheelhouseError
 from immutable_installer.dists.hashing import CHUNK, record_digest, record_form
 from immutable_installer.dists.installed import venv_scheme
 from immutable_installer.dists.members import data_limits, open_member
 from immutable_installer.dists.scripts import console_shebang, fixed_shebang, windows_launcher
-from immutable_installer.dists.wheel import WheelBytes, WheelInfo
+from immutable_installer.dists.wheel import ALLOWED_HASHES, WheelBytes, WheelInfo, digest_of
 from immutable_installer.runner import Runner, clean_env
 
 # byte-identical to pip's install on purpose: the same RECORD, the same fingerprint whichever of the two
@@ -202,6 +203,7 @@ def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script
             zf.filename = wheel.info.filename  # the library reads name and version from it
             source = _InMemoryWheel(zf, wheel.data)
             destination.wheel_record = wheel.info.record  # parsed once, when the wheel was read
+            destination.members = set(zf.namelist())
             destination.data_dir = source.data_dir
             purelib = "root-is-purelib: true" in source.read_dist_info("WHEEL").lower()
             destination.root_scheme = "purelib" if purelib else "platlib"
@@ -211,11 +213,11 @@ def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script
         for future in destination.pending_writes:  # nothing may write into the staging folder after this
             with contextlib.suppress(BaseException):
                 future.result()
-        if isinstance(exc, (BuildError, OSError)) or not isinstance(exc, Exception):
+        if isinstance(exc, (BuildError, UnsoundWheelError, OSError)) or not isinstance(exc, Exception):
             raise  # OSError: the disk, not the wheel (the CLI names the path and the cause)
         # the library's own errors for unsound wheels (bad RECORD, bad .data, ...)
-        raise BuildError(f"{wheel.info.filename} cannot be installed: {type(exc).__name__}: {exc}",
-                         hint="the wheel is unsound; re-lock to another release or report it upstream") from None
+        raise UnsoundWheelError(f"{wheel.info.filename} cannot be installed: {type(exc).__name__}: {exc}",
+                                hint="the wheel is unsound; re-lock to another release or report it upstream") from None
     return staged
 
 
@@ -292,6 +294,7 @@ class _PipLikeDestination(WheelDestination):
         self.python_version = python_version
         self.staged = staged
         self.wheel_record: dict[str, str] = {}
+        self.members: set[str] = set()  # the wheel's own member names
         self.data_dir = ""
         self.root_scheme = "purelib"
         self.entry_points: set[str] = set()
@@ -389,7 +392,7 @@ class _PipLikeDestination(WheelDestination):
             return self._stream(scheme, path, archive, expected, data, stream, is_executable)
         data += stream.read()
         digest = record_digest(data)
-        self._check(archive, expected, digest)
+        self._check(archive, expected, digest, data)
         if scheme == "scripts" and data.startswith(b"#!python"):  # pip's fix_script
             header = fixed_shebang(self.python)
             data = header + data.partition(b"\n")[2]
@@ -405,11 +408,15 @@ class _PipLikeDestination(WheelDestination):
 
         target = self._target(scheme, path)
         digest, size = hashlib.sha256(), 0
+        algorithm = expected.partition("=")[0]
+        other = hashlib.new(algorithm) if algorithm in ALLOWED_HASHES and algorithm != "sha256" else None
         fd = self._create(target, executable)
         try:
             chunk = head
             while chunk:
                 digest.update(chunk)
+                if other is not None:
+                    other.update(chunk)
                 _write_all(fd, chunk)
                 size += len(chunk)
                 chunk = stream.read(CHUNK)
@@ -418,14 +425,26 @@ class _PipLikeDestination(WheelDestination):
         finally:
             os.close(fd)
         got = record_form(digest.digest())
-        self._check(archive, expected, got)
+        self._check(archive, expected, got, other=None if other is None else
+                    f"{algorithm}=" + base64.urlsafe_b64encode(other.digest()).rstrip(b"=").decode())
         self.staged.files.append([self._rel(target), got, size])
         return RecordEntry(path, Hash("sha256", got.split("=", 1)[1]), size)
 
-    def _check(self, archive: str, expected: str, got: str) -> None:
-        if expected.startswith("sha256=") and expected != got:
-            raise BuildError(f"{self.staged.wheel.filename}: {archive} does not match the hash in the wheel's "
-                             "RECORD", hint="the wheel was altered after it was built; do not install it")
+    def _check(self, archive: str, expected: str, got: str, data: bytes | None = None,
+               other: str | None = None) -> None:
+        """The member against its RECORD row, whatever allowed algorithm the row names (``got`` is its sha256;
+        another algorithm is computed from ``data``, or given as ``other`` for a streamed member). The scan
+        refused rows with no hash or a weak one before anything was unpacked."""
+        if archive not in self.members:
+            return  # a file the installer adds (INSTALLER, REQUESTED), not a member of the wheel
+        algorithm = expected.partition("=")[0]
+        if not expected or algorithm not in ALLOWED_HASHES:
+            raise UnsoundWheelError(f"{self.staged.wheel.filename}: {archive} has no sound hash in the wheel's "
+                                    "RECORD")
+        actual = got if algorithm == "sha256" else other if other is not None else digest_of(algorithm, data or b"")
+        if actual != expected:
+            raise UnsoundWheelError(f"{self.staged.wheel.filename}: {archive} does not match its hash in the wheel's "
+                                    "RECORD", hint="the wheel was altered after it was built; do not install it")
 
     def write_script(self, name: str, module: str, attr: str, section: str) -> Any:
         entry = None

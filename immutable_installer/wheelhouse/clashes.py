@@ -27,15 +27,23 @@ class Clash:
         return f"{where} is shipped by both {self.first} and {self.second}"
 
 
-def find_clashes(files_by_wheel: Mapping[str, Mapping[str, str]]) -> list[Clash]:
-    """Clashes among wheels (filename -> installed path -> content identity), in a stable order."""
-    owner: dict[str, tuple[str, str]] = {}
+def find_clashes(files_by_wheel: Mapping[str, Mapping[str, str]], case_insensitive: bool = False) -> list[Clash]:
+    """Clashes among wheels (filename -> installed path -> content identity), in a stable order.
+
+    ``case_insensitive`` for a target whose file systems fold case (Windows, macOS): ``Pkg/a.py`` and ``pkg/a.py``
+    are one file there (two members of one wheel too), and a member named with a backslash is a path of other
+    folders there than here."""
+    owner: dict[str, tuple[str, str, str]] = {}
     clashes: list[Clash] = []
     for wheel in sorted(files_by_wheel):
         for path, ident in sorted(files_by_wheel[wheel].items()):
-            seen = owner.get(path)
+            if case_insensitive and "\\" in path:
+                clashes.append(Clash(path, wheel, f"{wheel} (a backslash in a member name: another path there)"))
+                continue
+            key = path.casefold() if case_insensitive else path
+            seen = owner.get(key)
             if seen is None:
-                owner[path] = (wheel, ident)
-            elif seen[1] != ident:
+                owner[key] = (wheel, ident, path)
+            elif seen[1] != ident or seen[2] != path:
                 clashes.append(Clash(path, seen[0], wheel))
     return clashes

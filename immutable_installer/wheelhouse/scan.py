@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -22,6 +22,7 @@ from immutable_installer.core.errors import (
     FileClashError,
     ManifestError,
     StartupCodeError,
+    UnsoundWheelError,
     WheelhouseError,
 )
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
@@ -30,7 +31,7 @@ from immutable_installer.core.manifest import Package
 from immutable_installer.core.names import canonical
 from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.dists.hashing import sha256_file
-from immutable_installer.dists.wheel import WheelBytes, WheelInfo, open_wheel
+from immutable_installer.dists.wheel import WheelBytes, WheelInfo, open_wheel, verify_contents
 from immutable_installer.wheelhouse.clashes import find_clashes
 
 
@@ -70,13 +71,15 @@ def require_hashes(needed: Sequence[Needed], infos: Mapping[str, WheelInfo], whe
 def read_needed(needed: Sequence[Needed], wheelhouse: Path,
                 on_read: Callable[[Needed, WheelBytes], None] | None = None,
                 reporter: Reporter = null_reporter,
-                known: Mapping[str, WheelInfo] | None = None) -> dict[str, WheelInfo]:
+                known: Mapping[str, WheelInfo] | None = None, contents: bool = False) -> dict[str, WheelInfo]:
     """Read every needed wheel once (hash and metadata from the same bytes); a missing file is left out.
 
     ``known`` (package name -> facts) are wheels read before with exactly the pinned sha256: the ones the store
     holds, whose entries kept what was read when they were built. They are not read again (the wheelhouse
     file may even be gone). ``on_read`` sees each wheel's bytes while they are in memory (the store fills its
-    entries from them); ``reporter`` gets one ``scan`` progress event per wheel (a front end's determinate bar)."""
+    entries from them); ``reporter`` gets one ``scan`` progress event per wheel (a front end's determinate bar).
+    With ``contents`` every member is checked against its RECORD hash too (`scan`, `install --dry-run`: what the
+    store checks while it unpacks, so the verdict is install's)."""
     infos: dict[str, WheelInfo] = {}
     for done, item in enumerate(needed, 1):
         held = (known or {}).get(item.package.name)
@@ -96,7 +99,11 @@ def read_needed(needed: Sequence[Needed], wheelhouse: Path,
             if sha256_file(wheelhouse / item.wheel.filename) != item.wheel.sha256:
                 raise WheelhouseError(f"sha256 mismatch: {item.wheel.filename} is not the pinned file",
                                       hint="run `immutable-installer download` to fetch it again") from None
-            raise ManifestError("", f"{exc}", hint="delete the file and run `download` again") from None
+            raise UnsoundWheelError(f"{item.wheel.filename} is the pinned file but not a sound wheel: {exc}") from None
+        if contents and opened.info.sha256 == item.wheel.sha256:
+            found = verify_contents(opened)
+            if found:
+                opened = WheelBytes(replace(opened.info, problems=(*opened.info.problems, *found)), opened.data)
         infos[item.package.name] = opened.info
         if on_read is not None and opened.info.sha256 == item.wheel.sha256:
             on_read(item, opened)
@@ -105,10 +112,11 @@ def read_needed(needed: Sequence[Needed], wheelhouse: Path,
 
 
 def scan(selection: Selection, wheelhouse: Path, reporter: Reporter = null_reporter) -> ScanResult:
-    """Read every needed wheel once and run every check; raise on the first failing kind."""
+    """Read every needed wheel once and run every check, each member against its RECORD hash included; raise on
+    the first failing kind."""
     started = time.monotonic()
     reporter(Phase("scan", f"{len(selection.wheels)} wheels, variant {selection.variant}"))
-    infos = read_needed(selection.wheels, wheelhouse, reporter=reporter)
+    infos = read_needed(selection.wheels, wheelhouse, reporter=reporter, contents=True)
     result = check(selection, infos, wheelhouse, reporter)
     result.seconds = time.monotonic() - started
     reporter(PhaseDone("scan", result.seconds))
@@ -134,10 +142,14 @@ def check(selection: Selection, infos: Mapping[str, WheelInfo], wheelhouse: Path
     findings += blacklist.stray_findings(strays, rules)
     findings += blacklist.module_findings({n: i.top_level for n, i in wheels.items()},
                                           {n: nodes[n].label for n in nodes}, rules)
+    findings += blacklist.identity_findings({n: i.claimed_names for n, i in wheels.items()},
+                                            {n: nodes[n].label for n in nodes}, rules)
     if findings:
         lines = [f.describe() for f in findings]
         raise BlacklistError(f"blacklisted package found: {lines[0]}", details=lines,
                              chains=[f.names() for f in findings])
+    _check_identity(needed, wheels)
+    _check_sound(needed, wheels)
 
     for name, node in sorted(nodes.items()):
         for req in blacklist.active(node, env):
@@ -153,13 +165,32 @@ def check(selection: Selection, infos: Mapping[str, WheelInfo], wheelhouse: Path
     if owned:
         raise FileClashError(f"a wheel would overwrite the tool's own file: {owned[0]}", details=owned,
                              hint="this wheel cannot be installed by immutable-installer; pin another release")
-    clashes = find_clashes({n.wheel.filename: wheels[n.package.name].installed for n in needed})
+    folded = dict(selection.environment).get("sys_platform") in ("win32", "darwin")  # case-insensitive files
+    clashes = find_clashes({n.wheel.filename: wheels[n.package.name].installed for n in needed}, folded)
     if clashes:
         lines = [c.describe() for c in clashes]
         raise FileClashError(f"two wheels would install the same file: {lines[0]}", details=lines)
     if strays:
         reporter(Message("info", f"{len(strays)} other wheel(s) in the wheelhouse are not used by this variant"))
     return ScanResult(wheels, strays)
+
+
+def _check_identity(needed: Sequence[Needed], wheels: Mapping[str, WheelInfo]) -> None:
+    """A wheel's file name, METADATA and .dist-info folder name one distribution: the one pinned (exit 2)."""
+    wrong = [f"{n.wheel.filename} is filed as {n.package.name} but calls itself "
+             f"{', '.join(x for x in wheels[n.package.name].claimed_names if x != n.package.name)} inside"
+             for n in needed if set(wheels[n.package.name].claimed_names) != {n.package.name}]
+    if wrong:
+        raise ManifestError("packages", f"a wheel is not the distribution it is filed as: {wrong[0]}",
+                            hint="its file name, METADATA and .dist-info folder must name one distribution; do not "
+                                 "install it")
+
+
+def _check_sound(needed: Sequence[Needed], wheels: Mapping[str, WheelInfo]) -> None:
+    """What install would refuse while unpacking, refused here the same way (exit 4)."""
+    lines = [f"{n.wheel.filename}: {p}" for n in needed for p in wheels[n.package.name].problems]
+    if lines:
+        raise UnsoundWheelError(f"a wheel is not sound: {lines[0]}", details=lines)
 
 
 def _check_requirement(name: str, req: Requirement, pinned: Mapping[str, Package]) -> None:
