@@ -217,16 +217,34 @@ def _resumes_at(response: Any, offset: int) -> bool:
 def index_status(url: str, timeout: float = 5.0) -> int | None:
     """The HTTP status an index root answers a HEAD with (credentials sent as for any request); None when it
     does not answer at all. A file:// index is 200 when it exists."""
+    return probe_index(url, timeout)[0]
+
+
+def probe_index(url: str, timeout: float = 5.0) -> tuple[int | None, str]:
+    """(status, why it did not answer): an untrusted certificate is named as one, not as "unreachable"."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
-        return 200 if os.path.exists(urllib.request.url2pathname(parsed.path)) else None
+        return (200 if os.path.exists(urllib.request.url2pathname(parsed.path)) else None), ""
     try:
         with open_url(url.rstrip("/") + "/", "HEAD", timeout) as response:
-            return int(getattr(response, "status", 200) or 200)
+            return int(getattr(response, "status", 200) or 200), ""
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (OSError, ValueError):
-        return None
+        return int(exc.code), ""
+    except (OSError, ValueError) as exc:
+        return None, describe_failure(exc)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A network failure in words a person acts on: an untrusted certificate says so."""
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
+        detail = getattr(reason, "verify_message", "") or str(reason)
+        return f"its TLS certificate is not trusted here ({detail})"
+    return str(reason) or type(exc).__name__
+
+
+CA_HINT = ("trust the CA that signed it: PIP_CERT=/path/to/ca.pem or SSL_CERT_FILE=/path/to/ca.pem (the tool and pip "
+           "both read them), or add it to the system's trust store")
 
 
 def reachable(url: str, timeout: float = 5.0) -> bool:

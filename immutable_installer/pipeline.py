@@ -175,7 +175,8 @@ class Pipeline:
         phases["link"] = time.monotonic() - link_started[0] if link_started else 0.0
         self.report(PhaseDone("link", phases["link"]))
         with _timed(self.report, phases, "shims", "runtime shims, locks, receipt"):
-            receipt = self.engine.finish(path, selection, keys, self.store.root, populator.linker.mode)
+            receipt = self.engine.finish(path, selection, keys, self.store.root, populator.linker.mode,
+                                         populator.owners)
         report = Verifier(self.report).verify(path, manifest, selection.variant, selection.platform.name)
         phases["verify"] = report.duration_s
         if not report.ok:

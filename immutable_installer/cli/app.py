@@ -236,10 +236,9 @@ def verify(
     """
     from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT
     from immutable_installer.core.receipt import read_receipt
-    from immutable_installer.dists.installed import venv_python
     from immutable_installer.generation.generations import Generations
     from immutable_installer.hardware import host_platform
-    from immutable_installer.verify.verifier import ProbeRun, Verifier, early_probe_config
+    from immutable_installer.verify.verifier import Verifier
 
     Generations(venv).settle()
     if not venv.exists():
@@ -250,23 +249,11 @@ def verify(
     if manifest == DEFAULT_MANIFEST and not manifest.exists() and (generation / MANIFEST_COPY).is_file():
         manifest = generation / MANIFEST_COPY
     receipt = read_receipt(generation / RECEIPT)
-    early = None
-    try:  # start the probe (torch + transformers imports, seconds) while the manifest is validated
-        config = early_probe_config(manifest.read_bytes(), receipt.variant)
-        if config is not None and venv_python(Path(os.path.realpath(venv))).exists():
-            early = ProbeRun(venv, config)
-    except OSError:
-        early = None
-    try:
-        m = _load(manifest)
-        variant = receipt.variant or m.default_variant
-        platform = host_platform(m)
-        reporter = None if json_out else _reporter(False)
-        report = Verifier(reporter or (lambda e: None)).verify(venv, m, variant, platform.name, probe_run=early)
-    except BaseException:
-        if early is not None:
-            early.kill()
-        raise
+    m = _load(manifest)
+    variant = receipt.variant or m.default_variant
+    platform = host_platform(m)
+    reporter = None if json_out else _reporter(False)
+    report = Verifier(reporter or (lambda e: None)).verify(venv, m, variant, platform.name)
     if reporter is not None:
         _close(reporter)
     if json_out:

@@ -36,6 +36,7 @@ class Receipt:
     packages: tuple[ReceiptPackage, ...] = field(default_factory=tuple)
     store: str = ""
     link_mode: str | None = None
+    tool_files: dict[str, str] = field(default_factory=dict)  # what the tool wrote itself: path -> digest or link
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -52,7 +53,9 @@ class Receipt:
                                                                             "store_entry")})
                          for p in data.get("packages") or () if isinstance(p, dict))
         mode = data.get("link_mode")
-        return cls(**text, packages=packages, link_mode=str(mode) if mode else None)
+        written = data.get("tool_files")
+        tool_files = {str(k): str(v) for k, v in written.items()} if isinstance(written, dict) else {}
+        return cls(**text, packages=packages, link_mode=str(mode) if mode else None, tool_files=tool_files)
 
     def versions(self) -> dict[str, str]:
         return {p.name: p.version for p in self.packages}

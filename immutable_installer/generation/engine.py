@@ -11,7 +11,8 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from immutable_installer.runner import Runner, clean_env
 from immutable_installer.shims import CONFIG_MODULE, PTH_NAME, START_NAME
 from immutable_installer.shims import files as shim_files
 from immutable_installer.store.entries import Entry
+from immutable_installer.verify.inventory import tool_files
 from immutable_installer.verify.verifier import Report, Verifier, fingerprint
 
 
@@ -154,8 +156,10 @@ class Engine:
                                     f"this generation" + (" (auto)" if self.link_mode == "auto" else "")))
 
     def finish(self, path: Path, selection: Selection, keys: dict[str, str], store_root: Path,
-               link_mode: str | None) -> Receipt:
-        """Shims, pip's guard, the torch lock, the receipt and the manifest copy; returns the receipt."""
+               link_mode: str | None, linked: Iterable[str] = ()) -> Receipt:
+        """Shims, pip's guard, the torch lock, the manifest copy and, last, the receipt, which lists every file
+        the tool wrote with its hash (``linked``: the paths linked from store entries, whose hashes their
+        entries hold); returns the receipt."""
         manifest = selection.manifest
         site = site_packages(path)
         self._write_shims(site, manifest)
@@ -177,9 +181,10 @@ class Engine:
             packages=tuple(ReceiptPackage(n.package.name, n.package.version, n.wheel.filename, n.wheel.sha256,
                                           keys[n.wheel.sha256]) for n in selection.wheels),
             store=str(store_root), link_mode=link_mode)
-        write_receipt(path / RECEIPT, receipt)
         if manifest.raw:  # rollback and verify need no manifest file: the generation carries its own
             write_new(path / MANIFEST_COPY, manifest.raw)
+        receipt = replace(receipt, tool_files=tool_files(path, linked))  # nothing is written after it but itself
+        write_receipt(path / RECEIPT, receipt)
         return receipt
 
     def _write_shims(self, site: Path, manifest: Manifest) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
@@ -53,7 +54,7 @@ def build_scene(graph: GraphLayout, scene: QGraphicsScene | None = None) -> QGra
         line = QPen(RED if node.red else NODE_LINE, 3.0 if node.red else 1.2)
         rect = scene.addRect(QRectF(node.x, node.y, NODE_WIDTH, NODE_HEIGHT), line, QBrush(fill))
         rect.setZValue(4)
-        rect.setToolTip(node.label)
+        rect.setToolTip(f"<p>{html.escape(node.label, quote=False)}</p>")  # rich text whose content is plain
         text = scene.addSimpleText(node.label)
         text.setBrush(QBrush(RED if node.red else QColor("#1b1b1b")))
         text.setPos(node.x + 8, node.y + (NODE_HEIGHT - text.boundingRect().height()) / 2)

@@ -7,6 +7,7 @@ its events with ``model`` and never blocks its own thread.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,10 @@ class MainWindow(QMainWindow):
 
         settings = QGroupBox("What will be installed")
         form = QFormLayout(settings)
-        self.manifest_label = QLabel(str(self.options.manifest))
+        self.manifest_label = _plain(QLabel(str(self.options.manifest)))
         self.manifest_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("Manifest:", self.manifest_label)
-        self.target_label = QLabel(f"{self.options.venv}   (wheelhouse {self.options.wheelhouse})")
+        self.target_label = _plain(QLabel(f"{self.options.venv}   (wheelhouse {self.options.wheelhouse})"))
         form.addRow("Environment:", self.target_label)
         variant_row = QHBoxLayout()
         self.variant_combo = QComboBox()
@@ -98,7 +99,7 @@ class MainWindow(QMainWindow):
         self.variant_combo.currentTextChanged.connect(self._variant_changed)
         variant_label = QLabel("V&ariant:")
         variant_label.setBuddy(self.variant_combo)
-        self.hardware_label = QLabel("detecting the GPU driver ...")
+        self.hardware_label = _plain(QLabel("detecting the GPU driver ..."))
         variant_row.addWidget(self.variant_combo)
         variant_row.addWidget(self.hardware_label, 1)
         form.addRow(variant_label, variant_row)
@@ -137,7 +138,7 @@ class MainWindow(QMainWindow):
         self.phase_bar = QProgressBar()
         self.phase_bar.setRange(0, 1000)
         self.phase_bar.setFormat("%p%")
-        self.phase_label = QLabel("Phase:")
+        self.phase_label = _plain(QLabel("Phase:"))
         self.overall_bar = QProgressBar()
         self.overall_bar.setRange(0, 1000)
         self.overall_bar.setFormat("%p%")
@@ -340,7 +341,7 @@ class MainWindow(QMainWindow):
         if code != 0 or not isinstance(result, dict):
             self.plan, self.view = None, None
             message = (error or {}).get("message", "see the log")
-            self.summary_label.setText(f"<b>The manifest cannot be used:</b> {message}")
+            self.summary_label.setText(f"<b>The manifest cannot be used:</b> {_escaped(message)}")
             self.install_button.setEnabled(False)
             return
         self.plan = result
@@ -364,12 +365,14 @@ class MainWindow(QMainWindow):
             return
         offline = self.offline_check.isChecked()
         note = "  Offline: missing files cannot be downloaded." if offline and view.missing else ""
-        self.summary_label.setText(f"<b>{view.manifest}</b> for {view.python} on {view.platform}, variant "
-                                   f"<b>{view.variant}</b>. {view.summary}.{note}")
+        self.summary_label.setText(f"<b>{_escaped(view.manifest)}</b> for {_escaped(view.python)} on "
+                                   f"{_escaped(view.platform)}, variant <b>{_escaped(view.variant)}</b>. "
+                                   f"{_escaped(view.summary)}.{_escaped(note)}")
         if view.scan_ok:
-            self.scan_label.setText(f"<span style='color:#2e7d32'>{view.scan_message}</span>")
+            self.scan_label.setText(f"<span style='color:#2e7d32'>{_escaped(view.scan_message)}</span>")
         else:
-            self.scan_label.setText(f"<span style='color:#c62828'><b>would refuse:</b> {view.scan_message}</span>")
+            self.scan_label.setText(f"<span style='color:#c62828'><b>would refuse:</b> "
+                                    f"{_escaped(view.scan_message)}</span>")
         self.packages_tree.clear()
         groups: dict[str, QTreeWidgetItem] = {}
         for row in view.rows:
@@ -441,6 +444,7 @@ class MainWindow(QMainWindow):
         self.last_outcome = result
         box = QMessageBox(QMessageBox.Icon.Information if result.ok else QMessageBox.Icon.Critical,
                           result.title, result.title, QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the informative text follows: messages come from outside
         text = result.meaning
         if result.hint:
             text += f"\n\nWhat to do: {result.hint}"
@@ -477,3 +481,15 @@ def _table(headers: list[str]) -> QTableWidget:
     table.horizontalHeader().setStretchLastSection(True)
     table.verticalHeader().setVisible(False)
     return table
+
+
+def _escaped(text: object) -> str:
+    """A string from a manifest, a wheel or a command's output, for a rich-text label: shown as the text it is
+    (a blacklist reason holding HTML draws no fake line, loads no image, makes no link)."""
+    return html.escape(str(text), quote=False)
+
+
+def _plain(label: QLabel) -> QLabel:
+    """A label that shows its text as plain text, whatever it holds."""
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label

@@ -1,8 +1,11 @@
 """Stdlib-only probe executed *inside* the target environment; prints one JSON document.
 
-It is run as a script by the target's own python (``python probe.py '<json config>'``), with the shims
-active exactly as a user's process would have them, so what it sees is what the user gets. It must not
-import ``installer`` (which is never installed there) and must survive any failure of what it probes.
+It is run as a script by the target's own python as ``python -I -S -B probe.py '<json config>'``: no ``site``,
+so no ``.pth`` file runs by itself. The probe adds site-packages to ``sys.path`` the way ``site`` does, reading
+every ``.pth`` file's path lines, but runs the ``import`` lines only of the shims' own file and of those the
+manifest allows: the shims are active exactly as a user's process has them, so what it sees is what the user
+gets, and start-up code nobody allowed never runs here. It must not import ``immutable_installer`` (which is
+never installed there) and must survive any failure of what it probes.
 """
 
 import json
@@ -129,8 +132,37 @@ def _imports(names):
     return out
 
 
+def _site(folder, run_pth):
+    """site-packages on sys.path, as ``site.addsitedir`` puts it, with import lines run only for ``run_pth``."""
+    if not folder or not os.path.isdir(folder):
+        return
+    sys.path.append(folder)
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".pth") or name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8-sig") as fh:
+                lines = fh.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            if not line.strip() or line.startswith("#"):
+                continue
+            if line.startswith(("import ", "import\t")):
+                if name in run_pth:
+                    try:
+                        exec(line)
+                    except Exception:
+                        pass
+                continue
+            path = os.path.join(folder, line.rstrip())
+            if os.path.exists(path) and path not in sys.path:
+                sys.path.append(path)
+
+
 def main(argv):
     config = json.loads(argv[1]) if len(argv) > 1 else {}
+    _site(config.get("site"), config.get("run_pth", []))
     result = {
         "python": "%d.%d.%d" % sys.version_info[:3],
         "implementation": sys.implementation.name,

@@ -24,10 +24,10 @@ from immutable_installer.core.manifest import Manifest, Package, applicable_requ
 from immutable_installer.core.names import canonical
 from immutable_installer.core.receipt import Receipt, read_receipt
 from immutable_installer.core.startup import startup_finding
-from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.installed import Dist, installed_dists, site_packages, venv_python
 from immutable_installer.runner import Runner, clean_env
 from immutable_installer.shims import CONFIG_MODULE, PTH_NAME, SHIM_MODULES, START_NAME
+from immutable_installer.verify.inventory import Inventory, check_digests, inventory
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 
@@ -55,18 +55,6 @@ class Report:
         return [c for c in self.checks if c.status == FAIL]
 
 
-def hash_records(site: Path, dists: dict[str, Dist]) -> dict[tuple[str, str], str | None]:
-    """Actual ``sha256=`` of every hashed RECORD entry, keyed by (dist, path), on the calling thread.
-
-    One thread, beside the probe on the other core: a site-packages is ~20,000 mostly small files, where per-file
-    Python under the GIL dominates (two threads were slower than one here, 2.8 s vs 1.7 s for 0.9 GB). A CUDA
-    stack's 5.3 GB take 3.6 s here, longer than the probe; hashing its large libraries on more threads made the
-    probe slower by as much (this host's two cores share their caches), so the verify gained nothing.
-    """
-    jobs = [(d.name, p) for d in dists.values() for p, h in d.record if h.startswith("sha256=")]
-    return {job: file_record_digest(site / job[1]) for job in jobs}
-
-
 def fingerprint(dists: dict[str, Dist]) -> str:
     """sha256 over every RECORD hash inside site-packages: the same manifest gives the same value anywhere.
 
@@ -83,7 +71,7 @@ def fingerprint(dists: dict[str, Dist]) -> str:
 
 # --------------------------------------------------------------------------------------------- the probe
 def _config(blocked: list[str], names: set[str], cuda_mode: str, is_cuda: bool, smoke: bool, alloc_mb: int,
-            imports: list[str], secondary: list[str]) -> dict[str, Any]:
+            imports: list[str], secondary: list[str], site: str, run_pth: list[str]) -> dict[str, Any]:
     """The probe's configuration; ``auto`` CUDA means required for a CUDA variant, not for cpu."""
     cuda_required = cuda_mode == "required" or (cuda_mode == "auto" and is_cuda)
     return {
@@ -91,42 +79,31 @@ def _config(blocked: list[str], names: set[str], cuda_mode: str, is_cuda: bool, 
         "smoke": smoke, "use_cuda": cuda_required,
         "gpu_alloc_mb": alloc_mb if cuda_required or cuda_mode == "optional" else 0,
         "imports": imports, "secondary_imports": secondary,
+        "site": site, "run_pth": run_pth,  # the probe starts without site: it adds site-packages itself
     }
 
 
-def probe_config(manifest: Manifest, variant: str, platform: str) -> dict[str, Any]:
-    """What the probe must check for this manifest, variant and platform."""
+def probe_config(manifest: Manifest, variant: str, platform: str, site: Path) -> dict[str, Any]:
+    """What the probe must check for this manifest, variant and platform (``site``: the environment's
+    site-packages, whose ``.pth`` files the probe reads itself: only the shims' and the allowed ones run)."""
     return _config([b.name for b in manifest.shims.blocked_modules],
                    {p.name for p in manifest.packages_for(variant, platform)}, manifest.verify.cuda,
                    manifest.variant(variant).is_cuda, manifest.verify.model_smoke_test, manifest.verify.gpu_alloc_mb,
-                   list(manifest.verify.imports), list(manifest.verify.secondary_imports))
-
-
-def early_probe_config(raw: bytes, variant: str) -> dict[str, Any] | None:
-    """Best-effort probe configuration from unvalidated manifest bytes, so the probe can start while the
-    manifest is validated (~0.3 s). ``Verifier.verify`` discards the probe unless the validated
-    configuration is identical, so a wrong guess costs time, never correctness."""
-    try:
-        data = json.loads(raw)
-        v = data["verify"]
-        return _config([b["name"] for b in data.get("shims", {}).get("blocked_modules", [])],
-                       {p["name"] for p in data["packages"] if variant in p["variants"]}, v.get("cuda", "auto"),
-                       data["variants"][variant].get("cuda") is not None, v.get("model_smoke_test", True),
-                       v.get("gpu_alloc_mb", 64), list(v.get("imports", ["torch", "transformers"])),
-                       list(v.get("secondary_imports", [])))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+                   list(manifest.verify.imports), list(manifest.verify.secondary_imports), str(site),
+                   [PTH_NAME, *manifest.verify.allowed_pth])
 
 
 class ProbeRun:
-    """The probe running inside the target interpreter (one subprocess, JSON on stdout)."""
+    """The probe running inside the target interpreter (one subprocess, JSON on stdout): isolated (``-I``: no
+    ``PYTHON*`` variable, no user site), without ``site`` (``-S``: no ``.pth`` file runs; the probe adds
+    site-packages and runs only the shims' and the allowed ones), writing no bytecode (``-B``)."""
 
     def __init__(self, venv: Path, config: dict[str, Any]) -> None:
         self.venv = Path(os.path.realpath(venv))
         self.config = config
         self.proc = (Runner()).start(
-            [str(venv_python(self.venv)), str(Path(__file__).with_name("probe.py")), json.dumps(config)],
-            env=clean_env({"PYTHONDONTWRITEBYTECODE": "1"}), cwd=str(self.venv))
+            [str(venv_python(self.venv)), "-I", "-S", "-B", str(Path(__file__).with_name("probe.py")),
+             json.dumps(config)], env=clean_env(), cwd=str(self.venv))
 
     def finish(self, timeout: float) -> tuple[str, str, int]:
         stdout, stderr = self.proc.communicate(timeout=timeout)
@@ -145,10 +122,11 @@ class Verifier:
     def __init__(self, reporter: Reporter = null_reporter) -> None:
         self.report = reporter
 
-    def verify(self, venv: Path, manifest: Manifest, variant: str, platform: str,
-               probe_run: ProbeRun | None = None) -> Report:
-        """Run every check. ``probe_run`` may be a probe started early (before the manifest was validated);
-        it is used only if its configuration is exactly the one this manifest asks for."""
+    def verify(self, venv: Path, manifest: Manifest, variant: str, platform: str) -> Report:
+        """Run every check. Nothing in the environment runs before every file of it is accounted for and hashed
+        (inventory.py), and the start-up code and the interpreter link are checked; only then does the probe
+        import torch and transformers there, started so that no start-up code but the shims' (and what the
+        manifest allows) runs in it."""
         started = time.monotonic()
         venv = Path(os.path.realpath(venv))
         self.report(Phase("verify", str(venv)))
@@ -157,37 +135,41 @@ class Verifier:
             raise UsageError(f"{venv} has no interpreter at {python.relative_to(venv)}",
                              hint="build the environment with `immutable-installer install`")
         site = site_packages(venv)
-        config = probe_config(manifest, variant, platform)
-        if probe_run is None or probe_run.venv != venv or probe_run.config != config:
-            if probe_run is not None:
-                probe_run.kill()
-            probe_run = ProbeRun(venv, config)  # the probe runs while we hash below
-        try:
-            # three stages a person can watch: read RECORDs, hash files, wait for the probe's imports
-            self.report(Progress("verify", 0, 3, "stages", "reading RECORD files"))
-            dists = installed_dists(site)
-            self.report(Progress("verify", 1, 3, "stages", "hashing installed files"))
-            hashes = hash_records(site, dists)
-            self.report(Progress("verify", 2, 3, "stages", "importing torch and transformers in the environment"))
-            stdout, stderr, code = probe_run.finish(timeout=900)
-            self.report(Progress("verify", 3, 3, "stages", "checks"))
-        except BaseException:
-            probe_run.kill()
-            raise
-        probe, probe_error = _parse_probe(stdout, stderr, code)
+        config = probe_config(manifest, variant, platform, site)
+        self.report(Progress("verify", 0, 3, "stages", "reading RECORD files and the store's file lists"))
+        dists = installed_dists(site)
         receipt_file = venv / RECEIPT
         receipt = read_receipt(receipt_file) if receipt_file.is_file() else None
+        inv = inventory(venv, site, dists, receipt)
+        startup = self._startup(manifest, site)
+        link = self._interpreter_link(venv)
+        self.report(Progress("verify", 1, 3, "stages", "hashing every file"))
+        changed, missing = check_digests(venv, inv.expected)
+        files = [self._inventory(inv), self._integrity(changed, missing, receipt, inv), startup, link]
+        probe_error: str | None
+        if inv.unaccounted or changed or startup.status == FAIL or link.status == FAIL:  # a missing file runs nothing
+            probe, probe_error = _not_probed(), ("not run: the environment holds files nobody accounted for, or "
+                                                 "start-up code (checks above); nothing in it was executed")
+        else:
+            self.report(Progress("verify", 2, 3, "stages", "importing torch and transformers in the environment"))
+            run = ProbeRun(venv, config)
+            try:
+                stdout, stderr, code = run.finish(timeout=900)
+            except BaseException:
+                run.kill()
+                raise
+            probe, probe_error = _parse_probe(stdout, stderr, code)
+        self.report(Progress("verify", 3, 3, "stages", "checks"))
         fp = fingerprint(dists)
         checks = [
             self._interpreter(manifest, probe, probe_error),
             self._isolation(venv),
             self._packages(manifest, variant, platform, dists),
-            self._integrity(dists, hashes, receipt),
+            *files,
             self._dependencies(manifest, variant, platform, dists, probe),
             self._torch_lock(manifest, variant, platform, dists, venv),
             self._blacklist(manifest, dists, probe),
             self._shims(manifest, site, probe),
-            self._startup(manifest, site),
             *self._torch(manifest, probe, config["use_cuda"], config["torch"]),
             self._transformers(probe, config),
             self._imports(probe),
@@ -250,26 +232,60 @@ class Verifier:
         return Check("packages", PASS, f"{len(wanted)} distributions, exactly the manifest's set")
 
     @staticmethod
-    def _integrity(dists: dict[str, Dist], hashes: dict[tuple[str, str], str | None],
-                   receipt: Receipt | None) -> Check:
-        changed, missing = [], []
-        for dist in dists.values():
-            for path, digest in dist.record:
-                if not digest.startswith("sha256="):
-                    continue
-                got = hashes.get((dist.name, path))
-                if got is None:
-                    missing.append(f"{dist.name}: {path}")
-                elif got != digest:
-                    changed.append(f"{dist.name}: {path}")
+    def _inventory(inv: Inventory) -> Check:
+        """Every file under the environment is on a list with a hash: a store entry's, the receipt's, a RECORD."""
+        if inv.unaccounted:
+            shown = ", ".join(inv.unaccounted[:4]) + (", ..." if len(inv.unaccounted) > 4 else "")
+            return Check("files", FAIL, f"{len(inv.unaccounted)} file(s) that no RECORD, store entry or list of the "
+                                        f"tool's accounts for: {shown}")
+        notes = []
+        if not inv.complete:
+            notes.append("the receipt lists no files of the tool's (made before it did): unlisted files not checked")
+        if inv.unreadable_entries:
+            notes.append(f"store entr{'y' if len(inv.unreadable_entries) == 1 else 'ies'} "
+                         f"{', '.join(k[:24] for k in inv.unreadable_entries[:3])} unreadable: bytecode not checked")
+        if inv.runtime_bytecode:
+            notes.append(f"{len(inv.runtime_bytecode)} bytecode file(s) Python wrote later for another optimisation "
+                         f"level (e.g. {inv.runtime_bytecode[0]})")
+        if notes:
+            return Check("files", WARN, "; ".join(notes))
+        return Check("files", PASS, f"{len(inv.expected)} files, each on a list with its hash; nothing else")
+
+    @staticmethod
+    def _integrity(changed: list[str], missing: list[str], receipt: Receipt | None, inv: Inventory) -> Check:
         if changed or missing:
+            def named(paths: list[str]) -> str:
+                shown = [f"{p} ({inv.package[p]})" if p in inv.package else p for p in paths[:3]]
+                return ", ".join(shown) + (", ..." if len(paths) > 3 else "")
+
             parts = []
             if changed:
-                parts.append(f"{len(changed)} changed ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})")
+                parts.append(f"{len(changed)} changed ({named(changed)})")
             if missing:
-                parts.append(f"{len(missing)} missing ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
-            return Check("integrity", FAIL, "; ".join(parts) + _store_note(receipt, changed))
-        return Check("integrity", PASS, f"{len(hashes)} files match their RECORD sha256")
+                parts.append(f"{len(missing)} missing ({named(missing)})")
+            keys = sorted({inv.owner[p] for p in changed if p in inv.owner})
+            return Check("integrity", FAIL, "; ".join(parts) + _store_note(receipt, keys))
+        return Check("integrity", PASS, f"{len(inv.expected)} files match their sha256 (bytecode and the tool's "
+                                        "files included)")
+
+    @staticmethod
+    def _interpreter_link(venv: Path) -> Check:
+        """The environment's interpreter is the one its ``pyvenv.cfg`` names (a ``bin/python`` pointed at another
+        interpreter runs that one)."""
+        python = venv_python(venv)
+        try:
+            cfg = dict(line.split("=", 1) for line in (venv / "pyvenv.cfg").read_text(encoding="utf-8").splitlines()
+                       if "=" in line)
+        except OSError:
+            return Check("interpreter link", FAIL, "pyvenv.cfg is missing")
+        cfg = {k.strip(): v.strip() for k, v in cfg.items()}
+        base = cfg.get("base-executable") or cfg.get("executable")
+        if not base or not os.path.islink(python):
+            return Check("interpreter link", SKIP, "the interpreter is not a link here (its bytes are checked)")
+        if os.path.realpath(python) != os.path.realpath(base):
+            return Check("interpreter link", FAIL, f"{python.relative_to(venv)} leads to {os.path.realpath(python)}, "
+                                                   f"not {base} as pyvenv.cfg says")
+        return Check("interpreter link", PASS, f"{python.relative_to(venv)} -> {base}")
 
     @staticmethod
     def _dependencies(manifest: Manifest, variant: str, platform: str, dists: dict[str, Dist],
@@ -441,14 +457,10 @@ class Verifier:
         return Check("fingerprint", PASS, f"{fp[:16]} matches the receipt")
 
 
-def _store_note(receipt: Receipt | None, changed: list[str]) -> str:
-    """Where a changed file of a hard-linked generation really lives: its store entry, damaged for every
-    generation that links it, and how to heal it."""
-    if not changed or receipt is None or receipt.link_mode != "hardlink" or not receipt.store:
-        return ""
-    entries = {p.name: p.store_entry for p in receipt.packages}
-    keys = sorted({entries[name] for name in (c.split(":", 1)[0] for c in changed) if entries.get(name)})
-    if not keys:
+def _store_note(receipt: Receipt | None, keys: list[str]) -> str:
+    """Where changed files of a hard-linked generation really live (``keys``: their store entries): damaged for
+    every generation that links them, and how to heal them."""
+    if not keys or receipt is None or receipt.link_mode != "hardlink" or not receipt.store:
         return ""
     store = receipt.store
     return (f"; the files are hard links into the store: store entr{'y' if len(keys) == 1 else 'ies'} "
@@ -462,6 +474,10 @@ def _read_or_empty(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+def _not_probed() -> dict[str, Any]:
+    return {"python": "?", "implementation": "?", "blocked": {}}
 
 
 def _parse_probe(stdout: str, stderr: str, code: int | None) -> tuple[dict[str, Any], str | None]:

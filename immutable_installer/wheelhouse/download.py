@@ -30,11 +30,12 @@ from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.core.urls import mask_text, mask_url
 from immutable_installer.dists.hashing import sha256_file
 from immutable_installer.net import (
+    CA_HINT,
     UntrustedSource,
     credentials_for,
     fetch,
     index_env_prefix,
-    index_status,
+    probe_index,
     remember,
     with_credentials,
 )
@@ -364,7 +365,13 @@ class Downloader:
         for index_name, items in sorted(by_index.items()):
             url = remember(self.index_url) if self.index_url else remember(manifest.index(index_name).url,
                                                                             index_name)
-            status = index_status(url)
+            status, failure = probe_index(url)
+            if status is None and "certificate" in failure:
+                raise WheelhouseError(f"index {index_name} ({mask_url(url)}) cannot be used: {failure}", hint=CA_HINT)
+            if status is not None and status >= 500:
+                raise WheelhouseError(f"index {index_name} ({mask_url(url)}) answers HTTP {status}: a server error",
+                                      hint="the index itself is failing; try again later, or use a mirror "
+                                           "(download --index-url)")
             if status in (401, 403):
                 variables = index_env_prefix(index_name if not self.index_url else "default")
                 raise WheelhouseError(f"index {index_name} ({mask_url(url)}) asks for credentials (HTTP {status})"
@@ -386,11 +393,11 @@ class Downloader:
             if missing:
                 names = [n.wheel.filename for n in missing]
                 raise WheelhouseError(f"{names[0]}: pip download from {mask_url(url)} failed: {error}",
-                                      details=names, hint="run the same command again: files already fetched are "
-                                                          "kept and only the missing ones are downloaded")
+                                      details=names, hint=_download_hint(error))
 
     def _pip_download(self, manifest: Manifest, platform: Platform, items: list[Needed], url: str | None) -> str:
-        """One pip call for ``items``; every file it fetched is placed. Returns pip's error ("" if none)."""
+        """One pip call for ``items``; every file it fetched is placed. Returns pip's error ("" if none): its
+        cause when pip names one (an untrusted certificate, a server error) rather than its last line."""
         with tempfile.TemporaryDirectory(prefix=".download-", dir=self.wheelhouse) as tmp:
             reqs = Path(tmp) / "requirements.txt"
             reqs.write_text("".join(f"{n.package.name}=={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
@@ -423,7 +430,7 @@ class Downloader:
                 got = out / item.wheel.filename
                 if got.is_file():
                     self._place(got, item, count=False, move=True)  # pip's progress already counted it
-        return "" if result.ok else mask_text(_last_error(result.stderr))
+        return "" if result.ok else mask_text(_pip_cause(result.stderr) or _last_error(result.stderr))
 
     def _remove_partials(self) -> None:
         """Part files left by a killed downloader (we hold the lock, so none is being written)."""
@@ -496,6 +503,25 @@ def _pip_version() -> tuple[int, int]:
 def _pip_at_least(major: int, minor: int) -> bool:
     """``--progress-bar raw`` exists since pip 24.1, ``--resume-retries`` since 25.1."""
     return _pip_version() >= (major, minor)
+
+
+def _pip_cause(stderr: str) -> str:
+    """What pip's retries hide behind "Could not find a version": an untrusted certificate, a server error."""
+    if "CERTIFICATE_VERIFY_FAILED" in stderr:
+        found = re.search(r"certificate verify failed: ([^(')]+)", stderr)
+        return f"the index's TLS certificate is not trusted here ({(found.group(1) if found else '').strip()})"
+    found = re.search(r"(\d{3}) Server Error[^\n]*|HTTP error (5\d\d)[^\n]*", stderr)
+    if found:
+        return f"the index answers HTTP {found.group(1) or found.group(2)}: a server error"
+    return ""
+
+
+def _download_hint(error: str) -> str:
+    if "certificate" in error:
+        return CA_HINT
+    if "server error" in error:
+        return "the index itself is failing; try again later, or use a mirror (download --index-url)"
+    return "run the same command again: files already fetched are kept and only the missing ones are downloaded"
 
 
 def _last_error(stderr: str) -> str:

@@ -19,6 +19,7 @@ from immutable_installer.core.errors import (
     BuildError,
     InterpreterNotFound,
     LockHeldError,
+    UnsoundWheelError,
     UsageError,
     VerificationFailed,
 )
@@ -85,7 +86,7 @@ def test_a_wheel_that_cannot_be_unpacked_keeps_the_old_environment(synthetic: Sy
             package["files"][0]["size"] = synthetic.wheels["tiny-a"].stat().st_size
     synthetic.manifest_path.write_text(json.dumps(data))
     empty = synthetic.root / "empty-store"
-    with pytest.raises(BuildError, match="tiny_a/__init__.py does not match the hash in the wheel's RECORD"):
+    with pytest.raises(UnsoundWheelError, match="tiny_a/__init__.py does not match its hash in the wheel's RECORD"):
         synthetic.install(force=True, store=empty)
     assert not list((empty / "entries").iterdir()), "nothing of the refused build reached the store"
     assert Generations(synthetic.target).current().name == "g0001"
