@@ -25,6 +25,7 @@ from immutable_installer.lock.index_pages import IndexFile
 _HAS_NO_WHEELS = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)((?:[<>=!~]=?=?[^\s,]+,?)*) (?:has|have) no usable wheels")
 _WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
 _PYTHON_NEEDED = re.compile(r"(\S+)==(\S+) only supports ([^\s),]+)")
+_PYTHON_REQUIRED = re.compile(r"(\S+)==(\S+) (?:requires|depends on) Python ([^\s),]+)")
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ def explain(stderr: str) -> Explanation:
     for hint in hints:
         for name in _WHEELS_REQUIRED.findall(hint):
             wheel_less.setdefault(name, "")
-    python = next((m.group(3) for hint in hints if (m := _PYTHON_NEEDED.search(hint))), None)
+    python = next((m.group(3) for hint in hints if (m := _PYTHON_NEEDED.search(hint))), None) or next(
+        (m.group(3) for m in [_PYTHON_REQUIRED.search(text)] if m), None)
     return Explanation(text, tuple(sorted(wheel_less.items())), python)
 
 
@@ -119,24 +121,30 @@ def newest(files: Iterable[IndexFile], prereleases: bool) -> Version | None:
 
 
 def check(name: str, pinned: str, requested: bool, files: Sequence[IndexFile], tags: Sequence[Tag],
-          python_full: str, python_label: str, prereleases: bool, cutoff: str | None, constrained: bool,
+          python_full: str, python_label: str, prereleases: bool, cutoff: str | None,
           probe: Callable[[str], str | dict[str, str]], target: str,
           requested_pins: Mapping[str, str] | None = None,
-          pinned_by: Callable[[str, str], list[str]] | None = None) -> Finding | None:
+          pinned_by: Callable[[str, str], list[str]] | None = None,
+          wanted: SpecifierSet | None = None) -> Finding | None:
     """Whether ``name`` (pinned at ``pinned``) is held back on this target, and why.
 
     ``probe(requirement)`` resolves again with one more requirement and returns the resolver's error output, or
-    the pins when it resolves; ``constrained``: the manifest being re-locked pins the package (re-locks keep
-    pins); ``requested_pins``: what the lock pinned for the requested packages (to say what would move)."""
+    the pins when it resolves; ``requested_pins``: what the lock pinned for the requested packages (to say what
+    would move)."""
     pins = dict(requested_pins or {})
     holders = pinned_by or (lambda _name, _version: [])
+    if wanted is not None:  # releases the requirement itself excludes (torch==2.13.0) are not held back
+        files = [f for f in files if f.version is not None and wanted.contains(f.version, prereleases=True)]
     pin = Version(pinned)
     usable = usable_wheels(files, tags, python_full, cutoff)
     best = newest(usable, prereleases or (pin.is_prerelease and prereleases))
     stable = newest(usable, False)
     if pin.is_prerelease and not prereleases:
         if stable is not None and stable > Version("0"):
-            reason, hint, build = _why(name, str(stable), constrained, probe, python_label, pins, holders)
+            why = _why(name, str(stable), probe, python_label, pins, holders, python_full)
+            if why is None:
+                return None
+            reason, hint, build = why
             return Finding(HeldBack(name, pinned, str(stable), requested, f"{name} {stable} " + reason, hint, True,
                                     target), build)
         return Finding(HeldBack(name, pinned, pinned, requested, "no stable release has a wheel for this target", "",
@@ -160,17 +168,20 @@ def check(name: str, pinned: str, requested: bool, files: Sequence[IndexFile], t
             return Finding(HeldBack(name, pinned, str(top), requested, f"{name} {top} is published as an sdist only",
                                     f"--build {name} builds its wheel", False, target), ((name, f"=={top}"),))
         return None  # newer releases exist only for other platforms or Pythons
-    reason, hint, build = _why(name, str(best), constrained, probe, python_label, pins, holders)
+    why = _why(name, str(best), probe, python_label, pins, holders, python_full)
+    if why is None:
+        return None
+    reason, hint, build = why
     return Finding(HeldBack(name, pinned, str(best), requested, f"{name} {best} " + reason, hint, False, target),
                    build)
 
 
-def _why(name: str, version: str, constrained: bool, probe: Callable[[str], str | dict[str, str]],
-         python_label: str, pins: Mapping[str, str], holders: Callable[[str, str], list[str]]
-         ) -> tuple[str, str, tuple[tuple[str, str], ...]]:
-    """(reason, hint, wheel-less packages) for not pinning ``name==version``."""
-    if constrained:
-        return ("is not taken because re-locks keep the current pins", f"--upgrade-package {name} moves it", ())
+def _why(name: str, version: str, probe: Callable[[str], str | dict[str, str]],
+         python_label: str, pins: Mapping[str, str], holders: Callable[[str, str], list[str]], python_full: str
+         ) -> tuple[str, str, tuple[tuple[str, str], ...]] | None:
+    """(reason, hint, wheel-less packages) for not pinning ``name==version``; None when that release is not one
+    for this target after all (it needs another Python, which an index without Requires-Python on its pages
+    did not say)."""
     answer = probe(f"{name}=={version}")
     if isinstance(answer, dict):
         moved = [f"{other} {answer[other]} instead of {pin}" for other, pin in sorted(pins.items())
@@ -186,6 +197,9 @@ def _why(name: str, version: str, constrained: bool, probe: Callable[[str], str 
         return (f"needs {needs}, which has no wheel for this target", names + " builds it from its sdist",
                 found.wheel_less)
     if found.python:
+        later = ".".join(python_full.split(".")[:2]) + ".99"
+        if python_label.count(".") != 1 or not _admits(found.python, later):
+            return None  # a release for another Python is not held back on this one
         return (f"needs Python {found.python}; the lock targets Python {python_label}",
                 _python_hint(python_label, found.python), ())
     held_by = holders(name, version)

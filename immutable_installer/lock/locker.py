@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from immutable_installer.core.blacklist import Node, active, requirement_findings
@@ -395,7 +396,7 @@ class Locker:
                     raise _with_build_hint(exc, found, spec) from None
                 builds.build(wanted, self._build_sources(spec, current))
                 continue
-            findings = self._held_back(spec, current, requests, resolutions)
+            findings = self._held_back(spec, current, requests, resolutions, existing)
             wanted = self._to_build(spec, tuple(w for f in findings for w in f.build), builds)
             if builds is None or not wanted or attempt == BUILD_PASSES:
                 return resolutions, extras, [f.event for f in findings]
@@ -468,7 +469,7 @@ class Locker:
         return Sources(index_url, tuple(extra), tuple(options.find_links), options.no_index)
 
     def _held_back(self, spec: LockSpec, options: LockOptions, requests: Mapping[tuple[str, str], ResolveRequest],
-                   resolutions: Resolutions) -> list[Finding]:
+                   resolutions: Resolutions, existing: Manifest | None = None) -> list[Finding]:
         """Each requested package pinned below its newest release for the target (or at a pre-release), and why;
         and, for a lock whose Python is ``X.Y`` on an ``X.Y.Z`` interpreter, what a later patch level would
         have pinned instead (``X.Y`` is read as ``X.Y.0``)."""
@@ -498,6 +499,11 @@ class Locker:
 
                 pins = {d.name: d.version for d in resolved.values() if d.requested}
                 env = spec.python.marker_environment(request.platform)
+                wanted: dict[str, SpecifierSet] = {}
+                for text in request.requirements:
+                    req = as_requirement(text)
+                    name = canonical(req.name)
+                    wanted[name] = wanted.get(name, SpecifierSet()) & req.specifier
 
                 def pinned_by(name: str, version: str, resolved: Mapping[str, Resolved] = resolved,
                               env: Mapping[str, str] = env) -> list[str]:
@@ -509,11 +515,18 @@ class Locker:
                                 out.append(f"{other.name} {other.version} (pinned), which requires {req}")
                     return out
 
+                noted = {(n.package, n.pinned): n for n in (existing.held_back if existing is not None else ())}
                 for dist in requested:
                     seen.add((dist.name, dist.version))
+                    note = noted.get((dist.name, dist.version))
+                    if dist.name in constrained:  # a re-lock keeps the pin, and says again what the lock said then
+                        if note is not None:
+                            findings.append(Finding(HeldBack(note.package, note.pinned, note.newest, True,
+                                                             note.reason, note.hint, False, request.label)))
+                        continue
                     found = held_back.check(dist.name, dist.version, True, pages[dist.name], tags, full,
-                                            spec.python.version, prereleases, options.exclude_newer,
-                                            dist.name in constrained, probe, request.label, pins, pinned_by)
+                                            spec.python.version, prereleases, options.exclude_newer, probe,
+                                            request.label, pins, pinned_by, wanted.get(dist.name))
                     if found is not None:
                         findings.append(found)
         return findings + self._patch_level(spec, options, requests, resolutions)

@@ -40,6 +40,7 @@ class Inventory:
     runtime_bytecode: list[str] = field(default_factory=list)
     unreadable_entries: list[str] = field(default_factory=list)  # store entries whose entry.json is gone
     owner: dict[str, str] = field(default_factory=dict)  # path -> the store entry it is linked from
+    alternatives: dict[str, set[str]] = field(default_factory=dict)  # a path several entries ship: any of theirs
     package: dict[str, str] = field(default_factory=dict)  # path -> the distribution it belongs to
     complete: bool = True  # False: the receipt predates tool_files, so unaccounted files cannot be told
 
@@ -81,11 +82,6 @@ def inventory(venv: Path, site: Path, dists: Mapping[str, Dist], receipt: Receip
     found on none of those lists."""
     inv = Inventory()
     site_rel = os.path.relpath(site, venv).replace(os.sep, "/")
-    for dist in dists.values():  # RECORD: what an environment without readable entries is checked against
-        for path, digest in dist.record:
-            rel = os.path.normpath(f"{site_rel}/{path}").replace(os.sep, "/")
-            inv.expected.setdefault(rel, digest if digest.startswith("sha256=") else None)
-            inv.package[rel] = dist.name
     if receipt is not None and receipt.store:
         for package in receipt.packages:
             if not package.store_entry:
@@ -98,15 +94,24 @@ def inventory(venv: Path, site: Path, dists: Mapping[str, Dist], receipt: Receip
                 continue
             rewritten = set(meta.get("scripts", {})) | ({meta.get("record")} if meta.get("scripts") else set())
             for rel, digest, _size in meta.get("files", []):
-                if rel not in rewritten:  # a console script and its RECORD are per generation: tool files
-                    inv.expected[rel] = digest
-                    inv.owner[rel] = package.store_entry
-                    inv.package.setdefault(rel, package.name)
+                if rel in rewritten:  # a console script and its RECORD are per generation: tool files
+                    continue
+                if rel in inv.expected:  # two entries ship it (a namespace's __init__ and its bytecode): whichever
+                    inv.alternatives.setdefault(rel, {str(inv.expected[rel])}).add(digest)  # was linked first
+                    continue
+                inv.expected[rel] = digest
+                inv.owner[rel] = package.store_entry
+                inv.package[rel] = package.name
     if receipt is None or not receipt.tool_files:
         inv.complete = False
     else:
         inv.expected.update(receipt.tool_files)
     inv.expected[RECEIPT] = None
+    for dist in dists.values():  # RECORD: for what no entry lists (an environment without readable entries)
+        for path, digest in dist.record:
+            rel = os.path.normpath(f"{site_rel}/{path}").replace(os.sep, "/")
+            inv.expected.setdefault(rel, digest if digest.startswith("sha256=") else None)
+            inv.package.setdefault(rel, dist.name)
     for rel in walk(venv):
         if rel in inv.expected:
             continue
@@ -117,8 +122,11 @@ def inventory(venv: Path, site: Path, dists: Mapping[str, Dist], receipt: Receip
     return inv
 
 
-def check_digests(venv: Path, expected: Mapping[str, str | None]) -> tuple[list[str], list[str]]:
-    """(changed, missing): every expected file with a digest hashed (links compared by target)."""
+def check_digests(venv: Path, expected: Mapping[str, str | None],
+                  alternatives: Mapping[str, set[str]] | None = None) -> tuple[list[str], list[str]]:
+    """(changed, missing): every expected file with a digest hashed (links compared by target); a path in
+    ``alternatives`` may have any of its digests."""
+    alternatives = alternatives or {}
     changed: list[str] = []
     missing: list[str] = []
     for rel, digest in sorted(expected.items()):
@@ -134,6 +142,6 @@ def check_digests(venv: Path, expected: Mapping[str, str | None]) -> tuple[list[
         got = file_record_digest(path) if not os.path.islink(path) else None
         if got is None:
             (changed if os.path.lexists(path) else missing).append(rel)
-        elif got != digest:
+        elif got != digest and got not in alternatives.get(rel, ()):
             changed.append(rel)
     return changed, missing

@@ -140,8 +140,9 @@ def _site(folder, run_pth):
     for name in sorted(os.listdir(folder)):
         if not name.endswith(".pth") or name.startswith("."):
             continue
-        try:
-            with open(os.path.join(folder, name), encoding="utf-8-sig") as fh:
+        encoding = "utf-8-sig" if sys.version_info >= (3, 13) else "utf-8"  # as site reads them: a BOM is
+        try:  # dropped from 3.13 on, before that it spoils the first line
+            with open(os.path.join(folder, name), encoding=encoding) as fh:
                 lines = fh.read().splitlines()
         except (OSError, UnicodeDecodeError):
             continue
@@ -162,7 +163,13 @@ def _site(folder, run_pth):
 
 def main(argv):
     config = json.loads(argv[1]) if len(argv) > 1 else {}
-    _site(config.get("site"), config.get("run_pth", []))
+    allowed = config.get("run_pth", [])
+    _site(config.get("site"), allowed)
+    if any(name.split(".", 1)[0] == "sitecustomize" for name in allowed):
+        try:  # allowed by name: it runs at every start, so here too
+            import sitecustomize  # noqa: F401
+        except Exception:
+            pass
     result = {
         "python": "%d.%d.%d" % sys.version_info[:3],
         "implementation": sys.implementation.name,

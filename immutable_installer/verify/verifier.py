@@ -144,7 +144,7 @@ class Verifier:
         startup = self._startup(manifest, site)
         link = self._interpreter_link(venv)
         self.report(Progress("verify", 1, 3, "stages", "hashing every file"))
-        changed, missing = check_digests(venv, inv.expected)
+        changed, missing = check_digests(venv, inv.expected, inv.alternatives)
         files = [self._inventory(inv), self._integrity(changed, missing, receipt, inv), startup, link]
         probe_error: str | None
         if inv.unaccounted or changed or startup.status == FAIL or link.status == FAIL:  # a missing file runs nothing

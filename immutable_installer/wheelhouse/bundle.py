@@ -177,9 +177,10 @@ def sealed():
         return False
 present = sorted(n for n in os.listdir(".") if own(n))
 if present and not sealed():
-    sys.exit("error: %s was not made by this bootstrap on this machine (it came with the folder, or changed "
-             "since): refusing before anything runs; delete %s to start afresh" % (", ".join(present),
-                                                                                    " ".join(present)))
+    sys.stderr.write("error: %s was not made by this bootstrap on this machine (it came with the folder, or "
+                     "changed since): refusing before anything runs; delete %s to start afresh\\n"
+                     % (", ".join(present), " ".join(present)))
+    sys.exit(2)
 print("checking every file against SHA256SUMS ...", flush=True)
 listed = {}
 with open("SHA256SUMS", encoding="utf-8") as fh:

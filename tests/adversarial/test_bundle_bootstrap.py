@@ -50,7 +50,7 @@ def test_a_planted_tool_never_runs(bundle: Path, tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     _planted_tool(top, marker)
     proc = _boot(top, tmp_path / "home")
-    assert proc.returncode != 0 and "not made by this bootstrap" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "not made by this bootstrap" in proc.stderr, proc.stderr
     assert not marker.exists() and not (top / ".venv").exists()
 
 

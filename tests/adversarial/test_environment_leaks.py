@@ -3,6 +3,7 @@ holds never reach the build, and verify catches an environment that is not isola
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,5 +37,7 @@ def test_verify_fails_when_the_environment_is_not_isolated(tmp_path: Path) -> No
     cfg = stack.target.resolve() / "pyvenv.cfg"
     cfg.write_text(cfg.read_text().replace("include-system-site-packages = false",
                                            "include-system-site-packages = true"))
-    proc = cli("verify", "--venv", str(stack.target), "--manifest", str(stack.manifest_path), cwd=tmp_path)
-    assert proc.returncode == 1 and "include-system-site-packages = true" in proc.stdout
+    proc = cli("verify", "--venv", str(stack.target), "--manifest", str(stack.manifest_path), "--json", cwd=tmp_path)
+    isolation = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "isolation")
+    assert proc.returncode == 1 and isolation["status"] == "fail"
+    assert "include-system-site-packages = true" in isolation["detail"]

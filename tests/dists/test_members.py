@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_wheel
-from immutable_installer.core.errors import BuildError
+from immutable_installer.core.errors import UnsoundWheelError
 from immutable_installer.dists import members
 from immutable_installer.dists.members import BadMember, data_limits, open_member
 from immutable_installer.dists.wheel import open_wheel
@@ -104,7 +104,7 @@ def test_a_wheel_whose_central_directory_lies_is_refused_before_anything_of_it_i
         entry = raw.find(b"PK\x01\x02", entry + 4)
     struct.pack_into("<L", raw, entry + 16, target.CRC ^ 0xFFFF)
     wheel.write_bytes(bytes(raw))
-    with pytest.raises(BuildError, match="bad CRC-32"):
+    with pytest.raises(UnsoundWheelError, match="bad CRC-32"):
         fill.unpack(open_wheel(wheel), "pkg", tmp_path / "root", "3.11", sys.executable)
     site = tmp_path / "root" / "lib" / "python3.11" / "site-packages"
     assert not (site / "pkg" / "data.txt").exists()

@@ -166,4 +166,5 @@ def test_our_lock_equals_uvs_answer_on_every_target(index: Index, tmp_path: Path
     first = out.read_bytes()
     relock = our_lock(index, scenario, out)
     assert relock.returncode == 0, relock.stderr
-    assert out.read_bytes() == first, "a re-lock keeps every pin and the bytes"
+    assert out.read_bytes() == first, f"a re-lock keeps every pin and the bytes:\n{first.decode()[:600]}\n---\n" \
+                                      f"{out.read_text()[:600]}"

@@ -240,7 +240,7 @@ def test_tampered_store_file_is_caught_everywhere_and_repaired(tmp_path: Path) -
     for gen in gens:
         report = Verifier().verify(gen.path, stack.manifest(), "cpu", "linux_x86_64")
         integrity = next(c for c in report.checks if c.name == "integrity")
-        assert integrity.status == "fail" and "tiny-a: tiny_a/__init__.py" in integrity.detail
+        assert integrity.status == "fail" and "tiny_a/__init__.py (tiny-a)" in integrity.detail
         assert f"store entry {entry[:24]}" in integrity.detail and "store verify --repair" in integrity.detail
 
     found = cli("store", "verify", "--store", str(stack.store), "--json", cwd=stack.root)

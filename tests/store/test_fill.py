@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_wheel
-from immutable_installer.core.errors import BuildError
+from immutable_installer.core.errors import UnsoundWheelError
 from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.wheel import open_wheel
 from immutable_installer.runner import Runner
@@ -87,14 +87,14 @@ def test_a_member_that_does_not_match_the_wheels_record_is_refused(tmp_path: Pat
     monkeypatch.setattr(fill, "ASYNC_LIMIT", limit)
     wheel = make_wheel(tmp_path, "pkg", "1.0", files={"pkg/__init__.py": "", "pkg/data.txt": "honest\n" * 100})
     rewrite(wheel, {"pkg/data.txt": b"altered after the RECORD was written\n" * 100})
-    with pytest.raises(BuildError, match="pkg/data.txt does not match the hash in the wheel's RECORD"):
+    with pytest.raises(UnsoundWheelError, match="pkg/data.txt does not match its hash in the wheel's RECORD"):
         unpack(wheel, tmp_path / "root")
 
 
 def test_a_member_outside_its_folder_is_refused_and_never_written(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "w", "pkg", "1.0", files={"pkg/__init__.py": ""})
     rewrite(wheel, {"pkg-1.0.data/data/../../../../escaped.txt": b"out of the entry\n"})
-    with pytest.raises(BuildError):
+    with pytest.raises(UnsoundWheelError):
         unpack(wheel, tmp_path / "deep" / "er" / "root")
     assert not list(tmp_path.rglob("escaped.txt"))
 
