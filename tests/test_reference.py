@@ -250,7 +250,7 @@ def test_tampering_with_transformers_is_caught_and_named(ref: Path) -> None:
         assert proc.returncode == 1
         checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
         assert checks["integrity"]["status"] == "fail"
-        assert "transformers: transformers/__init__.py" in checks["integrity"]["detail"]
+        assert "site-packages/transformers/__init__.py (transformers)" in checks["integrity"]["detail"]
         assert "store verify --repair" in checks["integrity"]["detail"]  # the linked file is the store's
     finally:
         init.write_bytes(original)
