@@ -21,7 +21,7 @@ from packaging.version import Version
 
 from immutable_installer.core.cuda import at_least, min_compute_capability_for, min_driver_for, version_or_none
 from immutable_installer.core.errors import UsageError
-from immutable_installer.core.manifest import Manifest, Platform, Variant
+from immutable_installer.core.model import Manifest, Platform, Variant
 from immutable_installer.runner import Runner, clean_env
 
 PROC_VERSION = "/proc/driver/nvidia/version"

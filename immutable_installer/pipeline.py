@@ -133,7 +133,7 @@ class Pipeline:
                                  hint="put the store outside the environment (--store, IMMUTABLE_INSTALLER_STORE)")
 
     def _reseal(self) -> None:
-        """Deleting a generation on Windows made store files writable (core/removal.py): read-only again."""
+        """Deleting a generation on Windows made store files writable (removal.py): read-only again."""
         if self.generations.removed_shared:
             self.store.reseal()
             self.generations.removed_shared = False

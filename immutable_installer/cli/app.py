@@ -20,7 +20,7 @@ from immutable_installer.core.errors import ExitCode, InstallerError, Interrupte
 if TYPE_CHECKING:  # real types for mypy, no import cost at start-up
     from immutable_installer.cli.console import HumanRenderer, JsonRenderer
     from immutable_installer.core.events import Reporter
-    from immutable_installer.core.manifest import Manifest, Platform, Variant
+    from immutable_installer.core.model import Manifest, Platform, Variant
 
 app = typer.Typer(
     name="immutable-installer",
@@ -407,7 +407,8 @@ def lock(
     Example: immutable-installer lock --spec metadata/requirements.toml -o metadata/dependencies.json
     """
     from immutable_installer.core.errors import ManifestError
-    from immutable_installer.core.manifest import load_manifest, write_manifest
+    from immutable_installer.core.manifest import load_manifest
+    from immutable_installer.core.serialize import write_manifest
     from immutable_installer.lock.locker import Locker, LockOptions
 
     if resolver not in ("uv", "pip"):
@@ -546,7 +547,7 @@ def _lock_setting(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     from immutable_installer.core.errors import ManifestError
-    from immutable_installer.core.manifest import parse_lock_settings
+    from immutable_installer.core.sections import parse_lock_settings
 
     try:
         parse_lock_settings({name: value}, "--" + name.replace("_", "-"), "the command line")

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from packaging.requirements import Requirement
 
-from immutable_installer.core.manifest import BlacklistRule, applicable_requirements
+from immutable_installer.core.markers import applicable_requirements
+from immutable_installer.core.model import BlacklistRule
 from immutable_installer.core.names import canonical
 
 

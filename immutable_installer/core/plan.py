@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from immutable_installer.core.manifest import active_requirements
+from immutable_installer.core.markers import active_requirements
 from immutable_installer.core.names import canonical
 from immutable_installer.core.selection import Selection
 

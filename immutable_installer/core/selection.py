@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from immutable_installer.core.manifest import Manifest, Package, Platform, WheelFile
+    from immutable_installer.core.model import Manifest, Package, Platform, WheelFile
 
 
 @dataclass(frozen=True)

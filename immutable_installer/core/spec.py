@@ -19,21 +19,19 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from immutable_installer.core.cuda import min_compute_capability_for, min_driver_for
 from immutable_installer.core.errors import ManifestError, SpecError
-from immutable_installer.core.manifest import (
+from immutable_installer.core.fields import FieldReader
+from immutable_installer.core.model import (
     BlacklistRule,
     BlockedModule,
     Index,
-    ManifestReader,
     Platform,
     PythonTarget,
     ShimSettings,
     Variant,
     VerifySettings,
-    _parse_blacklist,
-    _parse_shims,
-    _parse_verify,
 )
 from immutable_installer.core.names import VARIANT_NAMES, canonical, is_variant_name
+from immutable_installer.core.sections import parse_blacklist, parse_shims, parse_verify
 from immutable_installer.core.urls import strip_credentials
 
 if sys.version_info >= (3, 11):
@@ -121,7 +119,7 @@ def load_spec(path: str | Path) -> LockSpec:
 
 def spec_from_data(data: Any, file: str | None = None) -> LockSpec:
     """Validate a decoded spec; errors name the TOML path like the manifest loader does."""
-    r = ManifestReader(file)
+    r = FieldReader(file)
     try:
         return _spec_from_data(r, data)
     except SpecError:
@@ -130,7 +128,7 @@ def spec_from_data(data: Any, file: str | None = None) -> LockSpec:
         raise SpecError(exc.path, exc.message.split(": ", 2)[-1], file=file) from None
 
 
-def _spec_from_data(r: ManifestReader, data: Any) -> LockSpec:
+def _spec_from_data(r: FieldReader, data: Any) -> LockSpec:
     """Only ``requirements`` is required; every table left out takes the default plain requirements have
     (docs/lock.md: this machine's Python and platform, PyPI, one variant named after the torch build)."""
     from immutable_installer.core.targets import host_platform_tag, host_python
@@ -232,8 +230,8 @@ def _spec_from_data(r: ManifestReader, data: Any) -> LockSpec:
             seen[n] = gname
         groups.append(Group(gname, members))
 
-    blacklist = _parse_blacklist(r, top.get("blacklist", []))
-    shims = _parse_shims(r, top.get("shims", {}))
+    blacklist = parse_blacklist(r, top.get("blacklist", []))
+    shims = parse_shims(r, top.get("shims", {}))
     if not isinstance(top.get("shims"), dict) or "blocked_modules" not in top["shims"]:
         shims = replace(shims, blocked_modules=blocked_from_blacklist(blacklist))
     # [build] clear_pycache of specs before 0.2.0 had no effect: accepted, ignored
@@ -245,7 +243,7 @@ def _spec_from_data(r: ManifestReader, data: Any) -> LockSpec:
         default_index=default_index, variants=tuple(variants), default_variant=default_variant,
         requirements=requirements, groups=tuple(groups),
         blacklist=blacklist,
-        verify=_parse_verify(r, top.get("verify", {})),
+        verify=parse_verify(r, top.get("verify", {})),
         imports_from_wheels=not (isinstance(top.get("verify"), dict) and "imports" in top["verify"]),
         shims=shims, name_variant_after_torch=named_after_torch,
         strict=r.boolean(lock.get("strict", False), "lock.strict"), build=build,
@@ -354,9 +352,9 @@ def with_command_line(spec: LockSpec, verify_imports: Sequence[str] = (), allow_
     """``lock``'s options that a spec could say too: ``--verify-import`` replaces the imports verify makes,
     ``--allow-pth`` and ``--build`` add to the spec's lists, ``--strict`` turns strict on. Checked like the
     spec's own fields, errors naming the option."""
-    r = ManifestReader(None)
+    r = FieldReader(None)
     try:
-        checked = _parse_verify(r, {"imports": list(verify_imports), "allowed_pth": list(allow_pth)})
+        checked = parse_verify(r, {"imports": list(verify_imports), "allowed_pth": list(allow_pth)})
     except ManifestError as exc:  # from the shared parser: name the option, not a JSON path
         option = "--verify-import" if exc.path.startswith("verify.imports") else "--allow-pth"
         raise SpecError("", f"{option}: {exc.message.split(': ', 1)[-1]}",

@@ -12,7 +12,7 @@ import re
 import sys
 
 from immutable_installer.core.errors import UsageError
-from immutable_installer.core.manifest import Platform
+from immutable_installer.core.model import Platform
 
 FRIENDLY = {
     "linux": "manylinux_2_28_x86_64", "linux-x86_64": "manylinux_2_28_x86_64",

@@ -20,7 +20,7 @@ from immutable_installer import __version__
 from immutable_installer.core.errors import BuildError, UsageError, VerificationFailed
 from immutable_installer.core.events import Message, Progress, Reporter, null_reporter
 from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT, TORCH_LOCK, VENV_FOLDER
-from immutable_installer.core.manifest import Manifest, Package
+from immutable_installer.core.model import Manifest, Package
 from immutable_installer.core.receipt import Receipt, ReceiptPackage, write_receipt
 from immutable_installer.core.selection import Selection
 from immutable_installer.dists.installed import installed_dists, site_packages, venv_python

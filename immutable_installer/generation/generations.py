@@ -22,7 +22,6 @@ from immutable_installer.core.errors import LockHeldError, UsageError
 from immutable_installer.core.events import Message, Reporter, null_reporter
 from immutable_installer.core.layout import GENERATION_NAME, GENERATION_RE, RECEIPT, generation_name
 from immutable_installer.core.receipt import Receipt, read_receipt
-from immutable_installer.core.removal import remove_tree
 from immutable_installer.generation.switching import (
     is_link,
     journal_path,
@@ -31,6 +30,7 @@ from immutable_installer.generation.switching import (
     recover,
     switcher_for,
 )
+from immutable_installer.removal import remove_tree
 
 GEN_RE = GENERATION_RE
 

@@ -39,7 +39,7 @@ Chosen = tuple[str, str, dict[str, Any]]  # (name, version, pylock-style wheel e
 
 
 def _environment(request: ResolveRequest) -> dict[str, str]:
-    from immutable_installer.core.manifest import PythonTarget
+    from immutable_installer.core.model import PythonTarget
 
     return PythonTarget(request.python_version, request.implementation).marker_environment(request.platform)
 

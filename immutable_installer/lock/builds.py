@@ -15,14 +15,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import parse_wheel_filename
 
 from immutable_installer.core.errors import SdistBuildError
 from immutable_installer.core.events import Message, Reporter, null_reporter
-from immutable_installer.core.manifest import BuildRequirement, BuiltFrom
+from immutable_installer.core.model import BuildRequirement, BuiltFrom
 from immutable_installer.core.spec import ALL, LockSpec, target_platforms
 from immutable_installer.core.targets import host_platform_tag
 from immutable_installer.core.urls import strip_credentials
@@ -30,9 +29,6 @@ from immutable_installer.dists.hashing import sha256_file
 from immutable_installer.lock.index_pages import IndexFile, project_files
 from immutable_installer.wheelhouse.built import BuiltWheel, BuiltWheels
 from immutable_installer.wheelhouse.sdist_build import SdistBuilder, read_build_system
-
-if TYPE_CHECKING:
-    from immutable_installer.lock.locker import LockOptions
 
 BUILD_PASSES = 4  # a built wheel may reveal one more sdist-only dependency; give up after this many rounds
 
@@ -69,11 +65,9 @@ class LockBuilds:
         self.folder = Path(tempfile.mkdtemp(prefix="immutable-built-"))
         self.built: dict[str, BuiltWheel] = {}  # wheel sha256 -> the built wheel
 
-    def options(self, options: LockOptions) -> LockOptions:
-        """The lock's options with the built wheels as one more find-links folder."""
-        if not self.built:
-            return options
-        return replace(options, find_links=[*options.find_links, str(self.folder)])
+    def find_links(self) -> list[str]:
+        """The folder of the wheels built so far, as a find-links folder (none before the first build)."""
+        return [str(self.folder)] if self.built else []
 
     def provenance(self) -> dict[str, BuiltFrom]:
         return {sha: wheel.provenance for sha, wheel in self.built.items()}

@@ -26,18 +26,10 @@ from packaging.version import Version
 from immutable_installer.core.blacklist import Node, active, requirement_findings
 from immutable_installer.core.errors import BlacklistError, ManifestError, ResolutionError, SpecError
 from immutable_installer.core.events import HeldBack, Message, Phase, PhaseDone, Reporter, null_reporter
-from immutable_installer.core.manifest import (
-    BuiltFrom,
-    HeldBackNote,
-    LockSettings,
-    Manifest,
-    Package,
-    Platform,
-    WheelFile,
-    manifest_from_data,
-    manifest_to_data,
-)
+from immutable_installer.core.manifest import manifest_from_data
+from immutable_installer.core.model import BuiltFrom, HeldBackNote, LockSettings, Manifest, Package, Platform, WheelFile
 from immutable_installer.core.names import canonical
+from immutable_installer.core.serialize import manifest_to_data
 from immutable_installer.core.spec import LockSpec, SpecVariant, as_requirement
 from immutable_installer.core.urls import mask_url
 from immutable_installer.interpreters import find_interpreter
@@ -386,7 +378,8 @@ class Locker:
         """Resolve every target, then look for held-back requested packages. When the resolver names a
         version without a usable wheel that ``--build`` allows, build it and resolve again (a few rounds)."""
         for attempt in range(BUILD_PASSES + 1):
-            current = builds.options(options) if builds is not None else options
+            current = options if builds is None else replace(options, find_links=[*options.find_links,
+                                                                                  *builds.find_links()])
             try:
                 resolutions, extras, requests = self._resolve_all(spec, current, existing)
             except ResolutionError as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from immutable_installer.core.errors import ResolutionError, SpecError
-from immutable_installer.core.manifest import Platform
+from immutable_installer.core.model import Platform
 from immutable_installer.core.names import canonical
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.lock.resolved import Pending, Resolved, ResolveRequest

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from immutable_installer import __version__
-from immutable_installer.core.manifest import Manifest
+from immutable_installer.core.model import Manifest
 
 
 def pylock_data(manifest: Manifest, variant: str, platform: str, wheelhouse_rel: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from immutable_installer.core.manifest import Platform
+    from immutable_installer.core.model import Platform
     from immutable_installer.lock.wheel_facts import LockFacts
 
 

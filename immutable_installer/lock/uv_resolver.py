@@ -22,7 +22,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import parse_wheel_filename
 
 from immutable_installer.core.errors import ResolutionError
-from immutable_installer.core.manifest import Platform
+from immutable_installer.core.model import Platform
 from immutable_installer.core.names import canonical
 from immutable_installer.core.spec import as_requirement, is_wheel_path
 from immutable_installer.core.tags import expand_platform_tags

@@ -42,9 +42,9 @@ from immutable_installer.core.events import Message, Phase, PhaseDone, Progress,
 from immutable_installer.core.layout import generation_name
 from immutable_installer.core.names import canonical
 from immutable_installer.core.paths import default_store
-from immutable_installer.core.removal import remove_tree
 from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo, open_wheel
+from immutable_installer.removal import remove_tree
 from immutable_installer.runner import Runner
 from immutable_installer.store.fill import Filler, Staged
 
@@ -335,7 +335,7 @@ class Store:
     def reseal(self) -> None:
         """Make every entry's files read-only again. Needed only on Windows, after a generation's hard links were
         deleted: Windows refuses to delete a read-only file, and clearing the attribute on one name of a file
-        clears it on all of them, the store's included (core/removal.py)."""
+        clears it on all of them, the store's included (removal.py)."""
         for key in self.entry_keys():
             _make_read_only(self.entry_path(key) / "root")
 

@@ -20,7 +20,8 @@ from typing import Any
 from immutable_installer.core.errors import UsageError
 from immutable_installer.core.events import Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.layout import RECEIPT, TORCH_LOCK
-from immutable_installer.core.manifest import Manifest, Package, applicable_requirements
+from immutable_installer.core.markers import applicable_requirements
+from immutable_installer.core.model import Manifest, Package
 from immutable_installer.core.names import canonical
 from immutable_installer.core.receipt import Receipt, read_receipt
 from immutable_installer.core.startup import startup_finding

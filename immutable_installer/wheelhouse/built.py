@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from immutable_installer.core.errors import ManifestError
-from immutable_installer.core.manifest import BuiltFrom, ManifestReader, built_from_to_data, parse_built_from
+from immutable_installer.core.fields import FieldReader
+from immutable_installer.core.model import BuiltFrom
 from immutable_installer.core.paths import cache_root
+from immutable_installer.core.sections import parse_built_from
+from immutable_installer.core.serialize import built_from_to_data
 from immutable_installer.dists.hashing import sha256_file
 
 
@@ -44,7 +47,7 @@ class BuiltWheels:
         folder = self.root / sha256
         try:
             record = folder / "provenance.json"
-            provenance = parse_built_from(ManifestReader(str(record)), json.loads(record.read_text(encoding="utf-8")),
+            provenance = parse_built_from(FieldReader(str(record)), json.loads(record.read_text(encoding="utf-8")),
                                           "build")
             wheels = [p for p in folder.iterdir() if p.suffix == ".whl"]
         except (OSError, ValueError, ManifestError):

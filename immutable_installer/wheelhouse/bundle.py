@@ -30,7 +30,7 @@ from pathlib import Path
 from immutable_installer import __version__
 from immutable_installer.core.errors import UsageError, WheelhouseError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
-from immutable_installer.core.manifest import Manifest, Platform
+from immutable_installer.core.model import Manifest, Platform
 from immutable_installer.core.selection import select
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.dists.hashing import sha256_file

@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 
 from immutable_installer.core.errors import LockHeldError, WheelhouseError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
-from immutable_installer.core.manifest import Manifest, Platform
+from immutable_installer.core.model import Manifest, Platform
 from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.core.urls import mask_text, mask_url

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from immutable_installer.core.errors import UsageError, WheelhouseError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
-from immutable_installer.core.manifest import Manifest, Package, WheelFile
+from immutable_installer.core.model import Manifest, Package, WheelFile
 from immutable_installer.core.names import canonical
 from immutable_installer.wheelhouse.download import hash_files
 

@@ -30,7 +30,7 @@ from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist
 
 from immutable_installer.core.errors import SdistBuildError
 from immutable_installer.core.events import Message, Reporter, null_reporter
-from immutable_installer.core.manifest import BuildRequirement
+from immutable_installer.core.model import BuildRequirement
 from immutable_installer.dists.hashing import sha256_file
 from immutable_installer.runner import Runner, clean_env, uv_binary
 

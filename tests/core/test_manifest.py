@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from conftest import make_wheel, manifest_data
 from immutable_installer.core.errors import BlacklistedPin, ExitCode, ManifestError
-from immutable_installer.core.manifest import dump_manifest, load_manifest, parse_manifest
+from immutable_installer.core.manifest import load_manifest, parse_manifest
+from immutable_installer.core.serialize import dump_manifest
 
 Mutator = Callable[[dict[str, Any]], Any]
 

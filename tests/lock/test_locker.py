@@ -8,7 +8,8 @@ import pytest
 
 from conftest import PY, Index, make_wheel
 from immutable_installer.core.errors import BlacklistError, SpecError
-from immutable_installer.core.manifest import dump_manifest, load_manifest, write_manifest
+from immutable_installer.core.manifest import load_manifest
+from immutable_installer.core.serialize import dump_manifest, write_manifest
 from immutable_installer.core.spec import load_spec
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.lock.locker import Locker, LockOptions, assign_groups, variant_requirements

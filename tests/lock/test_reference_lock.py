@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from immutable_installer.core.manifest import dump_manifest, load_manifest
+from immutable_installer.core.manifest import load_manifest
+from immutable_installer.core.serialize import dump_manifest
 from immutable_installer.core.spec import load_spec
 from immutable_installer.lock.locker import Locker, LockOptions
 

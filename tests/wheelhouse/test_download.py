@@ -11,7 +11,8 @@ import pytest
 
 from conftest import PLATFORM, Index, make_wheel, manifest_data, write_json
 from immutable_installer.core.errors import WheelhouseError
-from immutable_installer.core.manifest import Platform, load_manifest, manifest_from_data
+from immutable_installer.core.manifest import load_manifest, manifest_from_data
+from immutable_installer.core.model import Platform
 from immutable_installer.core.selection import Selection, select
 from immutable_installer.net import fetch
 from immutable_installer.wheelhouse.download import Downloader, audit, require_complete

@@ -11,7 +11,7 @@ import pytest
 from conftest import PY, Index, make_sdist, make_wheel
 from immutable_installer.core.errors import ExitCode, WheelhouseError
 from immutable_installer.core.events import Message
-from immutable_installer.core.manifest import Manifest
+from immutable_installer.core.model import Manifest
 from immutable_installer.core.paths import cache_root
 from immutable_installer.core.selection import select
 from immutable_installer.core.spec import spec_from_requirements, with_command_line

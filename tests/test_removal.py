@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Synthetic
-from immutable_installer.core.removal import remove_tree
+from immutable_installer.removal import remove_tree
 from immutable_installer.store.entries import Store
 
 _REAL_UNLINK: Callable[..., None] = os.unlink
@@ -73,7 +73,7 @@ def test_a_virtualenv_shaped_tree_is_deleted_on_threads_with_the_sharing_reporte
         tmp_path: Path, windows_rule: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Many package folders (deleted side by side): every one goes, the one shared file is reported, and a link
     inside the tree pointing outside it is removed as a link, never followed."""
-    import immutable_installer.core.removal as removal
+    import immutable_installer.removal as removal
 
     seen: list[str] = []
     real_remove = removal._remove
