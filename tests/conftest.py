@@ -12,6 +12,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import socketserver
 import sys
 import threading
@@ -272,7 +273,9 @@ class IndexHandler(http.server.SimpleHTTPRequestHandler):
 class Index:
     """A running index; ``url`` is its simple root."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: Any = None, host: str = "127.0.0.1") -> None:
+        """``tls``: an ``ssl.SSLContext`` to serve HTTPS with; ``host``: the name in its URLs (one that resolves
+        nowhere, e.g. ``index.invalid``, is reachable only through a proxy that knows it)."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.faults: dict[str, str] = {}
@@ -285,9 +288,12 @@ class Index:
                                                       "uploaded": self.uploaded})
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
+        if tls is not None:  # the handshake runs in the handler's thread, so a stalled client blocks no other
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
+            self.server.handle_error = lambda request, address: None  # type: ignore[method-assign]  # refused TLS
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.base = f"{'https' if tls is not None else 'http'}://{host}:{self.server.server_address[1]}"
         self.url = f"{self.base}/simple"
 
     def file_url(self, filename: str) -> str:
@@ -310,6 +316,55 @@ def cuda_index(tmp_path: Path) -> Iterator[Index]:
     idx = Index(tmp_path / "cuda-index")
     yield idx
     idx.close()
+
+
+# ----------------------------------------------------------------------------------- the window's tests
+# They run or the run fails, never a green run that tested no window: Qt needs system libraries a minimal machine
+# lacks, and the command-line window test an X server and two tools. When one is missing the run stops with one
+# line naming the Debian packages (.ci/run installs them), unless the window's tests are deselected (-m "not gui").
+# what Qt's offscreen and xcb plugins load (the same list as .ci/run's)
+QT_DEBS = ("libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 "
+           "libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 "
+           "libxcb-xinerama0 fonts-dejavu-core")
+X_TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "import": "imagemagick"}  # command -> its Debian package
+
+
+def qt_problem() -> str | None:
+    """Why PySide6's widgets cannot be loaded here (None when they can)."""
+    try:
+        import PySide6.QtWidgets  # noqa: F401
+    except ImportError as exc:
+        if "PySide6" in str(exc) and "No module named" in str(exc):
+            return "PySide6 is not installed: pip install -e '.[dev]' (the [gui] extra)"
+        return f"Qt cannot load ({exc}): apt-get install {QT_DEBS}"
+    return None
+
+
+PROBLEM = qt_problem()
+if PROBLEM is not None:  # their imports would fail: the run stops below instead, with one line
+    collect_ignore = ["gui/test_window.py", "gui/test_command.py"]
+
+
+def _window_tests_deselected(config: pytest.Config) -> bool:
+    return "not gui" in (config.option.markexpr or "")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Before pytest-qt loads Qt (which would end the run in a page of INTERNALERROR): one line."""
+    if PROBLEM is not None and not _window_tests_deselected(config):
+        raise pytest.UsageError(f"the window's tests cannot run: {PROBLEM} (or leave them out: -m \"not gui\" "
+                                "-p no:pytest-qt)")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if _window_tests_deselected(session.config):
+        return
+    if any(item.path.name == "test_command.py" for item in session.items):
+        missing = sorted({deb for tool, deb in X_TOOLS.items() if shutil.which(tool) is None})
+        if missing:
+            raise pytest.UsageError(f"the window's tests cannot run: no X server tools here: apt-get install "
+                                    f"{' '.join(missing)}")
 
 
 # ------------------------------------------------------------------------------------ synthetic manifests
@@ -439,6 +494,14 @@ class Synthetic:
         manifest = self.manifest()
         return self.pipeline(reporter=reporter, store=store, link_mode=link_mode).install(
             select(manifest, "cpu", manifest.platform("linux_x86_64")), **kwargs)
+
+    def verify(self, venv: Path | None = None, manifest: Any = None) -> Any:
+        """The verifier's report on ``venv`` (the target by default) for the cpu variant on linux_x86_64."""
+        from immutable_installer.core.selection import select
+        from immutable_installer.verify.verifier import Verifier
+
+        manifest = manifest or self.manifest()
+        return Verifier().verify(venv or self.target, select(manifest, "cpu", manifest.platform("linux_x86_64")))
 
     def python(self) -> Path:
         return self.target / "bin" / "python"

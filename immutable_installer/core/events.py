@@ -75,6 +75,14 @@ class HeldBack(Event):
 
 
 @dataclass(frozen=True)
+class PlanMade(Event):
+    """`install`: the plan it runs (the same document `install --dry-run` prints: steps, entries)."""
+
+    plan: dict[str, Any]
+    kind: str = field(default="plan", init=False)
+
+
+@dataclass(frozen=True)
 class PhaseDone(Event):
     """A phase ended, with its duration in seconds."""
 

@@ -19,10 +19,10 @@ from typing import Any
 from immutable_installer import __version__
 from immutable_installer.core.errors import BuildError, UsageError, VerificationFailed
 from immutable_installer.core.events import Message, Progress, Reporter, null_reporter
-from immutable_installer.core.layout import MANIFEST_COPY, RECEIPT, TORCH_LOCK, VENV_FOLDER
+from immutable_installer.core.generation_files import MANIFEST_COPY, RECEIPT, TORCH_LOCK, VENV_FOLDER
 from immutable_installer.core.model import Manifest, Package
 from immutable_installer.core.receipt import Receipt, ReceiptPackage, write_receipt
-from immutable_installer.core.selection import Selection
+from immutable_installer.core.selection import Selection, select
 from immutable_installer.dists.installed import installed_dists, site_packages, venv_python
 from immutable_installer.generation.generations import Generations
 from immutable_installer.generation.linking import Linker
@@ -206,12 +206,12 @@ class Engine:
             py_compile.compile(str(module), cfile=_cache_path(module), doraise=False)
 
     # ------------------------------------------------------------------------------------------ rollback
-    def rollback(self, to: str | None = None, wait: bool = True, manifest: Manifest | None = None) -> Report:
+    def rollback(self, to: str | None = None, manifest: Manifest | None = None) -> Report:
         """Verify the previous (or named) generation against the manifest it was built from, then switch.
 
         Needs no manifest file: each generation carries its own copy (``installer-manifest.json``) and receipt;
         ``manifest`` is only a fallback for generations built before they did."""
-        lock = self.generations.lock(wait)
+        lock = self.generations.lock()  # a rollback waits for a running install, then verifies what it left
         try:
             self.generations.clean_leftovers()
             gen = self.generations.get(to) if to else self.generations.previous()
@@ -221,7 +221,7 @@ class Engine:
                                  hint="pass --manifest with the manifest it was built from")
             variant = gen.receipt.variant or own.default_variant
             platform = gen.receipt.platform or own.platforms[0].name
-            report = Verifier(self.report).verify(gen.path, own, variant, platform)
+            report = Verifier(self.report).verify(gen.path, select(own, variant, own.platform(platform)))
             if not report.ok:
                 failed = report.failures()[0]
                 raise VerificationFailed(f"{gen.name} does not verify ({failed.name}: {failed.detail}); not switching")

@@ -19,11 +19,12 @@ from typing import Any
 
 from immutable_installer.core.errors import UsageError
 from immutable_installer.core.events import Phase, PhaseDone, Progress, Reporter, null_reporter
-from immutable_installer.core.layout import RECEIPT, TORCH_LOCK
+from immutable_installer.core.generation_files import RECEIPT, TORCH_LOCK
 from immutable_installer.core.markers import applicable_requirements
 from immutable_installer.core.model import Manifest, Package
 from immutable_installer.core.names import canonical
 from immutable_installer.core.receipt import Receipt, read_receipt
+from immutable_installer.core.selection import Selection
 from immutable_installer.core.startup import startup_finding
 from immutable_installer.dists.installed import Dist, installed_dists, site_packages, venv_python
 from immutable_installer.runner import Runner, clean_env
@@ -47,10 +48,12 @@ class Report:
     fingerprint: str | None
     duration_s: float
     checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # when it failed: what the lock said it held back may be why
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "venv": self.venv, "fingerprint": self.fingerprint,
-                "duration_s": round(self.duration_s, 3), "checks": [asdict(c) for c in self.checks]}
+                "duration_s": round(self.duration_s, 3), "checks": [asdict(c) for c in self.checks],
+                **({"notes": self.notes} if self.notes else {})}
 
     def failures(self) -> list[Check]:
         return [c for c in self.checks if c.status == FAIL]
@@ -84,14 +87,14 @@ def _config(blocked: list[str], names: set[str], cuda_mode: str, is_cuda: bool, 
     }
 
 
-def probe_config(manifest: Manifest, variant: str, platform: str, site: Path) -> dict[str, Any]:
-    """What the probe must check for this manifest, variant and platform (``site``: the environment's
-    site-packages, whose ``.pth`` files the probe reads itself: only the shims' and the allowed ones run)."""
-    return _config([b.name for b in manifest.shims.blocked_modules],
-                   {p.name for p in manifest.packages_for(variant, platform)}, manifest.verify.cuda,
-                   manifest.variant(variant).is_cuda, manifest.verify.model_smoke_test, manifest.verify.gpu_alloc_mb,
-                   list(manifest.verify.imports), list(manifest.verify.secondary_imports), str(site),
-                   [PTH_NAME, *manifest.verify.allowed_pth])
+def probe_config(selection: Selection, site: Path) -> dict[str, Any]:
+    """What the probe must check for this selection (``site``: the environment's site-packages, whose ``.pth``
+    files the probe reads itself: only the shims' and the allowed ones run)."""
+    manifest = selection.manifest
+    return _config([b.name for b in manifest.shims.blocked_modules], {n.package.name for n in selection.wheels},
+                   manifest.verify.cuda, manifest.variant(selection.variant).is_cuda, manifest.verify.model_smoke_test,
+                   manifest.verify.gpu_alloc_mb, list(manifest.verify.imports),
+                   list(manifest.verify.secondary_imports), str(site), [PTH_NAME, *manifest.verify.allowed_pth])
 
 
 class ProbeRun:
@@ -123,12 +126,13 @@ class Verifier:
     def __init__(self, reporter: Reporter = null_reporter) -> None:
         self.report = reporter
 
-    def verify(self, venv: Path, manifest: Manifest, variant: str, platform: str) -> Report:
+    def verify(self, venv: Path, selection: Selection) -> Report:
         """Run every check. Nothing in the environment runs before every file of it is accounted for and hashed
         (inventory.py), and the start-up code and the interpreter link are checked; only then does the probe
         import torch and transformers there, started so that no start-up code but the shims' (and what the
         manifest allows) runs in it."""
         started = time.monotonic()
+        manifest = selection.manifest
         venv = Path(os.path.realpath(venv))
         self.report(Phase("verify", str(venv)))
         python = venv_python(venv)
@@ -136,7 +140,7 @@ class Verifier:
             raise UsageError(f"{venv} has no interpreter at {python.relative_to(venv)}",
                              hint="build the environment with `immutable-installer install`")
         site = site_packages(venv)
-        config = probe_config(manifest, variant, platform, site)
+        config = probe_config(selection, site)
         self.report(Progress("verify", 0, 3, "stages", "reading RECORD files and the store's file lists"))
         dists = installed_dists(site)
         receipt_file = venv / RECEIPT
@@ -165,10 +169,10 @@ class Verifier:
         checks = [
             self._interpreter(manifest, probe, probe_error),
             self._isolation(venv),
-            self._packages(manifest, variant, platform, dists),
+            self._packages(selection, dists),
             *files,
-            self._dependencies(manifest, variant, platform, dists, probe),
-            self._torch_lock(manifest, variant, platform, dists, venv),
+            self._dependencies(selection, dists),
+            self._torch_lock(selection, dists, venv),
             self._blacklist(manifest, dists, probe),
             self._shims(manifest, site, probe),
             *self._torch(manifest, probe, config["use_cuda"], config["torch"]),
@@ -180,7 +184,7 @@ class Verifier:
         duration = time.monotonic() - started
         self.report(PhaseDone("verify", duration))
         ok = not any(c.status == FAIL for c in checks)
-        return Report(ok, str(venv), fp, duration, checks)
+        return Report(ok, str(venv), fp, duration, checks, [] if ok else [n.describe() for n in manifest.held_back])
 
     @staticmethod
     def _interpreter(manifest: Manifest, probe: dict[str, Any], error: str | None) -> Check:
@@ -215,8 +219,8 @@ class Verifier:
         return Check("isolation", PASS, "no system site-packages")
 
     @staticmethod
-    def _packages(manifest: Manifest, variant: str, platform: str, dists: dict[str, Dist]) -> Check:
-        wanted = {p.name: p for p in manifest.packages_for(variant, platform)}
+    def _packages(selection: Selection, dists: dict[str, Dist]) -> Check:
+        wanted = {n.package.name: n.package for n in selection.wheels}
         missing = sorted(set(wanted) - set(dists))
         unexpected = sorted(set(dists) - set(wanted))
         wrong = sorted(f"{n} {dists[n].version} (manifest: {wanted[n].version})" for n in set(wanted) & set(dists)
@@ -289,10 +293,9 @@ class Verifier:
         return Check("interpreter link", PASS, f"{python.relative_to(venv)} -> {base}")
 
     @staticmethod
-    def _dependencies(manifest: Manifest, variant: str, platform: str, dists: dict[str, Dist],
-                      probe: dict[str, Any]) -> Check:
-        env = manifest.python.marker_environment(manifest.platform(platform))
-        extras = {p.name: p.extras for p in manifest.packages_for(variant, platform)}
+    def _dependencies(selection: Selection, dists: dict[str, Dist]) -> Check:
+        env = dict(selection.environment)
+        extras = {n.package.name: n.package.extras for n in selection.wheels}
         problems = []
         for dist in dists.values():
             for _, req in applicable_requirements(dist.requires, extras.get(dist.name, ()), env):
@@ -306,8 +309,9 @@ class Verifier:
         return Check("dependencies", PASS, "every Requires-Dist is satisfied")
 
     @staticmethod
-    def _torch_lock(manifest: Manifest, variant: str, platform: str, dists: dict[str, Dist], venv: Path) -> Check:
-        pinned: Package | None = next((p for p in manifest.packages_for(variant, platform) if p.name == "torch"), None)
+    def _torch_lock(selection: Selection, dists: dict[str, Dist], venv: Path) -> Check:
+        variant = selection.variant
+        pinned: Package | None = next((n.package for n in selection.wheels if n.package.name == "torch"), None)
         if pinned is None:
             return Check("torch lock", SKIP, "torch is not in the manifest")
         lock = _read_json(venv / TORCH_LOCK)

@@ -99,6 +99,17 @@ def test_json_events_and_seed_style_flags(synthetic: Synthetic) -> None:
     assert {"phase", "phase_done", "result"} <= kinds
     names = [e["name"] for e in events if e["event"] == "phase"]
     assert names[:4] == ["scan", "store", "link", "shims"], names  # one pass over the wheels fills the store
+    planned = next(e["plan"] for e in events if e["event"] == "plan")
+    shutil.rmtree(synthetic.store)  # the dry run must see what the install saw: an empty store
+    dry = json.loads(run("install", "--dry-run", "--json", "--variant", "cpu", cwd=synthetic.root, env=own_store).stdout)
+    def wheels(plan: dict) -> list[dict]:  # type: ignore[type-arg]
+        # `unpacked` is measured by reading a wheel: the dry run reads them all, the install after it plans
+        return [{**w, "unpacked": None} for step in plan["steps"] for w in step["wheels"]]
+
+    assert wheels(planned) == wheels(dry) and planned["entries"] == dry["entries"], "one plan, printed twice"
+    assert [s["group"] for s in planned["steps"]] == [s["group"] for s in dry["steps"]] == ["base", "app"]
+    assert planned["to_store"] == dry["to_store"] and len(planned["to_store"]) == 6
+    synthetic.install()  # the store back, for the seed forms below
     seed = run("--skip-wheelhouse", cwd=synthetic.root, env=own_store)  # the original installer's interface
     assert seed.returncode == 0 and "up to date" in seed.stdout + seed.stderr
     healthy = run("--verify", cwd=synthetic.root)
@@ -118,15 +129,24 @@ def test_verify_exit_1_when_unhealthy(synthetic: Synthetic) -> None:
     assert proc.returncode == 1 and "integrity" in proc.stdout
 
 
+def console_script(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed ``immutable-installer`` command (cli/entry.py: cached help, then the typer app)."""
+    script = Path(sys.executable).with_name("immutable-installer")
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=600)
+
+
 def test_seed_forms_take_every_option_and_debug_goes_anywhere(synthetic: Synthetic) -> None:
     files = ["--manifest", str(synthetic.manifest_path), "--venv", str(synthetic.target), "--wheelhouse",
              str(synthetic.house)]
-    seed = run("--skip-wheelhouse", *files, "--variant", "cpu", "--store", str(synthetic.store), "--debug")
+    seed = console_script("--skip-wheelhouse", *files, "--variant", "cpu", "--store", str(synthetic.store), "--debug")
     assert seed.returncode == 0, seed.stderr
     assert "$ " in seed.stderr and " -m virtualenv " in seed.stderr, "--debug shows the commands run and their output"
-    checked = run("--verify", "--venv", str(synthetic.target), "--manifest", str(synthetic.manifest_path), "--json")
+    checked = console_script("--verify", "--venv", str(synthetic.target), "--manifest", str(synthetic.manifest_path),
+                             "--json")
     assert checked.returncode == 0 and json.loads(checked.stdout)["ok"]
-    assert run("--verify", "--no-such-flag").returncode == 2
+    assert console_script("--verify", "--no-such-flag").returncode == 2
+    again = console_script("--json", "--skip-wheelhouse", *files, "--variant", "cpu", "--store", str(synthetic.store))
+    assert again.returncode == 0 and json.loads(again.stdout.splitlines()[-1])["changed"] is False
 
 
 def test_rollback_status_and_verify_need_no_manifest_file(synthetic: Synthetic) -> None:

@@ -20,7 +20,7 @@ from immutable_installer.core.errors import BuildError
 from immutable_installer.dists.installed import installed_dists, site_packages
 from immutable_installer.generation.generations import Generations
 from immutable_installer.store.entries import Store
-from immutable_installer.verify.verifier import Verifier, fingerprint
+from immutable_installer.verify.verifier import fingerprint
 
 TOOL = {
     "tool_pkg/__init__.py": "def main():\n    print('tool ran')\n",
@@ -238,7 +238,7 @@ def test_tampered_store_file_is_caught_everywhere_and_repaired(tmp_path: Path) -
         fh.write("import os  # tampered\n")
 
     for gen in gens:
-        report = Verifier().verify(gen.path, stack.manifest(), "cpu", "linux_x86_64")
+        report = stack.verify(gen.path)
         integrity = next(c for c in report.checks if c.name == "integrity")
         assert integrity.status == "fail" and "tiny_a/__init__.py (tiny-a)" in integrity.detail
         assert f"store entry {entry[:24]}" in integrity.detail and "store verify --repair" in integrity.detail

@@ -10,11 +10,10 @@ from pathlib import Path
 from conftest import PY, Synthetic, make_wheel
 from immutable_installer.core.manifest import manifest_from_data
 from immutable_installer.dists.installed import site_packages
-from immutable_installer.verify.verifier import Verifier
 
 
 def verify(stack: Synthetic, manifest=None):  # type: ignore[no-untyped-def]
-    return Verifier().verify(stack.target, manifest or stack.manifest(), "cpu", "linux_x86_64")
+    return stack.verify(manifest=manifest)
 
 
 def status(report, name: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from conftest import Synthetic, cli, store_files, write_json
 from immutable_installer.dists.installed import site_packages
-from immutable_installer.verify.verifier import Verifier
 
 
 def evil_stack(root: Path, marker: Path) -> Synthetic:
@@ -41,10 +40,10 @@ def test_verify_fails_on_a_pth_dropped_into_site_packages(built: Synthetic) -> N
     dropped = site / "zzz_dropped.pth"
     dropped.write_text("import os\n")
     try:
-        report = Verifier().verify(built.target, built.manifest(), "cpu", "linux_x86_64")
+        report = built.verify()
         check = next(c for c in report.checks if c.name == "startup")
         assert check.status == "fail" and "zzz_dropped.pth (an import line: import os)" in check.detail
     finally:
         dropped.unlink()
-    report = Verifier().verify(built.target, built.manifest(), "cpu", "linux_x86_64")
+    report = built.verify()
     assert next(c for c in report.checks if c.name == "startup").status == "pass"

@@ -1,0 +1,1 @@
+"""The commands, one module per kind of work; cli/app.py registers them on the typer app."""
