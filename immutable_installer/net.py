@@ -2,7 +2,8 @@
 
 Why not urllib's one-liners: a wheel is only ever renamed into the wheelhouse after its sha256 matched, a
 truncated body or a wrong hash leaves nothing behind, and transient errors (timeouts, 5xx) are retried a
-bounded number of times. Certificates come from ``PIP_CERT`` / ``SSL_CERT_FILE`` when set, like pip's.
+bounded number of times. Certificates, client certificate and proxy are net_settings.py's, the same the pip and
+uv children get.
 """
 
 from __future__ import annotations
@@ -21,19 +22,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from immutable_installer import net_settings
 from immutable_installer.core.errors import WheelhouseError
 from immutable_installer.core.urls import mask_url, strip_credentials
 
 CHUNK = 1 << 20
-RETRIES = 3
 TIMEOUT = 30.0
-
-
-def _ssl_context() -> ssl.SSLContext:
-    cafile = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
-    if cafile and os.path.exists(cafile):
-        return ssl.create_default_context(cafile=cafile)
-    return ssl.create_default_context()
 
 
 # ----------------------------------------------------------------------------------------- credentials
@@ -103,8 +97,9 @@ def with_credentials(url: str) -> str:
 
 def open_url(url: str, method: str = "GET", timeout: float = TIMEOUT,
              headers: Mapping[str, str] | None = None) -> Any:
-    """One HTTP(S) request with the user's certificate settings (``PIP_CERT`` / ``SSL_CERT_FILE``) and the
-    credentials of its host (from the URL itself, remembered, netrc or keyring) as a Basic header."""
+    """One HTTP(S) request with the settings every request and child shares (net_settings.py: trust, client
+    certificate, proxy) and the credentials of its host (from the URL itself, remembered, netrc or keyring) as a
+    Basic header."""
     plain = remember(url) if "@" in urllib.parse.urlsplit(url).netloc else url
     sent = {"User-Agent": "immutable-installer", **(headers or {})}
     credentials = credentials_for(plain) if urllib.parse.urlsplit(plain).scheme in ("http", "https") else None
@@ -112,7 +107,9 @@ def open_url(url: str, method: str = "GET", timeout: float = TIMEOUT,
         token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
         sent["Authorization"] = f"Basic {token}"
     request = urllib.request.Request(plain, method=method, headers=sent)
-    return urllib.request.urlopen(request, timeout=timeout, context=_ssl_context())
+    if urllib.parse.urlsplit(plain).scheme not in ("http", "https"):
+        return urllib.request.urlopen(request, timeout=timeout)
+    return net_settings.current().opener(plain).open(request, timeout=timeout)
 
 
 def remote_size(url: str, timeout: float = 15.0) -> int | None:
@@ -137,8 +134,7 @@ class UntrustedSource(WheelhouseError):
     not taken from anywhere else either, since that source cannot be trusted to serve the pin."""
 
 
-def fetch(url: str, dest: Path, sha256: str, *, size: int | None = None, retries: int = RETRIES,
-          timeout: float = TIMEOUT, on_bytes: Callable[[int], None] | None = None,
+def fetch(url: str, dest: Path, sha256: str, *, size: int | None = None, on_bytes: Callable[[int], None] | None = None,
           sleep: Callable[[float], None] = time.sleep) -> None:
     """Download ``url`` to ``dest``; raise WheelhouseError (exit 4) unless the bytes hash to ``sha256``.
 
@@ -148,6 +144,8 @@ def fetch(url: str, dest: Path, sha256: str, *, size: int | None = None, retries
     (a dropped connection, a timeout) is resumed with a Range request on the next attempt, keeping the bytes
     and the running hash already received; a server that ignores Range starts the file over.
     """
+    network = net_settings.current()  # how long a stall may last and how often to try: pip's settings, or ours
+    retries, timeout = network.retries, network.timeout
     tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     last_error = ""
     digest = hashlib.sha256()
@@ -243,8 +241,8 @@ def describe_failure(exc: BaseException) -> str:
     return str(reason) or type(exc).__name__
 
 
-CA_HINT = ("trust the CA that signed it: PIP_CERT=/path/to/ca.pem or SSL_CERT_FILE=/path/to/ca.pem (the tool and pip "
-           "both read them), or add it to the system's trust store")
+CA_HINT = ("trust the CA that signed it: add it to the system's trust store, or name it once with `pip config set "
+           "global.cert /path/to/ca.pem` (or PIP_CERT / SSL_CERT_FILE); the tool, pip and uv all use it")
 
 
 def reachable(url: str, timeout: float = 5.0) -> bool:

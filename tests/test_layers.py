@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "probe": set(),
     "runner": {"core"},
     "dists": {"core"},
-    "net": {"core"},
+    "net": {"core", "runner"},  # net.py and net_settings.py (which asks pip for the user's configuration)
     "hardware": {"core", "runner"},
     "interpreters": {"core", "runner"},
     "removal": {"core"},
@@ -51,7 +51,7 @@ def stage_of(path: Path) -> str:
     if rel.parts == ("__main__.py",):
         return "main"
     if len(rel.parts) == 1:  # runner.py, hardware.py, pipeline.py: one adapter or stage each
-        return rel.parts[0][:-3]
+        return "net" if rel.parts[0] == "net_settings.py" else rel.parts[0][:-3]
     if rel.parts == ("verify", "probe.py"):
         return "probe"
     return rel.parts[0]
@@ -65,6 +65,8 @@ def target_stage(module: str) -> str | None:
         return "version"
     if parts[1] in ("runner", "hardware", "pipeline", "net"):
         return parts[1]
+    if parts[1] == "net_settings":
+        return "net"
     if parts[1:3] == ["verify", "probe"]:
         return "probe"
     return parts[1]

@@ -338,7 +338,7 @@ class Locker:
         self.report = reporter
         self.size_lookup = size_lookup or remote_size
         self.reachable = reachable or default_reachable
-        self._pip_config: dict[str, str] | None = None
+        self._said_sources = False
 
     def lock(self, spec: LockSpec, options: LockOptions, existing: Manifest | None = None) -> Manifest:
         started = time.monotonic()
@@ -700,15 +700,14 @@ class Locker:
         find_links = list(options.find_links)
         if options.resolver == "uv" and not options.isolated:
             # the user's pip configuration adds sources (mirrors, find-links), as it does for pip itself
-            from immutable_installer.wheelhouse.download import pip_config
+            from immutable_installer import net_settings
 
-            if self._pip_config is None:  # read once per lock, not once per variant and platform
-                self._pip_config = pip_config(self.runner)
-                added = self._pip_config.get("extra-index-url", "").split() + \
-                    self._pip_config.get("find-links", "").split()
+            config = net_settings.current().pip  # pip is asked once per process
+            if not self._said_sources:  # said once per lock, not once per variant and platform
+                self._said_sources = True
+                added = config.get("extra-index-url", "").split() + config.get("find-links", "").split()
                 self.report(Message("warn", "--use-pip-config: your pip configuration adds these sources: "
                                             + (", ".join(mask_url(u) for u in added) or "none")))
-            config = self._pip_config
             extra += [u for u in config.get("extra-index-url", "").split() if u not in extra and u != index_url]
             find_links += [f for f in config.get("find-links", "").split() if f not in find_links]
         return ResolveRequest(spec.python.version, spec.python.implementation, platform, requirements,

@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+from immutable_installer import net_settings
 from immutable_installer.core.errors import ResolutionError, SpecError
 from immutable_installer.core.model import Platform
 from immutable_installer.core.names import canonical
@@ -72,8 +73,10 @@ class PipResolver:
                 cpath = Path(tmp) / "constraints.txt"
                 cpath.write_text("\n".join(request.constraints) + "\n", encoding="utf-8")
                 args += ["-c", str(cpath)]
+            network = net_settings.current()
+            args += network.pip_args()  # trust and proxy hold under --isolated too
             args += list(request.requirements)
-            env = clean_env(keep_pip=not request.isolated)
+            env = clean_env(network.pip_env(), keep_pip=not request.isolated)
             result = self.runner.run(args, env=env, timeout=1800)
             if not result.ok:
                 raise ResolutionError(f"pip's resolver could not resolve {request.label}: "

@@ -21,6 +21,7 @@ from typing import Any
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import parse_wheel_filename
 
+from immutable_installer import net_settings
 from immutable_installer.core.errors import ResolutionError
 from immutable_installer.core.model import Platform
 from immutable_installer.core.names import canonical
@@ -111,6 +112,7 @@ def resolve(runner: Runner, python_version: str, platform: Platform, requirement
             cpath.write_text("\n".join(constraints) + "\n", encoding="utf-8")
             args += ["-c", str(cpath)]
         extra = {k: os.environ[k] for k in ("UV_CACHE_DIR",) if os.environ.get(k)}
+        extra.update(net_settings.current().uv_env())  # trust and proxy as every request and child has them
         result = runner.run(args, env=clean_env(extra), timeout=1800)
         if not result.ok:
             raise ResolutionError(f"uv could not resolve for {platform.name} (python {python_version}): "

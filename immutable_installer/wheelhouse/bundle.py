@@ -23,11 +23,11 @@ import os
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from immutable_installer import __version__
+from immutable_installer import __version__, net_settings
 from immutable_installer.core.errors import UsageError, WheelhouseError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.model import Manifest, Platform
@@ -82,9 +82,11 @@ def tool_wheels(out: Path, manifest: Manifest, platform: Platform, runner: Runne
             "--disable-pip-version-check"]
     for tag in expand_platform_tags(platform.tags):
         args += ["--platform", tag]
+    args += net_settings.current().pip_args()
     wanted = [str(tool_wheel)]
     while wanted:  # pip evaluates markers for the machine running it: the target's own are added by us
-        result = runner.run([*args, *wanted], env=clean_env(keep_pip=True), timeout=1800)
+        result = runner.run([*args, *wanted], env=clean_env(net_settings.current().pip_env(), keep_pip=True),
+                            timeout=1800)
         if not result.ok:
             raise WheelhouseError(f"fetching the tool's own dependencies failed: {result.tail(2)}",
                                   hint="bundling needs the network (or your pip configuration's mirrors) once")
@@ -351,8 +353,7 @@ def _bytes(name: str, data: bytes) -> Member:
     return Member(name, hashlib.sha256(data).hexdigest(), len(data), data=data)
 
 
-def verify_bundle(path: Path, reporter: Reporter = null_reporter,
-                  on_member: Callable[[str], None] | None = None) -> dict[str, object]:
+def verify_bundle(path: Path, reporter: Reporter = null_reporter) -> dict[str, object]:
     """Check every member against SHA256SUMS in one sequential read; WheelhouseError (exit 4) names the first
     member that is missing, extra, altered, unsafe or cut short. Nothing is written anywhere."""
     if not path.is_file():
@@ -394,8 +395,6 @@ def verify_bundle(path: Path, reporter: Reporter = null_reporter,
                     raise WheelhouseError(f"{path.name}: member {rel} does not match its sha256 in {SUMS}",
                                           hint="the bundle was altered or damaged in transit; copy it again")
                 seen.add(rel)
-                if on_member:
-                    on_member(rel)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise WheelhouseError(f"{path.name}: the archive is truncated or damaged ({exc})",
                               hint="copy the bundle again; compare its sha256 with the one `bundle` printed") from None

@@ -16,19 +16,19 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from immutable_installer import net_settings
 from immutable_installer.core.errors import LockHeldError, WheelhouseError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.model import Manifest, Platform
 from immutable_installer.core.selection import Needed, Selection
 from immutable_installer.core.tags import expand_platform_tags
 from immutable_installer.core.urls import mask_text, mask_url
-from immutable_installer.dists.hashing import sha256_file
+from immutable_installer.dists.hashing import hash_files, sha256_file
 from immutable_installer.net import (
     CA_HINT,
     UntrustedSource,
@@ -62,20 +62,6 @@ class Audit:
         lines += [f"sha256 mismatch: {n.wheel.filename} (expected {n.wheel.sha256[:16]}..., found {got[:16]}...)"
                   for n, got in self.bad_hash]
         return lines
-
-
-def hash_files(paths: Sequence[Path], workers: int | None = None) -> list[str | None]:
-    """sha256 of many files in parallel threads (hashlib drops the GIL); None for a file that is gone."""
-
-    def one(path: Path) -> str | None:
-        try:
-            return sha256_file(path)
-        except FileNotFoundError:
-            return None
-
-    workers = workers or min(8, (os.cpu_count() or 2) * 2)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, paths))
 
 
 def audit(wheelhouse: Path, needed: Sequence[Needed], checked: Mapping[str, str] | None = None) -> Audit:
@@ -122,36 +108,9 @@ def wheelhouse_lock(wheelhouse: Path, wait: bool, reporter: Reporter = null_repo
     return lock
 
 
-def pip_config(runner: Runner) -> dict[str, str]:
-    """The user's pip configuration (files and PIP_* variables) as pip itself reads it: ``pip config list``
-    knows every location and precedence rule, so we do not re-implement them. Later lines win."""
-    result = runner.run([runner.python(), "-m", "pip", "config", "list"], env=clean_env(keep_pip=True), timeout=60)
-    out: dict[str, str] = {}
-    for line in result.stdout.splitlines() if result.ok else []:
-        key, _, value = line.partition("=")
-        out[key.rsplit(".", 1)[-1]] = value.strip().strip("'\"")
-    return out
-
-
-# what a node's pip configuration may say about *how* to reach an index (never *which* index): kept when
-# `--index-url` replaces every index
-NETWORK_OPTIONS = ("cert", "client-cert", "trusted-host", "proxy", "timeout", "retries", "keyring-provider")
-
-
-def configured_network_options(runner: Runner) -> list[str]:
-    """pip options for certificates, proxies and credentials from the user's configuration."""
-    config = pip_config(runner)
-    args: list[str] = []
-    for key in NETWORK_OPTIONS:
-        for value in config.get(key, "").split() if key == "trusted-host" else [config.get(key, "")]:
-            if value:
-                args += [f"--{key}", value]
-    return args
-
-
-def configured_find_links(runner: Runner) -> list[str]:
+def configured_find_links() -> list[str]:
     """Local find-links folders of the user's pip configuration."""
-    found = pip_config(runner).get("find-links", "").split()
+    found = net_settings.current().pip.get("find-links", "").split()
     out = []
     for item in found:
         local = item[7:] if item.startswith("file://") else item
@@ -250,7 +209,7 @@ class Downloader:
         return True
 
     def _from_local(self, todo: list[Needed]) -> list[Needed]:
-        folders = self.find_links + (configured_find_links(self.runner) if self.use_configured else [])
+        folders = self.find_links + (configured_find_links() if self.use_configured else [])
         left = []
         for item in todo:
             for folder in folders:
@@ -412,10 +371,13 @@ class Downloader:
                 args += ["--platform", tag]
             if url is not None:  # the credentials remembered for its host (a variable, the command line)
                 args += ["--index-url", with_credentials(url)]
-            env = clean_env(keep_pip=self.use_configured)
+            # how to reach the index (trust, client certificate, proxy) is the one decision every request and
+            # child shares (net_settings.py), given on the command line so that it holds in every mode below
+            network = net_settings.current()
+            args += network.pip_args()
+            env = clean_env(network.pip_env(), keep_pip=self.use_configured)
             if self.index_url is not None:  # no other index or find-links of the node's configuration
-                args += configured_network_options(self.runner)
-                env = clean_env({"PIP_CONFIG_FILE": os.devnull})
+                env = clean_env({**network.pip_env(), "PIP_CONFIG_FILE": os.devnull})
             elif not self.use_configured:
                 args.append("--isolated")
             for folder in self.find_links:
