@@ -29,28 +29,32 @@ def version_or_none(text: str | None) -> Version | None:
         return None
 
 
+def _inherited(table: dict[str, str], version: Version) -> str | None:
+    """What the newest version the table lists below ``version`` needs: a newer CUDA never asks less of the
+    machine than an older one (a future 13.x release is at least as strict as 13.2), None when none is older."""
+    older = [(Version(cuda), need) for cuda, need in table.items() if Version(cuda) < version]
+    return max(older, key=lambda item: (Version(item[1]), item[0]))[1] if older else None
+
+
 def min_driver_for(cuda: str | None) -> str | None:
-    """The driver minimum of a CUDA version, or None when the table does not know it."""
-    if cuda is None:
+    """The driver minimum of a CUDA version, or None when nothing is known (before CUDA 12)."""
+    version = version_or_none(cuda)
+    if cuda is None or version is None:
         return None
     if cuda in DRIVER_MINIMUMS:
         return DRIVER_MINIMUMS[cuda]
-    version = version_or_none(cuda)
-    if version is not None and version.major == 12:
-        return CUDA12_COMPATIBLE_DRIVER
-    return None
+    inherited = _inherited(DRIVER_MINIMUMS, version)
+    if inherited is not None:
+        return inherited
+    return CUDA12_COMPATIBLE_DRIVER if version.major == 12 else None
 
 
 def min_compute_capability_for(cuda: str | None) -> str | None:
     """The oldest GPU architecture a torch build for this CUDA version runs on, or None when unknown."""
-    if cuda is None:
-        return None
-    if cuda in ARCH_MINIMUMS:
-        return ARCH_MINIMUMS[cuda]
     version = version_or_none(cuda)
-    if version is not None and version >= Version("13.0"):
-        return "7.5"
-    return None
+    if cuda is None or version is None:
+        return None
+    return ARCH_MINIMUMS.get(cuda) or _inherited(ARCH_MINIMUMS, version)
 
 
 def at_least(have: str | None, need: str | None) -> bool | None:

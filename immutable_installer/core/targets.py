@@ -20,7 +20,6 @@ FRIENDLY = {
     "windows": "win_amd64", "win": "win_amd64", "windows-x86_64": "win_amd64", "windows-arm64": "win_arm64",
     "macos": "macosx_11_0_arm64", "macos-arm64": "macosx_11_0_arm64", "macos-x86_64": "macosx_10_12_x86_64",
 }
-_MACHINES = {"x86_64": "x86_64", "amd64": "AMD64", "aarch64": "aarch64", "arm64": "arm64"}
 
 
 def host_platform_tag() -> str:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,17 @@ def file_record_digest(path: str | Path) -> str | None:
         return record_form(_digest_file(path).digest())
     except OSError:
         return None
+
+
+def hash_files(paths: Sequence[Path]) -> list[str | None]:
+    """Hex sha256 of many files (wheels: few and large) on threads, since hashlib drops the GIL; None for a
+    file that is gone."""
+
+    def one(path: Path) -> str | None:
+        try:
+            return sha256_file(path)
+        except FileNotFoundError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        return list(pool.map(one, paths))

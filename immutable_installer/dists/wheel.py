@@ -8,6 +8,7 @@ a cold install reads each wheel from the wheelhouse exactly once.
 
 from __future__ import annotations
 
+import configparser
 import functools
 import hashlib
 import io
@@ -17,6 +18,7 @@ from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
+from installer.utils import parse_entrypoints
 from packaging.utils import parse_wheel_filename
 
 from immutable_installer.core.names import canonical
@@ -268,16 +270,14 @@ def top_level_names(paths: list[str]) -> tuple[str, ...]:
 
 
 def entry_point_targets(text: str) -> dict[str, str]:
-    """Console and GUI script names -> their ``module:function`` targets."""
-    out, section = {}, ""
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-        elif "=" in line and section in ("console_scripts", "gui_scripts"):
-            name, _, target = line.partition("=")
-            out[name.strip()] = target.strip()
-    return out
+    """Console and GUI script names -> their ``module:function`` targets, read by PyPA ``installer``'s own parser
+    (the one that writes the scripts into the store): what is scanned is what gets written. ValueError names an
+    ``entry_points.txt`` it cannot read, rather than the assertion the library would fail with."""
+    try:
+        return {name: f"{module}:{attrs}" for name, module, attrs, _kind in parse_entrypoints(text)}
+    except (configparser.Error, AssertionError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "an entry point is not module:attribute"
+        raise ValueError(f"entry_points.txt cannot be read ({first})") from None
 
 
 def _installed_files(filename: str, names: list[str], info: str, record: dict[str, str], crc: dict[str, str],

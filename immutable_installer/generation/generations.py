@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 
 from immutable_installer.core.errors import LockHeldError, UsageError
 from immutable_installer.core.events import Message, Reporter, null_reporter
-from immutable_installer.core.layout import GENERATION_NAME, GENERATION_RE, RECEIPT, generation_name
+from immutable_installer.core.generation_files import GENERATION_NAME, GENERATION_RE, RECEIPT, generation_name
 from immutable_installer.core.receipt import Receipt, read_receipt
 from immutable_installer.generation.switching import (
     is_link,

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from immutable_installer.core.layout import generation_name
+from immutable_installer.core.generation_files import generation_name
 
 MODES = ("symlink", "junction", "rename")
 HOW = {"symlink": "a symbolic link renamed over it", "junction": "a junction, journalled",

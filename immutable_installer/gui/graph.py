@@ -10,7 +10,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath,
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
-from immutable_installer.gui.layout import NODE_HEIGHT, NODE_WIDTH, GraphLayout
+from immutable_installer.gui.graph_layout import NODE_HEIGHT, NODE_WIDTH, GraphLayout
 
 RED = QColor("#c62828")
 EDGE = QColor("#7a8594")

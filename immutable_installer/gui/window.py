@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 
 from immutable_installer.gui.child import CliChild
 from immutable_installer.gui.graph import GraphView, export
-from immutable_installer.gui.layout import layout
+from immutable_installer.gui.graph_layout import layout
 from immutable_installer.gui.model import (
     Options,
     Outcome,

@@ -39,14 +39,14 @@ from filelock import FileLock, Timeout
 
 from immutable_installer.core.errors import BuildError, UsageError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
-from immutable_installer.core.layout import generation_name
+from immutable_installer.core.generation_files import generation_name
 from immutable_installer.core.names import canonical
 from immutable_installer.core.paths import default_store
 from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo, open_wheel
 from immutable_installer.removal import remove_tree
 from immutable_installer.runner import Runner
-from immutable_installer.store.fill import Filler, Staged
+from immutable_installer.store.fill import EntryBuilder, Staged
 
 _FOLDERS = ("entries", "locks", "tmp", "roots")
 ENTRY_KEY_RE = re.compile(r"^[a-z]+\d+-[0-9a-f]{64}$")  # cp311-<wheel sha256>: the only names entries have
@@ -209,16 +209,16 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ filling
     def fill(self, keys: Iterable[str], python: str, interp: str,
-             on_ready: Callable[[Entry], None] | None = None) -> FillSession:
+             on_ready: Callable[[Entry], None] | None = None) -> PendingEntries:
         """A session that builds whichever of ``keys`` the store lacks (``with store.fill(...) as s``);
         ``on_ready`` hears of each entry as soon as it is complete in its staging folder (a generation may link
         it from there; ``commit`` renames it into the store, so the caller links nothing from it after
         ``wait``)."""
         self._mkdirs()
-        return FillSession(self, sorted(set(keys)), python, interp, on_ready=on_ready)
+        return PendingEntries(self, sorted(set(keys)), python, interp, on_ready=on_ready)
 
     def _fill_locked(self, key: str, wheel: StoreWheel, opened: WheelBytes, python: str, interp: str) -> None:
-        with FillSession(self, [key], python, interp, locked=True) as session:
+        with PendingEntries(self, [key], python, interp, locked=True) as session:
             session.add(key, wheel, opened)
             session.commit()
 
@@ -409,7 +409,7 @@ class Store:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-class FillSession:
+class PendingEntries:
     """The entries one install is missing: locked (one builder per entry; the others wait, then reuse it),
     unpacked and compiled in the background as their wheels are handed in, and renamed into the store only by
     ``commit``. Leaving the ``with`` block without a commit (an error, a failed scan, Ctrl-C) removes them."""
@@ -421,13 +421,13 @@ class FillSession:
         self.on_ready = on_ready
         self.locks: list[FileLock] = []
         self.todo: set[str] = set()
-        self.filler: Filler | None = None
+        self.filler: EntryBuilder | None = None
         self.build: Path | None = None
         self.build_lock: FileLock | None = None
         self.added: list[str] = []
         self.started = 0.0
 
-    def __enter__(self) -> FillSession:
+    def __enter__(self) -> PendingEntries:
         missing = [k for k in self.keys if not self.store.entry_path(k).is_dir()]
         if self.locked:
             self.todo = set(missing)
@@ -477,7 +477,7 @@ class FillSession:
 
             def on_ready(staged: Staged) -> None:
                 hand_on(Entry(staged.key, staged.root.parent, staged.meta))
-        self.filler = Filler(self.store.runner, self.build, self.python, self.interp,
+        self.filler = EntryBuilder(self.store.runner, self.build, self.python, self.interp,
                              interpreter_version(self.interp), on_ready=on_ready)
 
     def wait(self) -> list[Staged]:

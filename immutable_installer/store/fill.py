@@ -37,12 +37,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from installer.destinations import WheelDestination
-from installer.records import parse_record_file
 from installer.sources import WheelContentElement, WheelFile
 
 from immutable_installer.core.errors import BuildError, UnsoundWheelError, WheelhouseError
 from immutable_installer.dists.hashing import CHUNK, record_digest, record_form
-from immutable_installer.dists.installed import venv_scheme
+from immutable_installer.dists.installed import record_rows, venv_scheme
 from immutable_installer.dists.members import data_limits, open_member
 from immutable_installer.dists.scripts import console_shebang, fixed_shebang, windows_launcher
 from immutable_installer.dists.wheel import ALLOWED_HASHES, WheelBytes, WheelInfo, digest_of
@@ -232,7 +231,7 @@ class _InMemoryWheel(WheelFile):
         self.limits = data_limits(archive)
 
     def get_contents(self) -> Iterator[WheelContentElement]:
-        records = {row[0]: row for row in parse_record_file(self.read_dist_info("RECORD").splitlines())}
+        records = {row[0]: row for row in record_rows(self.read_dist_info("RECORD"))}  # the one RECORD parser
         for item in self.archive.infolist():
             if item.filename.endswith("/"):  # a directory
                 continue
@@ -481,7 +480,7 @@ class _PipLikeDestination(WheelDestination):
         self.wait_for_writes()
 
 
-class Filler:
+class EntryBuilder:
     """Unpacks wheels into staged entries on a thread pool while a compile pool turns their sources into
     bytecode. Each entry is finished as soon as its last batch is compiled (its ``entry.json`` written beside it
     under ``tmp/``) and handed to ``on_ready``, so that a generation can link it while the others still compile;

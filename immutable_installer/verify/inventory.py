@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from immutable_installer.core.layout import RECEIPT
+from immutable_installer.core.generation_files import RECEIPT
 from immutable_installer.core.receipt import Receipt
 from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.installed import Dist

@@ -23,7 +23,7 @@ from immutable_installer.core.errors import UsageError, WheelhouseError
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
 from immutable_installer.core.model import Manifest, Package, WheelFile
 from immutable_installer.core.names import canonical
-from immutable_installer.wheelhouse.download import hash_files
+from immutable_installer.dists.hashing import hash_files
 
 API = {"api-version": "1.1"}
 

@@ -26,7 +26,7 @@ from immutable_installer.core.errors import (
     WheelhouseError,
 )
 from immutable_installer.core.events import Message, Phase, PhaseDone, Progress, Reporter, null_reporter
-from immutable_installer.core.layout import tool_owned
+from immutable_installer.core.generation_files import tool_owned
 from immutable_installer.core.model import Package
 from immutable_installer.core.names import canonical
 from immutable_installer.core.selection import Needed, Selection

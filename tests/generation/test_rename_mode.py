@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Synthetic, cli, target_env
-from immutable_installer.core.layout import generation_name
+from immutable_installer.core.generation_files import generation_name
 from immutable_installer.generation import generations as generations_mod
 from immutable_installer.store.entries import Store
 

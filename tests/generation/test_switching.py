@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from immutable_installer.core.layout import GENERATION_NAME, generation_name
+from immutable_installer.core.generation_files import GENERATION_NAME, generation_name
 from immutable_installer.generation import switching
 from immutable_installer.generation.switching import (
     JunctionSwitcher,

@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("PySide6.QtWidgets", reason="the [gui] extra is not installed")
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 

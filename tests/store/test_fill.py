@@ -59,7 +59,7 @@ def test_an_entry_is_handed_on_complete_with_its_bytecode_hashed_and_read_only(t
     wheel = make_wheel(tmp_path / "w", "pkg", "1.0", files={"pkg/__init__.py": "", **modules,
                                                             "pkg/broken.py": "def (:\n"})
     ready: list[fill.Staged] = []
-    filler = fill.Filler(Runner(), tmp_path / "tmp", sys.executable, "cp311", VERSION, processes=2,
+    filler = fill.EntryBuilder(Runner(), tmp_path / "tmp", sys.executable, "cp311", VERSION, processes=2,
                          on_ready=ready.append)
     try:
         opened = open_wheel(wheel)

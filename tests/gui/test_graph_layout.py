@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from immutable_installer.gui.layout import BLOCKED, NODE_WIDTH, layout
+from immutable_installer.gui.graph_layout import BLOCKED, NODE_WIDTH, layout
 
 STEPS = [
     {"group": "base", "wheels": [{"name": "torch", "version": "2.0", "requires": []},
