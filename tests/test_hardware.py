@@ -135,13 +135,50 @@ def test_detect_reads_compute_capability_and_falls_back_for_old_drivers(tmp_path
     assert old.driver == "470.10" and old.gpus == ("NVIDIA Old GPU",) and old.compute_capabilities == ()
 
 
-def test_the_cuda_tables_fill_what_a_spec_leaves_out() -> None:
+def _just_below(version: str) -> str:
+    """The driver release just before ``version`` (580.65.06 -> 580.65.5): one the minimum must refuse."""
+    parts = [int(p) for p in version.split(".")]
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] > 0:
+            parts[i] -= 1
+            return ".".join(map(str, parts[: i + 1])) + (".999" if i < len(parts) - 1 else "")
+    raise AssertionError(version)
+
+
+@pytest.mark.parametrize("cuda", ["12.4", "12.6", "12.8", "13.0", "13.2", "13.9"])
+def test_a_variant_without_minimums_gets_the_tables_and_auto_obeys_them(tmp_path: Path, cuda: str) -> None:
+    """A CUDA variant whose manifest names no driver or GPU minimum: the tables decide, and a driver exactly
+    at the minimum runs it while one release older falls back to cpu (behaviour, not the tables' numbers)."""
     from immutable_installer.core.cuda import min_compute_capability_for, min_driver_for
 
-    assert min_driver_for("13.0") == "580.65.06" and min_driver_for("12.8") == "570.26"
-    assert min_driver_for("12.4") == "525.60.13" and min_driver_for("11.8") is None and min_driver_for(None) is None
-    assert min_compute_capability_for("13.0") == "7.5" and min_compute_capability_for("12.6") == "5.0"
-    assert min_compute_capability_for("13.3") == "7.5" and min_compute_capability_for("12.4") is None
+    name = "cu" + cuda.replace(".", "")
+    variants = {"cpu": VARIANTS["cpu"], name: {"index": "default", "torch_packages": [], "cuda": cuda,
+                                               "min_driver": None}}
+    w = make_wheel(tmp_path, "tiny", "1.0")
+    m = manifest_from_data(manifest_data([(w, {"variants": list(variants)})], variants=variants))
+    driver, capability = min_driver_for(cuda), min_compute_capability_for(cuda)
+    assert driver is not None, f"CUDA {cuda} has a driver minimum"
+    arch = capability or "9.0"
+    assert choose_variant(m, gpu(driver, arch)).name == name
+    assert choose_variant(m, gpu(_just_below(driver), arch)).name == "cpu"
+    if capability is not None:
+        assert choose_variant(m, gpu(driver, _just_below(capability))).name == "cpu"
+
+
+def test_newer_cuda_never_asks_less_of_the_machine() -> None:
+    """Across every CUDA version the tables know (and the ones they do not), the driver and GPU minimums never
+    go down as CUDA goes up; an unknown old CUDA refuses nothing (None), an unknown newer one inherits."""
+    from packaging.version import Version
+
+    from immutable_installer.core.cuda import ARCH_MINIMUMS, DRIVER_MINIMUMS, min_compute_capability_for, min_driver_for
+
+    versions = sorted({*DRIVER_MINIMUMS, *ARCH_MINIMUMS, "12.0", "12.4", "13.1", "13.5", "14.0"}, key=Version)
+    drivers = [min_driver_for(v) for v in versions]
+    archs = [min_compute_capability_for(v) for v in versions]
+    known_drivers = [Version(d) for d in drivers if d is not None]
+    known_archs = [Version(a) for a in archs if a is not None]
+    assert known_drivers == sorted(known_drivers) and known_archs == sorted(known_archs)
+    assert min_driver_for("11.8") is None and min_driver_for(None) is None and min_compute_capability_for("12.4") is None
 
 
 def test_detect_and_install_on_a_simulated_v100(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

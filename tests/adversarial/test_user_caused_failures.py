@@ -3,6 +3,7 @@ error", and leave nothing half-built: a full disk, a file where a folder should 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,7 +74,20 @@ def test_a_full_disk_under_the_environment(tmp_path: Path, tiny_disk: Path) -> N
 
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
-    """A read-only filesystem (a tmpfs remounted ro): root ignores file modes, not a read-only mount."""
+    """A folder nobody may write to: a tmpfs remounted read-only for root (who ignores file modes), the folder's
+    own modes for everyone else."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        for sub in ("store", "wheelhouse"):
+            (folder / sub).mkdir(parents=True)
+        for path in (folder / "store", folder / "wheelhouse", folder):
+            path.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            for path in (folder, folder / "store", folder / "wheelhouse"):
+                path.chmod(0o755)
+        return
     mount = tmpfs(tmp_path / "ro", "4m")
     (mount / "store").mkdir()
     (mount / "wheelhouse").mkdir()
@@ -84,9 +98,23 @@ def read_only(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_every_user_caused_condition_is_one_line_never_an_internal_error(tmp_path: Path, read_only: Path) -> None:
-    """Walk the conditions a user can cause, command by command: each exits with a documented code naming the
-    path or field, without "internal error" and without a traceback."""
+Case = tuple[str, tuple[str, ...], set[int], str]  # name, command line, exit codes allowed, text the error names
+
+
+def wrong_answers(cases: list[Case], cwd: Path) -> list[str]:
+    """Each case must exit with a documented code naming the path or field, without "internal error" and
+    without a traceback."""
+    wrong = []
+    for name, args, codes, named in cases:
+        proc = cli(*args, cwd=cwd)
+        text = proc.stdout + proc.stderr
+        if proc.returncode not in codes or "internal error" in text or "Traceback" in text or named not in text:
+            wrong.append(f"{name}: exit {proc.returncode}, {proc.stderr.strip()[-300:]!r}")
+    return wrong
+
+
+def test_every_user_caused_condition_is_one_line_never_an_internal_error(tmp_path: Path) -> None:
+    """Walk the conditions a user can cause, command by command (those needing a read-only filesystem follow)."""
     from conftest import make_wheel, manifest_data, write_json
 
     stack = Synthetic(tmp_path / "stack")
@@ -101,13 +129,7 @@ def test_every_user_caused_condition_is_one_line_never_an_internal_error(tmp_pat
                                       "shadow-1.0.dist-info/entry_points.txt": "[console_scripts]\npython = shadow:main\n"})
     shadowing = write_json(tmp_path / "shadowing.json", manifest_data([(python_script, {})]))
     base = ("--manifest", str(stack.manifest_path), "--wheelhouse", str(stack.house), "--variant", "cpu")
-    cases: list[tuple[str, tuple[str, ...], set[int], str]] = [
-        ("read-only store", ("install", "--skip-wheelhouse", *base, "--venv", str(tmp_path / "v1"), "--store",
-                             str(read_only / "store")), {2}, str(read_only)),
-        ("read-only target folder", ("install", "--skip-wheelhouse", *base, "--venv", str(read_only / ".venv"),
-                                     "--store", str(tmp_path / "store")), {2}, str(read_only)),
-        ("read-only wheelhouse", ("download", "--manifest", str(stack.manifest_path), "--wheelhouse",
-                                  str(read_only / "wheelhouse"), "--variant", "cpu"), {2}, str(read_only)),
+    cases: list[Case] = [
         ("wheelhouse is a file", ("download", "--manifest", str(stack.manifest_path), "--wheelhouse", str(a_file),
                                   "--variant", "cpu"), {2}, str(a_file)),
         ("manifest is a folder", ("install", "--dry-run", "--manifest", str(a_folder)), {2}, str(a_folder)),
@@ -120,20 +142,32 @@ def test_every_user_caused_condition_is_one_line_never_an_internal_error(tmp_pat
         ("verify a file", ("verify", "--venv", str(a_file)), {2}, str(a_file)),
         ("rollback with nothing to go back to", ("rollback", "--venv", str(healthy.target)), {2},
          "no previous generation"),
+        ("store status of a file", ("store", "status", "--store", str(a_file)), {2}, str(a_file)),
+    ]
+    wrong = wrong_answers(cases, tmp_path)
+    assert not wrong, "\n".join(wrong)
+    assert a_file.read_text() == "x\n" and not (tmp_path / "v2").exists()
+
+
+def test_every_read_only_place_is_one_line_never_an_internal_error(tmp_path: Path, read_only: Path) -> None:
+    stack = Synthetic(tmp_path / "stack")
+    base = ("--manifest", str(stack.manifest_path), "--wheelhouse", str(stack.house), "--variant", "cpu")
+    cases: list[Case] = [
+        ("read-only store", ("install", "--skip-wheelhouse", *base, "--venv", str(tmp_path / "v1"), "--store",
+                             str(read_only / "store")), {2}, str(read_only)),
+        ("read-only target folder", ("install", "--skip-wheelhouse", *base, "--venv", str(read_only / ".venv"),
+                                     "--store", str(tmp_path / "store")), {2}, str(read_only)),
+        ("read-only wheelhouse", ("download", "--manifest", str(stack.manifest_path), "--wheelhouse",
+                                  str(read_only / "wheelhouse"), "--variant", "cpu"), {2}, str(read_only)),
         ("export-index into a read-only folder", ("export-index", str(read_only / "index"), *base[:4]), {2},
          str(read_only)),
         ("export-pylock into a read-only folder", ("export-pylock", "--manifest", str(stack.manifest_path), "-o",
                                                    str(read_only / "pylock.toml")), {2}, str(read_only)),
         ("bundle into a read-only folder", ("bundle", "-o", str(read_only / "b.tar"), "--manifest",
                                             str(stack.manifest_path), "--wheelhouse", str(stack.house),
-                                            "--tool-wheel", str(python_script)), {2}, str(read_only)),
-        ("store status of a file", ("store", "status", "--store", str(a_file)), {2}, str(a_file)),
+                                            "--tool-wheel", str(stack.wheels["tiny-a"])), {2}, str(read_only)),
     ]
-    wrong = []
-    for name, args, codes, named in cases:
-        proc = cli(*args, cwd=tmp_path)
-        text = proc.stdout + proc.stderr
-        if proc.returncode not in codes or "internal error" in text or "Traceback" in text or named not in text:
-            wrong.append(f"{name}: exit {proc.returncode}, {proc.stderr.strip()[-300:]!r}")
+    wrong = wrong_answers(cases, tmp_path)
     assert not wrong, "\n".join(wrong)
-    assert a_file.read_text() == "x\n" and not (tmp_path / "v1").exists() and not (tmp_path / "v2").exists()
+    assert not (tmp_path / "v1").exists()
+    assert sorted(str(p.relative_to(read_only)) for p in read_only.rglob("*")) == ["store", "wheelhouse"]

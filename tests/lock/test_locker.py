@@ -262,3 +262,16 @@ def test_the_held_back_event_is_in_the_json_output(index: Index, tmp_path: Path)
     held = [json.loads(line) for line in proc.stdout.splitlines() if '"held_back"' in line]
     assert len(held) == 1 and held[0]["package"] == "app" and held[0]["newest"] == "2.0"
     assert held[0]["hint"].startswith("--build dep")
+
+
+def test_uv_and_pip_resolvers_write_the_same_lock_for_this_interpreter(tmp_path: Path, index: Index) -> None:
+    """The lock's files, hashes, requirements and order are chosen and read by the tool, not by the resolver:
+    for this interpreter, uv's and pip's answers give byte-identical manifests (markers, extras, a newer release
+    on the index both must prefer)."""
+    build_stack(index)
+    make_wheel(index.root, "helper", "1.1")
+    spec = write_spec(tmp_path / "spec.toml", index, ["app"])
+    by_uv = dump_manifest(lock(spec, resolver="uv"))  # type: ignore[arg-type]
+    by_pip = dump_manifest(lock(spec, resolver="pip"))  # type: ignore[arg-type]
+    assert by_uv == by_pip
+    assert b'"version": "1.1"' in by_uv
