@@ -1,4 +1,5 @@
-"""The only module that starts processes.
+"""Starts every process the stages need (the window's ``gui/child.py`` alone starts one itself: the CLI, whose
+output it streams into Qt signals).
 
 Services receive a ``Runner`` as a constructor argument (the pypa/build pattern), so tests can run real
 commands while seeing exactly what was run, and the environment handed to a child is decided in one place:

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
-if TYPE_CHECKING:
-    from immutable_installer.core.model import Package
+
+class Pinned(Protocol):
+    """What the filter needs of a pin (a manifest's ``Package``): the model imports this module, not the reverse."""
+
+    @property
+    def requires_dist(self) -> tuple[str, ...]: ...
+
+    @property
+    def extras(self) -> tuple[str, ...]: ...
 
 
 @functools.lru_cache(maxsize=8192)
@@ -49,6 +56,6 @@ def applicable_requirements(requires: Iterable[str], extras: Iterable[str],
     return out
 
 
-def active_requirements(pkg: Package, env: Mapping[str, str]) -> list[Requirement]:
+def active_requirements(pkg: Pinned, env: Mapping[str, str]) -> list[Requirement]:
     """The requirements of a pinned package that apply in ``env``."""
     return [req for _, req in applicable_requirements(pkg.requires_dist, pkg.extras, env)]
