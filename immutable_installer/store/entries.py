@@ -46,7 +46,7 @@ from immutable_installer.dists.hashing import file_record_digest
 from immutable_installer.dists.wheel import WheelBytes, WheelInfo, open_wheel
 from immutable_installer.removal import remove_tree
 from immutable_installer.runner import Runner
-from immutable_installer.store.fill import EntryBuilder, Staged
+from immutable_installer.store.fill import EntryBuilder, Staged, entry_digest
 
 _FOLDERS = ("entries", "locks", "tmp", "roots")
 ENTRY_KEY_RE = re.compile(r"^[a-z]+\d+-[0-9a-f]{64}$")  # cp311-<wheel sha256>: the only names entries have
@@ -98,6 +98,17 @@ class Entry:
         return dict(self.meta.get("scripts", {}))
 
     @property
+    def content_digest(self) -> str | None:
+        """``sha256:...`` of the entry's canonical listing (``fill.entry_digest``); None for an entry built before
+        entries were reproducible."""
+        value = self.meta.get("content_digest")
+        return value if isinstance(value, str) and value.startswith("sha256:") else None
+
+    @property
+    def executables(self) -> list[str]:
+        return [str(p) for p in self.meta.get("executables", [])]
+
+    @property
     def record(self) -> str:
         """The prefix-relative path of the entry's RECORD."""
         return str(self.meta["record"])
@@ -128,14 +139,37 @@ class Damage:
     wheel: str
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)  # files in the entry that its listing does not name
+    digest: str = ""  # what is wrong with its content digest, if anything
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.changed or self.missing or self.extra or self.digest)
 
     def describe(self) -> str:
-        parts = []
+        parts = [self.digest] if self.digest else []
+        if self.extra:
+            parts.append(f"{len(self.extra)} not in its listing ({', '.join(self.extra[:3])})")
         if self.changed:
             parts.append(f"{len(self.changed)} changed ({', '.join(self.changed[:3])})")
         if self.missing:
             parts.append(f"{len(self.missing)} missing ({', '.join(self.missing[:3])})")
         return f"{self.key} ({self.wheel}): " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """``store verify --rebuild``: an entry against the same wheel built again."""
+
+    key: str
+    same: bool
+    recorded: str | None  # the entry's content digest
+    rebuilt: str  # the rebuild's
+    differences: list[str]  # paths whose bytes or mode differ, or that only one side has
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "same": self.same, "recorded": self.recorded, "rebuilt": self.rebuilt,
+                "differences": self.differences}
 
 
 class Store:
@@ -315,6 +349,8 @@ class Store:
                 damaged.append(Damage(key, "?", missing=["entry.json"]))
                 continue
             damage = Damage(key, str(entry.meta.get("wheel")))
+            actual: list[list[Any]] = []
+            executables: list[str] = []
             for rel, digest, _size in entry.files:
                 path = entry.root / rel
                 try:
@@ -324,11 +360,18 @@ class Store:
                     continue
                 if not stat.S_ISREG(mode):  # a symlink (even to identical bytes) or anything else
                     damage.changed.append(f"{rel} (not a regular file)")
-                elif mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):  # root ignores modes: check the bits
+                    continue
+                if mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):  # root ignores modes: check the bits
                     damage.changed.append(f"{rel} (writable)")
-                elif file_record_digest(path) != digest:
+                got = file_record_digest(path)
+                if got != digest:
                     damage.changed.append(rel)
-            if damage.changed or damage.missing:
+                actual.append([rel, got, os.lstat(path).st_size])
+                if mode & 0o111:
+                    executables.append(rel)
+            damage.extra = unlisted(entry)
+            damage.digest = _digest_problem(entry, actual, executables, complete=not (damage.missing or damage.changed))
+            if damage.damaged:
                 damaged.append(damage)
         return damaged
 
@@ -371,6 +414,46 @@ class Store:
             rebuilt.append(damage.key)
         return rebuilt
 
+    def rebuild_check(self, key: str, wheel: Path, python: str) -> Rebuilt:
+        """Build entry ``key`` again from ``wheel`` in a scratch store with ``python``, and compare: an audit of
+        the entry independent of how it came to be here (built, repaired or pulled from a registry), like Nix's
+        ``--check``. The entry itself is not touched."""
+        entry = self.load(key)
+        try:
+            opened = open_wheel(wheel)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot rebuild {key}: {wheel} is not a readable wheel ({exc})") from None
+        if opened.info.sha256 != entry.meta.get("sha256"):
+            raise UsageError(f"cannot rebuild {key}: {wheel.name} has sha256 {opened.info.sha256[:16]}..., the entry "
+                             f"was built from {str(entry.meta.get('sha256'))[:16]}...",
+                             hint="pass --wheelhouse with the wheel the entry's key names")
+        self._mkdirs()
+        name = f"rebuild-{os.getpid()}-{secrets.token_hex(4)}"
+        lock = FileLock(str(self.root / "tmp" / f"{name}.lock"))  # clean_stale_builds leaves a held one alone
+        lock.acquire()
+        scratch = Store(self.root / "tmp" / name)
+        try:
+            interp = str(entry.meta["interpreter"])
+            with scratch.fill([key], python, interp) as pending:
+                pending.add(key, StoreWheel(str(entry.meta["name"]), str(entry.meta["version"]),
+                                            str(entry.meta["wheel"]), str(entry.meta["sha256"]), wheel), opened)
+                pending.commit()
+            fresh = scratch.load(key)
+        finally:
+            _rmtree(scratch.root)
+            lock.release()
+            Path(str(scratch.root) + ".lock").unlink(missing_ok=True)
+
+        def listing(e: Entry) -> dict[str, tuple[str, bool]]:
+            marked = set(e.executables)
+            return {str(f[0]): (str(f[1]), str(f[0]) in marked) for f in e.files}
+
+        ours, theirs = listing(entry), listing(fresh)
+        differences = sorted(rel for rel in set(ours) | set(theirs) if ours.get(rel) != theirs.get(rel))
+        rebuilt = str(fresh.content_digest)
+        return Rebuilt(key, entry.content_digest == rebuilt and not differences, entry.content_digest, rebuilt,
+                       differences)
+
     def gc(self) -> dict[str, Any]:
         """Remove entries that no existing generation uses, dead roots and stale builds.
 
@@ -409,6 +492,32 @@ class Store:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def unlisted(entry: Entry) -> list[str]:
+    """Files (or links, or anything) under the entry's root that its listing does not name: a generation
+    never links them, but an entry holds exactly what its digest says."""
+    listed = {str(f[0]) for f in entry.files}
+    found = []
+    for folder, _dirs, names in os.walk(entry.root):
+        for name in names:
+            rel = os.path.relpath(os.path.join(folder, name), entry.root).replace(os.sep, "/")
+            if rel not in listed:
+                found.append(rel)
+    return sorted(found)
+
+
+def _digest_problem(entry: Entry, actual: list[list[Any]], executables: list[str], complete: bool) -> str:
+    """What is wrong with an entry's content digest: none recorded (an entry from before entries were
+    reproducible: ``--repair`` rebuilds it), or one its listing or its files do not give."""
+    recorded = entry.content_digest
+    if recorded is None:
+        return "no content digest (built before store entries were reproducible; --repair rebuilds it)"
+    if entry_digest(entry.files, entry.executables) != recorded:
+        return "its entry.json does not give its content digest (the listing was changed)"
+    if complete and entry_digest(actual, executables) != recorded:
+        return "its files do not give its content digest"
+    return ""
+
+
 class PendingEntries:
     """The entries one install is missing: locked (one builder per entry; the others wait, then reuse it),
     unpacked and compiled in the background as their wheels are handed in, and renamed into the store only by

@@ -12,6 +12,13 @@ Every file's hash is checked against the wheel's own RECORD while it is written.
 Bytecode is compiled by the *target* interpreter (bytecode depends on it), started by us with ``-I -S``
 (isolated, no site: no ``.pth`` of any installation runs), one worker per core, fed batches of files as
 entries finish unpacking. Nothing a wheel ships is ever executed.
+
+An entry's bytes depend on the wheel and the interpreter only, not on the machine, the store's path, the day or
+the umask (so a registry can carry it and another machine check it, docs/fleet.md): every file takes one fixed
+mtime (``ENTRY_MTIME``, which the timestamp bytecode then records), bytecode names its source by its
+prefix-relative path (the import system puts the real path in at import, as it does for any moved pyc), and
+console scripts carry a placeholder interpreter (``#!python``) that each generation replaces with its own.
+Its content digest (``entry_digest``) is computed from the hashes taken while the files were written.
 """
 
 from __future__ import annotations
@@ -54,6 +61,12 @@ ASYNC_LIMIT = 4 << 20  # members up to this size are written by the writer pool
 WRITE_BATCH = 32  # small files per writer task: a task per file cost a lock hand-over (futex) per file
 # a new file, never an existing one; O_BINARY: Windows opens in text mode otherwise and writes "\n" as "\r\n"
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+# every file of an entry has this mtime (1980-01-01, the earliest a zip member can carry): timestamp bytecode
+# records it, so an entry built anywhere, or pulled from a registry, has the same bytes and valid bytecode
+ENTRY_MTIME = 315532800
+# the interpreter an entry's console scripts name: a placeholder, replaced in every generation (populate.py)
+SCRIPT_PLACEHOLDER = "python"
+ENTRY_FORMAT = 3  # 3: reproducible bytes and a content digest
 
 # pip's console-script template (pip/_internal/operations/install/wheel.py, PipScriptMaker): the store's
 # fidelity test compares a pip install with ours byte for byte, so a change in pip shows up there
@@ -64,24 +77,29 @@ if __name__ == '__main__':
     sys.exit(%(func)s())
 """
 
-# runs inside the target interpreter (-I -S): compile the files of each batch, answer one line per bytecode file
-# written (path, RECORD-form sha256, size: the caller never reads it back) and "done" at the end of the batch.
-# The bytecode loses its write bits here, like every file of a store entry. Warnings are off and stderr goes
-# nowhere: thousands of SyntaxWarnings (3.12+ shows invalid escapes) would otherwise fill a pipe nobody reads
-# until the end, and the worker would block forever.
+# runs inside the target interpreter (-I -S): compile the files of each batch (each line: the source, a tab, the
+# name the bytecode gives it: its prefix-relative path), answer one line per bytecode file written (path,
+# RECORD-form sha256, size: the caller never reads it back) and "done" at the end of the batch. Timestamp
+# bytecode always (py_compile would switch to hash-based bytecode when SOURCE_DATE_EPOCH is set); the bytecode
+# takes the entry's fixed mtime and loses its write bits here, like every file of a store entry. Warnings are
+# off and stderr goes nowhere: thousands of SyntaxWarnings (3.12+ shows invalid escapes) would otherwise fill a
+# pipe nobody reads until the end, and the worker would block forever.
 _COMPILER = r"""
 import base64, hashlib, os, stat, sys, warnings, py_compile
 warnings.simplefilter("ignore")
 sys.stderr = open(os.devnull, "w")
 out = sys.stdout
+mtime = int(sys.argv[1])
 for line in sys.stdin:
-    path = line.rstrip("\n")
+    path, _, dfile = line.rstrip("\n").partition("\t")
     if not path:
         out.write("done\n"); out.flush(); continue
     try:
-        pyc = py_compile.compile(path, doraise=True)
+        pyc = py_compile.compile(path, dfile=dfile or None, doraise=True,
+                                 invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
         with open(pyc, "rb") as fh:
             data = fh.read()
+        os.utime(pyc, (mtime, mtime))
         os.chmod(pyc, stat.S_IMODE(os.stat(pyc).st_mode) & ~0o222)
     except Exception:
         continue  # like compileall: a module that does not compile stays uncompiled (speed, not correctness)
@@ -98,6 +116,7 @@ class Staged:
     wheel: WheelInfo
     root: Path
     files: list[list[Any]] = field(default_factory=list)  # [prefix-relative path, sha256=..., size]
+    executables: set[str] = field(default_factory=set)  # prefix-relative paths of the files written executable
     scripts: dict[str, dict[str, Any]] = field(default_factory=dict)
     record: str = ""
     compiled: list[list[Any]] = field(default_factory=list)  # [absolute .pyc path, sha256=..., size]
@@ -116,15 +135,15 @@ class CompilePool:
         self.errors: list[str] = []
         self.stopped = False
         for _ in range(processes or max(1, os.cpu_count() or 1)):
-            proc = runner.start([python, "-I", "-S", "-c", _COMPILER], env=clean_env(), stdin=True)
+            proc = runner.start([python, "-I", "-S", "-c", _COMPILER, str(ENTRY_MTIME)], env=clean_env(), stdin=True)
             self.procs.append(proc)
             thread = threading.Thread(target=self._feed, args=(proc,), daemon=True)
             thread.start()
             self.threads.append(thread)
 
     def submit(self, files: Sequence[str], done: Callable[[list[list[Any]]], None]) -> None:
-        """Queue one batch of ``files``; ``done`` is called when it is compiled (or failed), with the bytecode
-        files written (``[path, sha256=..., size]``)."""
+        """Queue one batch of ``files`` (each ``source<TAB>name in the bytecode``); ``done`` is called when it is
+        compiled (or failed), with the bytecode files written (``[path, sha256=..., size]``)."""
         self.jobs.put((list(files), done))
 
     def _feed(self, proc: subprocess.Popen[str]) -> None:
@@ -183,12 +202,13 @@ class CompilePool:
             self.jobs.put(None)
 
 
-def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script_python: str,
+def unpack(wheel: WheelBytes, name: str, root: Path, python_version: str, script_python: str = SCRIPT_PLACEHOLDER,
            cancelled: threading.Event | None = None, on_source: Callable[[str], None] | None = None,
            writers: ThreadPoolExecutor | None = None) -> Staged:
     """Install ``wheel`` into ``root`` (a prefix: ``lib/pythonX.Y/site-packages``, ``bin``, ``include``, data)
-    from its bytes, as pip would into a virtualenv whose interpreter is ``script_python``. ``on_source`` hears of
-    each module as soon as it is written (the compile pool starts on it while the rest is unpacked)."""
+    from its bytes, as pip would into a virtualenv whose interpreter is ``script_python`` (a store entry's
+    placeholder, by default). ``on_source`` hears of each module as soon as it is written (the compile pool
+    starts on it while the rest is unpacked)."""
     from installer import install
 
     staged = Staged("", wheel.info, root)
@@ -239,6 +259,14 @@ class _InMemoryWheel(WheelFile):
             mode = item.external_attr >> 16
             executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)  # pip's rule, as the library's
             yield record, open_member(self.data, self.archive, item, self.limits[item.filename]), executable
+
+
+def _set_entry_mtime(fd: int, path: str) -> None:
+    """The file's mtime is ``ENTRY_MTIME`` (through its descriptor where the OS allows, else by name)."""
+    if os.utime in os.supports_fd:
+        os.utime(fd, (ENTRY_MTIME, ENTRY_MTIME))
+    else:  # Windows: by name (setting times is allowed on a read-only file)
+        os.utime(path, (ENTRY_MTIME, ENTRY_MTIME))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -338,6 +366,7 @@ class _PipLikeDestination(WheelDestination):
         fd = self._create(target, executable)
         try:
             _write_all(fd, data)
+            _set_entry_mtime(fd, target)
         except OSError as exc:  # a full disk: say which file
             raise OSError(exc.errno, exc.strerror, target) from None
         finally:
@@ -351,6 +380,8 @@ class _PipLikeDestination(WheelDestination):
         target = self._target(scheme, path)
         rel = self._rel(target)
         self.staged.files.append([rel, digest, len(data)])
+        if executable:
+            self.staged.executables.add(rel)
         source = scheme in ("purelib", "platlib") and rel.endswith(".py")
         if self.writers is not None and len(data) <= ASYNC_LIMIT:
             self.batch.append((target, data, executable, source))
@@ -419,6 +450,7 @@ class _PipLikeDestination(WheelDestination):
                 _write_all(fd, chunk)
                 size += len(chunk)
                 chunk = stream.read(CHUNK)
+            _set_entry_mtime(fd, target)
         except OSError as exc:  # a full disk: say which file
             raise OSError(exc.errno, exc.strerror, target) from None
         finally:
@@ -427,6 +459,8 @@ class _PipLikeDestination(WheelDestination):
         self._check(archive, expected, got, other=None if other is None else
                     f"{algorithm}=" + base64.urlsafe_b64encode(other.digest()).rstrip(b"=").decode())
         self.staged.files.append([self._rel(target), got, size])
+        if executable:
+            self.staged.executables.add(self._rel(target))
         return RecordEntry(path, Hash("sha256", got.split("=", 1)[1]), size)
 
     def _check(self, archive: str, expected: str, got: str, data: bytes | None = None,
@@ -539,14 +573,15 @@ class EntryBuilder:
                 self.compiler.submit(files, lambda written: self._batch_done(key, written))
 
         def on_source(path: str) -> None:
+            named = os.path.relpath(path, root).replace(os.sep, "/")  # what the bytecode calls it: no store path
             with batch_lock:
-                batch.append(path)
+                batch.append(f"{path}\t{named}")
                 full = len(batch) >= self.compiler.batch
             if full:
                 flush()
 
         try:
-            staged = unpack(wheel, name, root, self.python_version, self.python, self.cancelled, on_source,
+            staged = unpack(wheel, name, root, self.python_version, SCRIPT_PLACEHOLDER, self.cancelled, on_source,
                             self.writers)
         finally:
             self.slots.release()  # after an error pending[key] never reaches 0: wait() raises it
@@ -612,18 +647,33 @@ class EntryBuilder:
 
 def finish(staged: Staged, interp: str, build_python: str) -> dict[str, Any]:
     """The entry's ``entry.json`` contents: every file the unpacking wrote and every bytecode file the compile
-    pool wrote, each with the hash taken while it was written; and what the scan read from the wheel's bytes
-    (``wheel_facts``), so that a later install scans the wheel without reading it again."""
+    pool wrote, each with the hash taken while it was written, and the entry's content digest computed from
+    them; and what the scan read from the wheel's bytes (``wheel_facts``), so that a later install scans the
+    wheel without reading it again."""
     files = list(staged.files)
     files += [[os.path.relpath(pyc, staged.root).replace(os.sep, "/"), digest, size]
               for pyc, digest, size in staged.compiled]
     files.sort()
+    executables = sorted(staged.executables)
     return {
-        "format": 2, "key": staged.key, "interpreter": interp, "name": staged.wheel.name,
+        "format": ENTRY_FORMAT, "key": staged.key, "interpreter": interp, "name": staged.wheel.name,
         "version": staged.wheel.version, "wheel": staged.wheel.filename, "sha256": staged.wheel.sha256,
-        "build_python": build_python, "record": staged.record, "files": files, "scripts": staged.scripts,
+        "build_python": build_python, "record": staged.record, "files": files, "executables": executables,
+        "content_digest": entry_digest(files, executables), "scripts": staged.scripts,
         "wheel_facts": staged.wheel.facts(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def entry_digest(files: Iterable[Sequence[Any]], executables: Iterable[str]) -> str:
+    """An entry's content digest: ``sha256:`` of its canonical listing, one line per file, sorted by path:
+    ``path<TAB>x|-<TAB>size<TAB>sha256=...`` (``x``: written executable). Every file's bytes, name and mode are
+    in it, nothing of the machine (owner, times, the umask, the store's path); it is computed from the hashes
+    taken while the files were written, so the cold fill pays nothing for it (a digest of the entry as a tar
+    would read every byte again: docs/decisions.md)."""
+    marked = set(executables)
+    lines = [f"{rel}\t{'x' if rel in marked else '-'}\t{size}\t{digest}\n"
+             for rel, digest, size in sorted((str(f[0]), str(f[1]), int(f[2])) for f in files)]
+    return "sha256:" + hashlib.sha256(("immutable-installer entry 1\n" + "".join(lines)).encode()).hexdigest()
 
 
 def write_entry_json(staging: Path, meta: dict[str, Any]) -> None:

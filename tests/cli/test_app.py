@@ -278,7 +278,8 @@ def test_command_line_blacklist_covers_the_import_name(tmp_path: Path, index) ->
 def test_install_dry_run_touches_nothing(synthetic: Synthetic) -> None:
     synthetic.wheels["tiny-b"].unlink()
     proc = run("install", "--dry-run", "--json", "--manifest", str(synthetic.manifest_path), "--venv",
-               str(synthetic.target), "--wheelhouse", str(synthetic.house), "--variant", "cpu")
+               str(synthetic.target), "--wheelhouse", str(synthetic.house), "--variant", "cpu",
+               "--store", str(synthetic.store))  # its own, empty: a store holding tiny-b would scan it as it kept it
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
     assert [s["group"] for s in plan["steps"]] == ["base", "app"]

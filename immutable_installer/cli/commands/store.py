@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -46,16 +47,24 @@ def store_status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
 def store_verify(
     store: StoreOpt = None,
     repair: Annotated[bool, typer.Option("--repair", help="Rebuild damaged entries from the wheelhouse.")] = False,
+    rebuild: Annotated[list[str] | None, typer.Option("--rebuild", metavar="KEY",
+                                                      help="Build entry KEY again from its wheel and compare it "
+                                                           "with the store's (repeatable; 'all' for every entry); "
+                                                           "exit 1 when one differs.")] = None,
     wheelhouse: WheelhouseOpt = DEFAULT_WHEELHOUSE,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check every file of every entry against the sha256 recorded when it was built; exit 1 if damaged.
+    """Check every file of every entry against the sha256 and the content digest recorded when it was built;
+    exit 1 if damaged.
 
     Example: immutable-installer store verify --repair
     """
     from immutable_installer.store.entries import Store
 
     s = Store(store, reporter=make_reporter(False) if repair and not json_out else (lambda e: None))
+    if rebuild:
+        _rebuild(s, rebuild, wheelhouse, json_out)
+        return
     damaged = s.verify()
     repaired: list[str] = []
     if damaged and repair:
@@ -79,11 +88,54 @@ def store_verify(
         for key in repaired:
             print_line(f"repaired: {key}")
         if not damaged:
-            print_line(f"{data['entries']} entries, every file matches its sha256")
+            print_line(f"{data['entries']} entries, every file matches its sha256 and every entry its content "
+                       "digest")
         elif not repair:
             print_line("run `immutable-installer store verify --repair` to rebuild them from the wheelhouse, then "
                        "`immutable-installer install --force` for generations that linked the damaged files")
     if not data["ok"]:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _rebuild(s: Any, keys: list[str], wheelhouse: Path, json_out: bool) -> None:
+    """``store verify --rebuild``: each entry built again from its wheel (the wheelhouse, else the cache of
+    wheels built from sdists) by the interpreter of its key, compared file by file."""
+    from immutable_installer.core.errors import UsageError
+    from immutable_installer.interpreters import find_interpreter
+    from immutable_installer.store.entries import interpreter_version
+    from immutable_installer.wheelhouse.built import BuiltWheels
+
+    chosen = s.entry_keys() if keys == ["all"] else keys
+    for key in chosen:
+        if key not in s.entry_keys():
+            raise UsageError(f"--rebuild {key}: the store {s.root} holds no such entry",
+                             hint="`immutable-installer store status` lists the entries")
+    results = []
+    for key in chosen:
+        meta = s.load(key).meta
+        wheel = wheelhouse / str(meta["wheel"])
+        if not wheel.is_file():
+            built = BuiltWheels().get(str(meta["sha256"]))
+            if built is None:
+                raise UsageError(f"cannot rebuild {key}: {meta['wheel']} is not in {wheelhouse}",
+                                 hint="run `immutable-installer download` first, or pass --wheelhouse")
+            wheel = built.path
+        results.append(s.rebuild_check(key, wheel, find_interpreter(interpreter_version(str(meta["interpreter"])))))
+    if json_out:
+        import json
+
+        typer.echo(json.dumps({"store": str(s.root), "rebuilt": [r.to_json() for r in results],
+                               "ok": all(r.same for r in results)}, indent=2))
+    else:
+        from immutable_installer.cli.console import print_line
+
+        for r in results:
+            if r.same:
+                print_line(f"same: {r.key} rebuilt from its wheel gives {r.rebuilt}")
+            else:
+                print_line(f"DIFFERS: {r.key}: the store's {r.recorded}, rebuilt {r.rebuilt}; "
+                           f"{len(r.differences)} file(s) differ: {', '.join(r.differences[:5])}")
+    if not all(r.same for r in results):
         raise typer.Exit(ExitCode.FAILED)
 
 
