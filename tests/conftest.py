@@ -360,11 +360,76 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     if _window_tests_deselected(session.config):
         return
+    if any(item.get_closest_marker("registry") for item in session.items):
+        missing = sorted({deb for tool, deb in REGISTRY_DEBS.items() if shutil.which(tool) is None})
+        if missing:
+            raise pytest.UsageError(f"the registry tests cannot run: apt-get install {' '.join(missing)}")
     if any(item.path.name == "test_command.py" for item in session.items):
         missing = sorted({deb for tool, deb in X_TOOLS.items() if shutil.which(tool) is None})
         if missing:
             raise pytest.UsageError(f"the window's tests cannot run: no X server tools here: apt-get install "
                                     f"{' '.join(missing)}")
+
+
+# ------------------------------------------------------------------------------------------ a registry
+REGISTRY_DEBS = {"docker-registry": "docker-registry", "skopeo": "skopeo", "umoci": "umoci"}
+
+
+class RegistryServer:
+    """Debian's ``docker-registry`` (the distribution v2 server) on 127.0.0.1 with a config and a root of its own;
+    with ``auth`` (user, password) it asks for HTTP basic credentials (htpasswd, bcrypt)."""
+
+    def __init__(self, root: Path, auth: tuple[str, str] | None = None) -> None:
+        import subprocess
+
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        config = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true", "storage:",
+                  "  filesystem:", f"    rootdirectory: {root / 'data'}", "  delete:", "    enabled: true",
+                  "http:", f"  addr: {self.host}"]
+        if auth is not None:
+            import bcrypt
+
+            hashed = bcrypt.hashpw(auth[1].encode(), bcrypt.gensalt(rounds=4)).decode()
+            (root / "htpasswd").write_text(f"{auth[0]}:{hashed}\n")
+            config += ["auth:", "  htpasswd:", "    realm: test", f"    path: {root / 'htpasswd'}"]
+        (root / "config.yml").write_text("\n".join(config) + "\n")
+        self.log = open(root / "registry.log", "w")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        import time
+        import urllib.error
+        import urllib.request
+
+        for _ in range(200):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited: {(root / 'registry.log').read_text()[-500:]}")
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
+                break
+            except urllib.error.HTTPError:
+                break  # 401: up, and asking for credentials
+            except OSError:
+                time.sleep(0.05)
+
+    def stored_bytes(self) -> int:
+        """What the registry keeps: the bytes of every blob it stores."""
+        blobs = self.root / "data" / "docker" / "registry" / "v2" / "blobs"
+        return sum(p.stat().st_size for p in blobs.rglob("data")) if blobs.is_dir() else 0
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    server = RegistryServer(tmp_path / "registry")
+    yield server
+    server.close()
 
 
 # ------------------------------------------------------------------------------------ synthetic manifests

@@ -32,8 +32,10 @@ ALLOWED: dict[str, set[str]] = {
                    "interpreters", "removal"},
     "pipeline": {"core", "runner", "wheelhouse", "verify", "shims", "store", "generation", "hardware", "dists",
                  "net", "interpreters", "removal"},
+    # push and pull: images from a generation and its store entries, entries from images
+    "oci": {"core", "net", "dists", "store", "generation"},
     "cli": {"core", "runner", "wheelhouse", "lock", "verify", "generation", "store", "hardware", "pipeline",
-            "shims", "dists", "net", "gui", "interpreters", "removal"},
+            "shims", "dists", "net", "gui", "interpreters", "removal", "oci"},
     # the window runs the CLI as a child process and renders its JSON: it needs nothing below but the exit codes
     "gui": {"core"},
     "version": set(),

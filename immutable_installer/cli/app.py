@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from immutable_installer import __version__
-from immutable_installer.cli.commands import environment, install, lock, store, wheelhouse
+from immutable_installer.cli.commands import environment, install, lock, registry, store, wheelhouse
 from immutable_installer.core.errors import ExitCode, InstallerError, Interrupted
 
 app = typer.Typer(
@@ -61,6 +61,8 @@ app.command()(environment.status)
 app.command()(install.detect)
 app.command("export-index")(wheelhouse.export_index)
 app.command()(install.gui)
+app.command()(registry.push)
+app.command()(registry.pull)
 app.add_typer(wheelhouse.bundle_app, name="bundle")
 app.add_typer(store.store_app, name="store")
 

@@ -140,6 +140,16 @@ class UnsoundWheelError(WheelhouseError):
     default_hint = "the wheel is unsound (altered after it was built, or badly built): pin another release"
 
 
+class ImageError(WheelhouseError):
+    """An OCI image (a registry's or a layout's) that cannot be trusted or used: a blob or manifest that does not
+    match its digest, a layer member outside the environment or of a kind no entry holds, an entry whose files
+    do not give its content digest or whose wheel the manifest does not pin. Nothing of it enters the store."""
+
+    kind = "image"
+    default_hint = ("pull an image pushed from this manifest, pinned by its digest (`immutable-installer push` prints "
+                    "it)")
+
+
 class LockHeldError(InstallerError):
     """Another installer holds the lock (only raised with --no-wait)."""
 

@@ -71,7 +71,7 @@ class Populator:
         self.stats.files += len(placements)
         for entry in entries:
             if entry.scripts:
-                _write_scripts(self.generation, entry, entry.scripts, self.python)
+                _write_scripts(self.generation, entry, self.python)
                 self.stats.written += len(entry.scripts) + 1
 
 
@@ -136,22 +136,31 @@ def _clash(item: _Placement, owners: dict[str, tuple[str, str]], entries: Sequen
                       hint="`immutable-installer scan` names the clashing wheels")
 
 
-def _write_scripts(generation: str, entry: Entry, scripts: dict[str, dict[str, object]], python: str) -> None:
-    """Console scripts with this generation's interpreter, and the RECORD rows that hash them."""
+def generation_files(entry: Entry, python: str) -> dict[str, bytes]:
+    """The files of ``entry`` each environment writes for itself: its console scripts naming ``python``, and the
+    RECORD whose rows hash them (prefix-relative path -> bytes). A generation writes them; an image's top layer
+    carries them for the image's interpreter (oci/image.py)."""
+    if not entry.scripts:
+        return {}
     site = os.path.dirname(os.path.dirname(entry.record))  # lib/pythonX.Y/site-packages
+    out: dict[str, bytes] = {}
     new_rows: dict[str, bytes] = {}
-    for rel, info in scripts.items():
+    for rel, info in entry.scripts.items():
         with open(entry.root / rel, "rb") as fh:
-            content = relocate.rewrite_script(fh.read(), info, python)
+            out[rel] = relocate.rewrite_script(fh.read(), info, python)
+        new_rows[os.path.relpath(rel, site).replace(os.sep, "/")] = out[rel]  # RECORD's separator everywhere
+    with open(entry.root / entry.record, encoding="utf-8", newline="") as fh:  # pip ends rows with \r\n: keep them
+        record = fh.read()
+    out[entry.record] = relocate.rewrite_record(record, new_rows).encode("utf-8")
+    return out
+
+
+def _write_scripts(generation: str, entry: Entry, python: str) -> None:
+    """Console scripts with this generation's interpreter (executable), and the RECORD rows that hash them."""
+    for rel, content in generation_files(entry, python).items():
         dst = os.path.join(generation, rel)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         with open(dst, "wb") as fh:
             fh.write(content)
-        os.chmod(dst, 0o755)
-        new_rows[os.path.relpath(rel, site).replace(os.sep, "/")] = content  # RECORD's separator everywhere
-    with open(entry.root / entry.record, encoding="utf-8", newline="") as fh:  # pip ends rows with \r\n: keep them
-        record = fh.read()
-    dst = os.path.join(generation, entry.record)
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    with open(dst, "w", encoding="utf-8", newline="") as fh:
-        fh.write(relocate.rewrite_record(record, new_rows))
+        if rel != entry.record:
+            os.chmod(dst, 0o755)

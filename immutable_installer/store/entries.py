@@ -628,6 +628,65 @@ class PendingEntries:
         self.locks = []
 
 
+class IncomingEntries:
+    """Entries arriving whole from elsewhere (a registry's layers, oci/pull.py): the same locks and staging as a
+    build (one writer per entry; a killed pull leaves only a ``tmp/`` folder whose lock nobody holds), and an
+    entry enters ``entries/`` only by ``commit``, after its files were checked."""
+
+    def __init__(self, store: Store, keys: Iterable[str]) -> None:
+        self.store = store
+        self.keys = sorted(set(keys))
+        self.locks: list[FileLock] = []
+        self.build = store.root / "tmp" / f"pull-{os.getpid()}-{secrets.token_hex(4)}"
+        self.build_lock = FileLock(str(self.build) + ".lock")
+        self.todo: set[str] = set()
+
+    def __enter__(self) -> IncomingEntries:
+        self.store._mkdirs()
+        try:
+            for key in (k for k in self.keys if not self.store.entry_path(k).is_dir()):  # sorted: no deadlock
+                lock = FileLock(str(self.store.root / "locks" / f"{key}.lock"))
+                lock.acquire()
+                self.locks.append(lock)
+            self.todo = {k for k in self.keys if not self.store.entry_path(k).is_dir()}
+            if self.todo:
+                self.store.clean_stale_builds()  # what a killed build or pull left
+            self.build_lock.acquire()
+            self.build.mkdir()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def root(self, key: str) -> Path:
+        """Where entry ``key``'s files are written before the commit."""
+        return self.build / key / "root"
+
+    def commit(self, key: str, meta: dict[str, Any]) -> Entry:
+        """Write the entry's ``entry.json`` and rename it into the store (its files are checked by the caller)."""
+        from immutable_installer.store.fill import write_entry_json
+
+        folder = self.build / key
+        write_entry_json(folder, meta)
+        os.rename(folder, self.store.entry_path(key))
+        self.todo.discard(key)
+        return self.store.load(key)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            _rmtree(self.build)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            self.build_lock.release()
+        Path(str(self.build) + ".lock").unlink(missing_ok=True)
+        for lock in self.locks:
+            lock.release()
+        self.locks = []
+
+
 def _make_read_only(top: Path) -> None:
     """Files lose their write bits (directories keep theirs, so gc can delete entries)."""
     for dirpath, _dirs, names in os.walk(top):

@@ -47,6 +47,12 @@ def install(
                                                             "missing) and touch nothing.")] = False,
     store: StoreOpt = None,
     link_mode: LinkModeOpt = "auto",
+    from_image: Annotated[str | None, typer.Option("--from", metavar="REF",
+                                                   help="Take the store entries from this image first (pinned by "
+                                                        "digest, or by the images record beside the manifest): no "
+                                                        "wheel to download, nothing to compile.")] = None,
+    plain_http: Annotated[bool, typer.Option("--plain-http", help="With --from: plain HTTP to a registry that is "
+                                                                  "not on loopback.")] = False,
 ) -> None:
     """Download, scan, build a fresh verified generation and switch VENV to it atomically.
 
@@ -65,8 +71,17 @@ def install(
     if dry_run:
         _print_plan(pipeline, selection, json_out)
         return
-    fetcher = None if skip_wheelhouse else Downloader(wheelhouse, reporter=reporter,
-                                                      find_links=[str(p) for p in find_links or []])
+    fetcher: Any = None if skip_wheelhouse else Downloader(wheelhouse, reporter=reporter,
+                                                           find_links=[str(p) for p in find_links or []])
+    if from_image is not None:
+        from immutable_installer.cli.commands.registry import pull_into
+        from immutable_installer.store.entries import interpreter_tag
+
+        pull_into(from_image, manifest, selection, pipeline.store, plain_http, reporter)
+        interp = interpreter_tag(m.python.implementation, m.python.minor)
+        missing = [n for n in selection.wheels
+                   if not pipeline.store.entry_path(pipeline.store.key(n.wheel.sha256, interp)).is_dir()]
+        fetcher = _Only(fetcher, missing) if fetcher is not None and missing else None
     result = pipeline.install(selection, force=force, keep=keep, wait=not no_wait, fetcher=fetcher)
     close_reporter(reporter)
     if json_out:
@@ -89,6 +104,18 @@ def install(
     if result.pruned:
         rows.append(("pruned", ", ".join(result.pruned)))
     print_summary("immutable-installer install", rows)
+
+
+class _Only:
+    """``install --from``: the download fetches only the wheels of entries the image did not hold."""
+
+    def __init__(self, inner: Any, wheels: list[Any]) -> None:
+        self.inner, self.wheels = inner, tuple(wheels)
+
+    def download(self, selection: Any, wait: bool = True) -> Any:
+        from dataclasses import replace
+
+        return self.inner.download(replace(selection, wheels=self.wheels), wait)
 
 
 def _print_plan(pipeline: Any, selection: Any, json_out: bool) -> None:
