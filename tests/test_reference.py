@@ -297,3 +297,133 @@ def test_second_machine_installs_the_same_fingerprint_from_an_exported_index(ref
     installed = cli(node, "install", "--skip-wheelhouse", "--variant", "cpu", "--json")
     assert installed.returncode == 0, installed.stderr[-2000:]
     assert json.loads(installed.stdout.strip().splitlines()[-1])["fingerprint"] == fingerprint
+
+
+# ------------------------------------------------------------------------------- through a registry
+def _ldd(paths: list[str]) -> set[str]:
+    """The shared libraries ``paths`` load (outside ``/tmp``: not the environment's own bundled ones)."""
+    found = set()
+    for path in paths:
+        out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            lib = parts[2] if "=>" in parts and len(parts) > 2 else (parts[0] if parts else "")
+            if lib.startswith("/") and not lib.startswith("/tmp/"):
+                found.add(lib)
+    return found
+
+
+def base_image_layer(prefix: Path, site: Path) -> bytes:
+    """A base image made from this machine's interpreter: its prefix (the standard library without its tests
+    and site-packages), the libraries ``ldd`` names for it and for the environment's extension modules (each
+    link of a chain kept), and ``/etc/ld.so.cache``."""
+    import glob
+    import io
+    import tarfile
+
+    skip = {"test", "site-packages", "idlelib", "tkinter", "turtledemo", "ensurepip", "config-3.11-x86_64-linux-gnu"}
+    libs = _ldd([str(prefix / "bin" / "python3.11"), *glob.glob(str(prefix / "lib/python3.11/lib-dynload/*.so")),
+                 *(str(p) for p in site.rglob("*.so*") if p.is_file())])
+    buf = io.BytesIO()
+    added: set[str] = set()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add(path: str, recursive: bool = False) -> None:
+            parts = Path(path).parts
+            for i in range(2, len(parts)):
+                folder = "/".join(parts[1:i])
+                if folder not in added:
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+                    added.add(folder)
+            tar.add(path, arcname=path.lstrip("/"), recursive=recursive,
+                    filter=lambda i: None if i.name.split("lib/python3.11/", 1)[-1].split("/")[0] in skip else i)
+            added.add(path.lstrip("/"))
+
+        for lib in sorted(libs):
+            chain, link = [lib], lib
+            while os.path.islink(link) and len(chain) < 10:  # /lib64/ld-linux -> /lib/x86_64-linux-gnu/...
+                link = os.path.normpath(os.path.join(os.path.dirname(link), os.readlink(link)))
+                chain.append(link)
+            for path in chain:
+                if path.lstrip("/") not in added:
+                    add(path)
+        add(str(prefix / "bin"), recursive=True)
+        add(str(prefix / "lib"), recursive=True)
+        add("/etc/ld.so.cache")
+    return buf.getvalue()
+
+
+@pytest.mark.registry
+def test_a_fleet_node_installs_from_a_registry_and_the_image_runs(ref: Path, tmp_path: Path) -> None:
+    """Push the real stack on a base image made from this machine's interpreter; another machine (empty store,
+    no wheelhouse) installs it from the registry with the same fingerprint and compiles nothing; the image, read
+    by skopeo and unpacked by umoci, runs torch and transformers under chroot with torchao blocked. (Rootless
+    `podman run` does not start in this sandbox: setrlimit is not permitted; chroot stands in for the runtime.)"""
+    import hashlib
+    import stat
+
+    from conftest import RegistryServer
+    from immutable_installer.oci.client import Layout
+    from immutable_installer.oci.reference import LayoutReference
+
+    registry = RegistryServer(tmp_path / "registry")
+    try:
+        venv = Path(os.path.realpath(ref / ".venv"))
+        home = next(line.split("=", 1)[1].strip() for line in (venv / "pyvenv.cfg").read_text().splitlines()
+                    if line.startswith("home"))
+        layer = base_image_layer(Path(home).parent, venv / "lib" / "python3.11" / "site-packages")
+        layout = Layout(LayoutReference(tmp_path / "base"), create=True)
+        digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+        layout.put_blob(digest, len(layer), lambda: [layer])
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/usr/bin:/bin"]},
+                             "rootfs": {"type": "layers", "diff_ids": [digest]}}).encode()
+        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        layout.put_blob(config_digest, len(config), lambda: [config])
+        layout.put_manifest(json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
+                       "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest,
+                        "size": len(layer)}]}).encode(), "application/vnd.oci.image.manifest.v1+json", "v1")
+        copied = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'base'}:v1",
+                                 f"docker://{registry.host}/base/python:v1"], capture_output=True, text=True)
+        assert copied.returncode == 0, copied.stderr
+        base = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false",
+                                          f"docker://{registry.host}/base/python:v1"],
+                                         capture_output=True, text=True).stdout)["Digest"]
+        pushed = cli(ref, "push", f"{registry.host}/ml/stack:cpu", "--base", f"{registry.host}/base/python@{base}",
+                     "--json")
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
+        image = json.loads(pushed.stdout.strip().splitlines()[-1])["reference"]
+
+        node = tmp_path / "node"
+        shutil.copytree(ref / "metadata", node / "metadata")  # the committed manifest and its images record
+        installed = cli(node, "install", "--from", f"{registry.host}/ml/stack:cpu", "--variant", "cpu", "--store",
+                        str(node / "store"), "--json")
+        assert installed.returncode == 0, installed.stderr[-3000:]
+        events = [json.loads(line) for line in installed.stdout.splitlines()]
+        assert not any(e.get("name") == "store" for e in events if e["event"] == "phase"), "nothing compiled"
+        fingerprint = json.loads((ref / ".venv" / "installer-receipt.json").read_text())["fingerprint"]
+        assert events[-1]["verify"]["ok"] and events[-1]["fingerprint"] == fingerprint
+        assert not (node / "wheelhouse").exists() or not list((node / "wheelhouse").iterdir())
+
+        out = tmp_path / "out"
+        assert subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{image}", f"oci:{out}:cpu"],
+                              capture_output=True).returncode == 0
+        unpacked = subprocess.run(["umoci", "unpack", "--image", f"{out}:cpu", str(tmp_path / "bundle")],
+                                  capture_output=True, text=True)
+        assert unpacked.returncode == 0, unpacked.stderr
+        rootfs = tmp_path / "bundle" / "rootfs"
+        (rootfs / "dev").mkdir(exist_ok=True)
+        for name, minor in (("null", 3), ("urandom", 9), ("random", 8)):  # what a runtime gives every container
+            os.mknod(rootfs / "dev" / name, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+        ran = subprocess.run(["chroot", str(rootfs), "/opt/venv/bin/python", "-c",
+                              "import torch; from transformers import PreTrainedModel; print(torch.__version__)"],
+                             capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0 and ran.stdout.strip() == "2.13.0+cpu", ran.stderr[-2000:]
+        blocked = subprocess.run(["chroot", str(rootfs), "/opt/venv/bin/python", "-c", "import torchao"],
+                                 capture_output=True, text=True, timeout=300)
+        assert blocked.returncode == 1 and "is blocked in this environment by immutable-installer" in blocked.stderr
+    finally:
+        registry.close()

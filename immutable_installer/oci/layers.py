@@ -134,19 +134,20 @@ def is_text(data: bytes) -> bool:
 
 
 def pyvenv_cfg(local: str, base_python: str) -> bytes:
-    """The environment's ``pyvenv.cfg`` pointing at the image's interpreter (``home`` and the base paths);
-    the other keys as virtualenv wrote them here."""
+    """The environment's ``pyvenv.cfg`` pointing at the image's interpreter (``home``, ``executable`` and the
+    base paths); the other keys as virtualenv wrote them here, but the command line that made it here."""
     home = os.path.dirname(base_python)
     base = os.path.dirname(home)
-    values = {"home": home, "base-prefix": base, "base-exec-prefix": base, "base-executable": base_python}
+    values = {"home": home, "base-prefix": base, "base-exec-prefix": base, "base-executable": base_python,
+              "executable": base_python}
     lines = []
     for line in local.splitlines():
         key = line.partition("=")[0].strip()
         if key in values:
             lines.append(f"{key} = {values.pop(key)}")
-        elif key:
+        elif key and key != "command":  # how virtualenv was run on this machine: nothing of the image's
             lines.append(line)
-    lines += [f"{k} = {v}" for k, v in values.items()]
+    lines += [f"{k} = {v}" for k, v in values.items() if k != "executable"]
     return ("\n".join(lines) + "\n").encode()
 
 

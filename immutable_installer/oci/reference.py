@@ -47,7 +47,9 @@ class Reference:
             return False
 
     def pinned(self, digest: str) -> Reference:
-        return replace(self, digest=digest)
+        """The image by digest alone (``registry/repo@sha256:...``): what every client reads (skopeo refuses a
+        tag and a digest together)."""
+        return replace(self, tag=None, digest=digest)
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class LayoutReference:
         return f"oci:{self.path}" + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
     def pinned(self, digest: str) -> LayoutReference:
-        return replace(self, digest=digest)
+        return replace(self, tag=None, digest=digest)
 
 
 ImageReference = Reference | LayoutReference

@@ -49,7 +49,7 @@ def test_push_then_install_from_on_a_machine_with_nothing(tmp_path: Path, regist
     stack.install()
     pushed = result(push(stack, f"{registry.host}/ml/stack:cpu"))
     digest = pushed["digest"]
-    assert pushed["reference"] == f"{registry.host}/ml/stack:cpu@{digest}"
+    assert pushed["reference"] == f"{registry.host}/ml/stack@{digest}"
     kinds = [layer["what"] for layer in pushed["layers"]]
     assert kinds == ["entries"] * 6 + ["generation"] and all(layer["uploaded"] for layer in pushed["layers"])
     record = json.loads((stack.root / "dependencies.images.json").read_text())
@@ -127,7 +127,7 @@ def test_a_tag_is_not_a_pin(tmp_path: Path, registry: RegistryServer) -> None:
     digest = result(push(stack, f"{registry.host}/ml/stack:cpu", "--no-record"))["digest"]
     refused = machine_b(stack, tmp_path / "b", "--from", f"{registry.host}/ml/stack:cpu")
     assert refused.returncode == 2 and "a tag can move" in refused.stderr
-    assert f"{registry.host}/ml/stack:cpu@{digest}" in refused.stderr, "the digest to pin is printed"
+    assert f"{registry.host}/ml/stack@{digest}" in refused.stderr, "the digest to pin is printed"
     assert not (tmp_path / "b" / ".venv").exists() and not (tmp_path / "b" / "store").exists()
     result(push(stack, f"{registry.host}/ml/stack:cpu"))  # now the record beside the manifest pins the tag
     assert result(machine_b(stack, tmp_path / "c", "--from", f"{registry.host}/ml/stack:cpu"))["verify"]["ok"]
