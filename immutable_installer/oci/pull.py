@@ -23,6 +23,7 @@ import stat
 import tarfile
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -33,6 +34,7 @@ from immutable_installer.core.selection import Selection
 from immutable_installer.core.startup import startup_finding
 from immutable_installer.dists.hashing import record_form
 from immutable_installer.dists.wheel import WheelInfo
+from immutable_installer.oci import tarball
 from immutable_installer.oci.client import MANIFEST, ImageStore, checked_manifest
 from immutable_installer.oci.layers import ANNOTATION, META_DIR, check_prefix, parse_layer_annotations
 from immutable_installer.oci.record import ENTRY_KEY, ImagesRecord
@@ -41,6 +43,7 @@ from immutable_installer.store.fill import ENTRY_MTIME, entry_digest
 
 MAX_META = 64 << 20  # a portable entry.json larger than this is not one
 READ = 1 << 20
+PULL_THREADS = 4  # layers read at once
 
 
 @dataclass
@@ -110,11 +113,27 @@ def pull(source: ImageStore, digest: str, selection: Selection, store: Store, re
     keys = [k for _, pairs in plan for k in pairs if k in wanted]
     with IncomingEntries(store, keys) as incoming:
         ready: dict[str, dict[str, Any]] = {}
-        for number, (layer, pairs) in enumerate(plan, 1):
-            accept = {k: v for k, v in pairs.items() if k in incoming.todo and k not in ready}
-            ready.update(_receive(source, layer, pairs, accept, prefix, incoming, interp, got))
-            result.bytes += int(layer.get("size", 0))
-            reporter(Progress("pull", number, len(plan), "layers", ", ".join(accept)[:60]))
+        taken: set[str] = set()
+        jobs = []
+        for layer, pairs in plan:
+            accept = {k: v for k, v in pairs.items() if k in incoming.todo and k not in taken}
+            taken.update(accept)
+            jobs.append((layer, pairs, accept))
+        # layers are read side by side: each is a stream of hashing and file creation, which wait in the kernel
+        # (or in hashlib) without the GIL; the first refusal stops the rest
+        with ThreadPoolExecutor(max_workers=min(PULL_THREADS, max(1, len(jobs)))) as pool:
+            futures = [pool.submit(_receive, source, layer, pairs, accept, prefix, incoming, interp, got)
+                       for layer, pairs, accept in jobs]
+            try:
+                for number, future in enumerate(as_completed(futures), 1):
+                    ready.update(future.result())
+                    reporter(Progress("pull", number, len(jobs), "layers", ""))
+            except BaseException:
+                incoming.cancelled = True
+                for future in futures:
+                    future.cancel()
+                raise
+        result.bytes = sum(int(layer.get("size", 0)) for layer, _pairs, _accept in jobs)
         for key, meta in ready.items():  # only once every layer matched: a hostile layer leaves nothing behind
             incoming.commit(key, meta)
             result.pulled.append(key)
@@ -153,14 +172,14 @@ def _check_key(key: str, content: str, interp: str, pinned: set[str], record: Im
                          f"{record.entries[key][:19]}... in the images record beside the manifest; refused")
 
 
-def _member_name(info: tarfile.TarInfo, what: str) -> str:
-    name = info.name
+def _member_name(name: str, what: str) -> str:
+    raw = name
     while name.startswith("./"):
         name = name[2:]
     clean = posixpath.normpath(name) if name else ""
     if (not name or name.startswith("/") or "\\" in name or "\0" in name or clean.startswith("..")
             or ".." in name.split("/") or clean != name.rstrip("/")):
-        raise ImageError(f"{what}: member {info.name!r} is not a plain relative path; refused")
+        raise ImageError(f"{what}: member {raw!r} is not a plain relative path; refused")
     return clean
 
 
@@ -174,27 +193,29 @@ def _receive(source: ImageStore, layer: dict[str, Any], pairs: dict[str, str], a
     metas: dict[str, dict[str, Any]] = {}
     listing: dict[str, list[tuple[str, str, int, bool]]] = {}  # rel -> (key, digest, size, executable)
     seen: dict[str, set[str]] = {k: set() for k in accept}
-    reader = _Hashing(source.open_blob(digest), size, what)
-    try:
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=READ) as tar:  # type: ignore[call-overload]
-            for info in tar:
-                name = _member_name(info, what)
+    with source.open_blob(digest) as blob:
+        reader = _Hashing(blob, size, what)
+        tar = tarball.Reader(reader.read)
+        try:
+            for header, contents in tar.members():
+                if incoming.cancelled:
+                    raise ImageError(f"{what}: abandoned (another layer was refused)")
+                name = _member_name(header.name, what)
                 if name != top and not name.startswith(top + "/") and not top.startswith(name + "/"):
                     raise ImageError(f"{what}: member {name} lies outside the environment {prefix}; refused")
-                if info.mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
+                if header.mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
                     raise ImageError(f"{what}: member {name} has a setuid, setgid or sticky bit; refused")
-                if info.isdir():
+                if header.kind == tarfile.DIRTYPE:
                     continue
-                if not info.isreg():
-                    raise ImageError(f"{what}: member {name} is a {_kind(info)}, which no store entry holds; refused")
+                if header.kind not in tarfile.REGULAR_TYPES:
+                    raise ImageError(f"{what}: member {name} is a {_kind(header.kind)}, which no store entry "
+                                     "holds; refused")
                 rel = name[len(top) + 1:]
-                fh = tar.extractfile(info)
-                assert fh is not None
                 if rel.startswith(META_DIR + "/"):
                     key = rel[len(META_DIR) + 1:].removesuffix(".json")
-                    if key not in pairs or key in metas or info.size > MAX_META:
+                    if key not in pairs or key in metas or header.size > MAX_META:
                         raise ImageError(f"{what}: {rel} is not the listing of an entry this layer names; refused")
-                    metas[key] = _meta(fh.read(), key, pairs[key], interp, what)
+                    metas[key] = _meta(b"".join(contents), key, pairs[key], interp, what)
                     marked = set(metas[key].get("executables", []))
                     for f in metas[key]["files"]:
                         listing.setdefault(str(f[0]), []).append((key, str(f[1]), int(f[2]), str(f[0]) in marked))
@@ -202,15 +223,15 @@ def _receive(source: ImageStore, layer: dict[str, Any], pairs: dict[str, str], a
                 owners = listing.get(rel)
                 if not owners:
                     raise ImageError(f"{what}: {rel} is in no listing of this layer's entries; refused")
-                if any(size_ != info.size for _k, _d, size_, _x in owners):
-                    raise ImageError(f"{what}: {rel} has {info.size} bytes, its listing says otherwise; refused")
-                _write(fh, rel, info.size, [o for o in owners if o[0] in accept], incoming, what)
+                if any(size_ != header.size for _k, _d, size_, _x in owners):
+                    raise ImageError(f"{what}: {rel} has {header.size} bytes, its listing says otherwise; refused")
+                _write(contents, rel, header.size, [o for o in owners if o[0] in accept], incoming, what)
                 for key, *_rest in owners:
                     if key in seen:
                         seen[key].add(rel)
-        reader.drain()
-    except tarfile.TarError as exc:
-        raise ImageError(f"{what} is not a readable tar ({exc}); refused") from None
+            tar.rest()
+        except tarball.TarFormatError as exc:
+            raise ImageError(f"{what} is not a tar this tool reads ({exc}); refused") from None
     if reader.count != size or "sha256:" + reader.hash.hexdigest() != digest:
         raise ImageError(f"{what} does not match its digest ({reader.count} bytes read); refused",
                          hint="the registry served other bytes than the image names; do not trust it")
@@ -229,9 +250,9 @@ def _receive(source: ImageStore, layer: dict[str, Any], pairs: dict[str, str], a
     return ready
 
 
-def _kind(info: tarfile.TarInfo) -> str:
-    return ("symbolic link" if info.issym() else "hard link" if info.islnk() else "device file" if info.isdev()
-            else "FIFO" if info.isfifo() else "special member")
+def _kind(kind: bytes) -> str:
+    return {tarfile.SYMTYPE: "symbolic link", tarfile.LNKTYPE: "hard link", tarfile.CHRTYPE: "device file",
+            tarfile.BLKTYPE: "device file", tarfile.FIFOTYPE: "FIFO"}.get(kind, "special member")
 
 
 def _meta(data: bytes, key: str, content: str, interp: str, what: str) -> dict[str, Any]:
@@ -259,35 +280,40 @@ def _meta(data: bytes, key: str, content: str, interp: str, what: str) -> dict[s
     return dict(meta)
 
 
-def _write(fh: Any, rel: str, size: int, owners: Iterable[tuple[str, str, int, bool]],
+def _write(contents: Iterable[bytes], rel: str, size: int, owners: Iterable[tuple[str, str, int, bool]],
            incoming: IncomingEntries, what: str) -> None:
     """A member's bytes into the staging root of each entry that lists it (read-only, the entry mtime), hashed
     on the way; the first owner's file is written, the others are copies."""
     owners = list(owners)
     if not owners:  # an entry of the layer this pull does not take: read past it
-        while fh.read(READ):
+        for _ in contents:
             pass
         return
     paths = [incoming.root(key) / rel for key, *_ in owners]
     h, written = hashlib.sha256(), 0
     executable = owners[0][3]
-    os.makedirs(paths[0].parent, exist_ok=True)
+    incoming.folder(paths[0].parent)
     fd = os.open(paths[0], os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                  0o555 if executable else 0o444)
     try:
-        while chunk := fh.read(READ):
+        for chunk in contents:
             h.update(chunk)
             written += len(chunk)
-            os.write(fd, chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        if os.utime in os.supports_fd:
+            os.utime(fd, (ENTRY_MTIME, ENTRY_MTIME))
     finally:
         os.close(fd)
-    os.utime(paths[0], (ENTRY_MTIME, ENTRY_MTIME))
+    if os.utime not in os.supports_fd:
+        os.utime(paths[0], (ENTRY_MTIME, ENTRY_MTIME))
     got = record_form(h.digest())
     for key, digest, _size, _x in owners:
         if got != digest or written != size:
             raise ImageError(f"{what}: {rel} does not match the sha256 the listing of {key[:24]}... gives; refused")
     for extra in paths[1:]:
-        os.makedirs(extra.parent, exist_ok=True)
+        incoming.folder(extra.parent)
         with open(paths[0], "rb") as src, open(extra, "xb") as dst:
             dst.write(src.read())
         os.chmod(extra, 0o555 if executable else 0o444)

@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -640,6 +641,9 @@ class IncomingEntries:
         self.build = store.root / "tmp" / f"pull-{os.getpid()}-{secrets.token_hex(4)}"
         self.build_lock = FileLock(str(self.build) + ".lock")
         self.todo: set[str] = set()
+        self.cancelled = False  # set when one writer failed: the others stop
+        self._made: set[Path] = set()
+        self._made_lock = threading.Lock()
 
     def __enter__(self) -> IncomingEntries:
         self.store._mkdirs()
@@ -661,6 +665,14 @@ class IncomingEntries:
     def root(self, key: str) -> Path:
         """Where entry ``key``'s files are written before the commit."""
         return self.build / key / "root"
+
+    def folder(self, path: Path) -> None:
+        """``path`` exists (made once per folder, whichever writer thread asks first)."""
+        if path in self._made:
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        with self._made_lock:
+            self._made.add(path)
 
     def commit(self, key: str, meta: dict[str, Any]) -> Entry:
         """Write the entry's ``entry.json`` and rename it into the store (its files are checked by the caller)."""
