@@ -50,6 +50,8 @@ class ImageStore(Protocol):
 
     def put_blob(self, digest: str, size: int, body: Body) -> None: ...
 
+    def stream_blob(self, body: Body) -> tuple[str, int]: ...
+
     def mount_blob(self, digest: str, source: ImageStore) -> bool: ...
 
     def open_blob(self, digest: str) -> BinaryIO: ...
@@ -61,6 +63,26 @@ class ImageStore(Protocol):
 
 def sha256_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class _Tally:
+    """A body's bytes hashed and counted as they are sent (each send starts the count again)."""
+
+    def __init__(self, body: Body) -> None:
+        self.body = body
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def __call__(self) -> Iterator[bytes]:
+        self.hash, self.size = hashlib.sha256(), 0
+        for chunk in self.body():
+            self.hash.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
 
 
 def checked_manifest(store: ImageStore, ref: str) -> tuple[bytes, str, str]:
@@ -203,6 +225,32 @@ class Registry:
                 last = exc.message
         raise ImageError(f"{self.name}: the upload of {digest[:19]}... failed {UPLOAD_ATTEMPTS} times ({last})")
 
+    def stream_blob(self, body: Body) -> tuple[str, int]:
+        """Upload a blob whose digest is not known yet, hashing it as it is sent (one read of its sources, not
+        two): the upload is started, the bytes streamed (chunked), and the digest given when it is closed."""
+        last = ""
+        for _ in range(UPLOAD_ATTEMPTS):
+            tally = _Tally(body)
+            try:
+                with self.request("POST", f"{self.base}/blobs/uploads/", length=0, body=b"") as started:
+                    location = started.headers.get("Location", "")
+                with self.request("PATCH", urllib.parse.urljoin(self.root, location),
+                                  {"Content-Type": "application/octet-stream"}, body=tally) as sent:
+                    location = sent.headers.get("Location", location)
+                url = urllib.parse.urljoin(self.root, location)
+                url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": tally.digest})
+                with self.request("PUT", url, length=0, body=b"") as done:
+                    if int(done.status) in (201, 204):
+                        return tally.digest, tally.size
+                    last = f"HTTP {done.status}"
+            except urllib.error.HTTPError as exc:
+                if exc.code in (400, 401, 403, 404):
+                    raise self._refused(exc, "a streamed upload") from None
+                last = f"HTTP {exc.code}"
+            except ImageError as exc:
+                last = exc.message
+        raise ImageError(f"{self.name}: a streamed upload failed {UPLOAD_ATTEMPTS} times ({last})")
+
     def open_blob(self, digest: str) -> BinaryIO:
         try:
             response: BinaryIO = self.request("GET", f"{self.base}/blobs/{digest}")
@@ -298,6 +346,21 @@ class Layout:
                 raise ImageError(f"{self.name}: a blob meant to be {digest[:19]}... ({size} bytes) came out as "
                                  f"sha256:{h.hexdigest()[:12]}... ({written} bytes)")
             os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def stream_blob(self, body: Body) -> tuple[str, int]:
+        tmp = self.root / "blobs" / "sha256" / f".stream.{os.getpid()}.part"
+        h, written = hashlib.sha256(), 0
+        try:
+            with open(tmp, "wb") as fh:
+                for chunk in body():
+                    h.update(chunk)
+                    written += len(chunk)
+                    fh.write(chunk)
+            digest = "sha256:" + h.hexdigest()
+            os.replace(tmp, self.blob_path(digest))
+            return digest, written
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -6,7 +6,9 @@ for itself, made for the image's prefix and interpreter. Layers are uncompressed
 bytes, and so the same digest, from any machine, with no compressor's version in the way; a registry on the
 LAN or loopback moves them faster than they compress (docs/decisions.md). Each entry layer's digest is kept in
 the cache (keyed by the entry's content digest and the prefix), so a second push of a stack reads no entry: it
-asks the registry for each blob (HEAD) and uploads only what is missing.
+asks the registry for each blob (HEAD) and uploads only what is missing. A layer never pushed from here is
+hashed while it is uploaded (a streamed upload closed with its digest): one read of the entry, each file
+checked against its listing on the way.
 
 Annotations name the lock, variant, platform, interpreter, fingerprint and prefix, and each layer's entry keys
 with their content digests: what `pull` checks before anything enters a store.
@@ -14,10 +16,13 @@ with their content digests: what `pull` checks before anything enters a store.
 
 from __future__ import annotations
 
+import base64
 import copy
+import functools
+import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -153,40 +158,28 @@ class LayerDigests:
             pass  # a cache: the next push computes it again
 
 
-def checked_digest(members: Sequence[tarball.Member], expected: dict[str, str]) -> tuple[str, int]:
-    """The layer's digest and size in one read, each file checked against its entry's listing on the way: a
-    store file changed since it was built is refused, not pushed."""
-    import base64
-    import hashlib
-
-    whole = hashlib.sha256()
-    size = 0
+def checked_stream(members: Sequence[tarball.Member], expected: dict[str, str]) -> Iterator[bytes]:
+    """The layer's bytes, each file checked against its entry's listing as it is read: a store file changed since
+    it was built stops the upload (the registry keeps nothing of an unfinished upload)."""
     for member in members:
-        head = tarball.header(member)
-        whole.update(head)
-        size += len(head)
+        yield tarball.header(member)
         if member.kind != "file":
             continue
         own = hashlib.sha256()
         for chunk in ([member.data] if member.data is not None else _file_chunks(member)):
             own.update(chunk)
-            whole.update(chunk)
-            size += len(chunk)
+            yield chunk
         want = expected.get(member.name)
         got = "sha256=" + base64.urlsafe_b64encode(own.digest()).rstrip(b"=").decode()
         if want is not None and got != want:
             raise ImageError(f"{member.source} does not match the sha256 its store entry recorded; not pushed",
                              hint="run `immutable-installer store verify --repair`, then install and push again")
         if member.size % tarball.BLOCK:
-            pad = b"\0" * (tarball.BLOCK - member.size % tarball.BLOCK)
-            whole.update(pad)
-            size += len(pad)
-    end = b"\0" * (2 * tarball.BLOCK)
-    whole.update(end)
-    return "sha256:" + whole.hexdigest(), size + len(end)
+            yield b"\0" * (tarball.BLOCK - member.size % tarball.BLOCK)
+    yield b"\0" * (2 * tarball.BLOCK)
 
 
-def _file_chunks(member: tarball.Member) -> Any:
+def _file_chunks(member: tarball.Member) -> Iterator[bytes]:
     assert member.source is not None
     with open(member.source, "rb") as fh:
         yield from chunks_of(fh)
@@ -218,11 +211,13 @@ def push(target: ImageStore, tag: str | None, generation: Path, receipt: Receipt
         members, expected = entry_members(layer, prefix)
         identity = layer.identity(prefix)
         known = digests.get(identity)
-        if known is None:
-            known = checked_digest(members, expected)
-            digests.put(identity, *known)
-        digest, size = known
-        uploaded = _ensure_blob(target, digest, size, lambda m=members: tarball.stream(m))
+        if known is None:  # never pushed from here: hashed while it is uploaded (one read of the entry)
+            digest, size = target.stream_blob(functools.partial(checked_stream, members, expected))
+            digests.put(identity, digest, size)
+            uploaded = True
+        else:
+            digest, size = known
+            uploaded = _ensure_blob(target, digest, size, lambda m=members: tarball.stream(m))
         pushed.append(PushedLayer(digest, size, "entries", layer.keys, uploaded))
         descriptors.append({"mediaType": LAYER, "digest": digest, "size": size, "annotations": annotations_of(layer)})
         diff_ids.append(digest)

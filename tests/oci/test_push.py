@@ -245,3 +245,19 @@ def test_push_without_a_generation_or_with_a_digest_is_one_line(tmp_path: Path, 
     proc = cli("push", f"{registry.host}/ml/stack:cpu", "--venv", str(stack.target), "--manifest", str(other),
                cwd=stack.root)
     assert proc.returncode == 0 and "not recorded" in proc.stderr and not (tmp_path / "other.images.json").exists()
+
+
+def test_a_store_file_changed_since_it_was_built_is_not_pushed(tmp_path: Path, registry: RegistryServer) -> None:
+    stack = Synthetic(tmp_path / "a")
+    stack.install()
+    store = Store(stack.store)
+    entry = store.load(next(k for k in store.entry_keys() if "tiny_a" in str(store.load(k).meta["wheel"])))
+    module = next(entry.root.rglob("tiny_a/__init__.py"))
+    module.chmod(0o644)
+    module.write_text("import os; os.system('touch MARKER')\n")
+    proc = push(stack, f"{registry.host}/ml/stack:cpu")
+    assert proc.returncode == 4 and "does not match the sha256 its store entry recorded" in proc.stderr
+    listed = subprocess.run(["skopeo", "list-tags", "--tls-verify=false", f"docker://{registry.host}/ml/stack"],
+                            capture_output=True, text=True)
+    assert "cpu" not in listed.stdout, "no image was written"
+    assert not (stack.root / "dependencies.images.json").exists()
