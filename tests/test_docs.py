@@ -22,7 +22,8 @@ MODULE = re.compile(r"(?<![\w/.-])([\w-]+\.py)\b")  # a bare module name (`fill.
 TEST = re.compile(r"\b(test_\w+)")
 OPTION = re.compile(r"(?<![\w-])(--[a-z][\w-]*[a-z0-9])(?![\w>-])")
 # a span that is another program's command line names that program's options, not ours
-OTHER_PROGRAMS = ("uv ", "pip ", "python -m pip ", "nvidia-smi ", "skopeo ", "umoci ", "docker ", "curl ", "git ")
+OTHER_PROGRAMS = ("uv ", "pip ", "python -m pip ", "nvidia-smi ", "skopeo ", "umoci ", "docker ", "curl ", "git ",
+                  "nix-build ")
 
 
 def code_spans(text: str) -> list[str]:

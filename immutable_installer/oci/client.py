@@ -38,6 +38,11 @@ ACCEPT = ", ".join((MANIFEST, INDEX, DOCKER_MANIFEST, DOCKER_LIST))
 MAX_MANIFEST = 4 << 20  # what registries accept (distribution's default): a larger answer is not a manifest
 UPLOAD_ATTEMPTS = 3
 
+
+class Unreachable(ImageError):
+    """A request that did not get an answer (connection refused or cut): the one failure an upload retries; a
+    layer whose source changed while it was read is not retried, its error stands."""
+
 Body = Callable[[], Iterable[bytes]]  # a blob's bytes, from the start each time it is called
 
 
@@ -131,7 +136,7 @@ class Registry:
                     raise
                 self.auth = self._authenticate(exc.headers.get("WWW-Authenticate", ""))
             except (OSError, ValueError) as exc:
-                raise ImageError(f"{self.name}: {method} {_path(url)} failed: {_reason(exc)}",
+                raise Unreachable(f"{self.name}: {method} {_path(url)} failed: {_reason(exc)}",
                                  hint=f"is the registry {self.ref.registry} running and reachable? (plain HTTP "
                                       "is used only for loopback or with --plain-http)") from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -221,7 +226,7 @@ class Registry:
                 if exc.code in (400, 401, 403, 404):
                     raise self._refused(exc, f"upload of {digest[:19]}") from None
                 last = f"HTTP {exc.code}"
-            except ImageError as exc:
+            except Unreachable as exc:  # the connection failed: try again; anything else is not the network's
                 last = exc.message
         raise ImageError(f"{self.name}: the upload of {digest[:19]}... failed {UPLOAD_ATTEMPTS} times ({last})")
 
@@ -247,7 +252,7 @@ class Registry:
                 if exc.code in (400, 401, 403, 404):
                     raise self._refused(exc, "a streamed upload") from None
                 last = f"HTTP {exc.code}"
-            except ImageError as exc:
+            except Unreachable as exc:  # the connection failed: try again; anything else is not the network's
                 last = exc.message
         raise ImageError(f"{self.name}: a streamed upload failed {UPLOAD_ATTEMPTS} times ({last})")
 

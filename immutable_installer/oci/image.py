@@ -217,7 +217,7 @@ def push(target: ImageStore, tag: str | None, generation: Path, receipt: Receipt
             uploaded = True
         else:
             digest, size = known
-            uploaded = _ensure_blob(target, digest, size, lambda m=members: tarball.stream(m))
+            uploaded = _ensure_blob(target, digest, size, functools.partial(checked_stream, members, expected))
         pushed.append(PushedLayer(digest, size, "entries", layer.keys, uploaded))
         descriptors.append({"mediaType": LAYER, "digest": digest, "size": size, "annotations": annotations_of(layer)})
         diff_ids.append(digest)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import RegistryServer, Synthetic, cli, make_wheel, manifest_data, write_json
+from immutable_installer.oci.client import UPLOAD_ATTEMPTS
 from immutable_installer.store.entries import Store
 
 pytestmark = pytest.mark.registry
@@ -247,17 +248,26 @@ def test_push_without_a_generation_or_with_a_digest_is_one_line(tmp_path: Path, 
     assert proc.returncode == 0 and "not recorded" in proc.stderr and not (tmp_path / "other.images.json").exists()
 
 
-def test_a_store_file_changed_since_it_was_built_is_not_pushed(tmp_path: Path, registry: RegistryServer) -> None:
+@pytest.mark.parametrize("pushed_before", [False, True], ids=["streamed", "layer-digest-known"])
+def test_a_store_file_changed_since_it_was_built_is_not_pushed(tmp_path: Path, registry: RegistryServer,
+                                                              pushed_before: bool) -> None:
     stack = Synthetic(tmp_path / "a")
     stack.install()
+    env = {**os.environ, "IMMUTABLE_INSTALLER_CACHE": str(tmp_path / "cache")}  # this test's own layer digests
+    if pushed_before:  # the layer's digest is known here: the upload names it at the start, not at the end
+        assert push(stack, f"{registry.host}/ml/elsewhere:cpu", env=env).returncode == 0
+    recorded = (stack.root / "dependencies.images.json").read_bytes() if pushed_before else b""
     store = Store(stack.store)
     entry = store.load(next(k for k in store.entry_keys() if "tiny_a" in str(store.load(k).meta["wheel"])))
     module = next(entry.root.rglob("tiny_a/__init__.py"))
     module.chmod(0o644)
     module.write_text("import os; os.system('touch MARKER')\n")
-    proc = push(stack, f"{registry.host}/ml/stack:cpu")
-    assert proc.returncode == 4 and "does not match the sha256 its store entry recorded" in proc.stderr
-    listed = subprocess.run(["skopeo", "list-tags", "--tls-verify=false", f"docker://{registry.host}/ml/stack"],
+    repository = f"{registry.host}/ml/changed-{'known' if pushed_before else 'streamed'}"  # no other test's tags
+    proc = push(stack, f"{repository}:cpu", env=env)
+    assert proc.returncode == 4 and "does not match the sha256 its store entry recorded" in proc.stderr, proc.stderr
+    assert f"failed {UPLOAD_ATTEMPTS} times" not in proc.stderr, "a changed file is not the network's fault: no retry"
+    listed = subprocess.run(["skopeo", "list-tags", "--tls-verify=false", f"docker://{repository}"],
                             capture_output=True, text=True)
     assert "cpu" not in listed.stdout, "no image was written"
-    assert not (stack.root / "dependencies.images.json").exists()
+    record = stack.root / "dependencies.images.json"
+    assert record.read_bytes() == recorded if pushed_before else not record.exists(), "nothing new recorded"
