@@ -1,9 +1,10 @@
 """`verify`: prove an environment is the one the manifest describes.
 
 The heavy checks (imports, torch, CUDA, a tiny transformers forward pass, blocked modules) run in **one**
-subprocess of the target interpreter (``probe.py``); while it imports torch, this process hashes every file
-listed in every RECORD, so the integrity check hides behind the imports. The rest
-(package set, dependencies, torch lock, shims on disk, fingerprint) is read from the filesystem here.
+subprocess of the target interpreter (``probe.py``), started only after this process has accounted for and
+hashed every file of the environment (inventory.py): code in a tampered file must not run before verify has said
+it is tampered, so the hashing cannot hide behind the imports (docs/performance.md has what that costs). The
+rest (package set, dependencies, torch lock, shims on disk, fingerprint) is read from the filesystem here.
 """
 
 from __future__ import annotations
