@@ -25,6 +25,9 @@ from immutable_installer.store.fill import entry_digest
 
 Members = list[tuple[tarfile.TarInfo, bytes]]
 ANN = "io.github.immutable-installer"
+TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"  # the interpreter the stacks here are built for
+OTHER_TAG = f"cp{sys.version_info.major}{sys.version_info.minor + 1}"
+SITE = f"opt/venv/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
 
 
 def sha(data: bytes) -> str:
@@ -139,8 +142,8 @@ def with_member(info: tarfile.TarInfo, data: bytes = b"") -> Callable[[Members],
     ("symlink", file_info("opt/venv/lib/link", b"", 0o777, tarfile.SYMTYPE), "symbolic link"),
     ("hard link", file_info("opt/venv/lib/hard", b"", 0o444, tarfile.LNKTYPE), "hard link"),
     ("device", file_info("opt/venv/lib/dev", b"", 0o644, tarfile.CHRTYPE), "device file"),
-    ("setuid", file_info("opt/venv/lib/python3.11/site-packages/tiny_a/su", b"x", 0o4755), "setuid"),
-    ("unlisted .pth", file_info("opt/venv/lib/python3.11/site-packages/zz.pth", b"import os\n"), "in no listing"),
+    ("setuid", file_info(f"{SITE}/tiny_a/su", b"x", 0o4755), "setuid"),
+    ("unlisted .pth", file_info(f"{SITE}/zz.pth", b"import os\n"), "in no listing"),
 ])
 def test_a_hostile_member_is_refused(genuine: tuple[Synthetic, Image], tmp_path: Path, name: str,
                                      member: tarfile.TarInfo, why: str) -> None:
@@ -148,7 +151,7 @@ def test_a_hostile_member_is_refused(genuine: tuple[Synthetic, Image], tmp_path:
     if member.issym():
         member.linkname = "/etc/passwd"
     if member.islnk():
-        member.linkname = "opt/venv/lib/python3.11/site-packages/tiny_a/__init__.py"
+        member.linkname = f"{SITE}/tiny_a/__init__.py"
     digest = image.craft(image.layer_of("tiny-a"), with_member(member, b"x" * member.size if member.isreg() else b""))
     refused(stack, image, tmp_path / "node", digest, why)
     assert not (tmp_path / "MARKER").exists() and not Path("/tmp/MARKER").exists()
@@ -223,7 +226,7 @@ def test_start_up_code_the_scan_facts_hide_is_refused(genuine: tuple[Synthetic, 
     forged: dict[str, str] = {}
 
     def mutate(members: Members) -> Members:
-        out, forged["digest"] = _forge(members, b"", ("opt/venv/lib/python3.11/site-packages/aaa.pth",
+        out, forged["digest"] = _forge(members, b"", (f"{SITE}/aaa.pth",
                                                       b"import os; os.system('touch MARKER')\n"))
         return out
 
@@ -239,14 +242,14 @@ def test_an_entry_for_a_wheel_the_manifest_does_not_pin_is_refused(genuine: tupl
                                                                   tmp_path: Path) -> None:
     stack, image = genuine
     n = image.layer_of("tiny-a")
-    digest = image.craft(n, annotations=lambda a: a.update({f"{ANN}.entries": "cp311-" + "e" * 64}))
+    digest = image.craft(n, annotations=lambda a: a.update({f"{ANN}.entries": f"{TAG}-" + "e" * 64}))
     refused(stack, image, tmp_path / "node", digest, "does not pin")
 
 
 def test_an_image_for_another_interpreter_is_refused(genuine: tuple[Synthetic, Image], tmp_path: Path) -> None:
     stack, image = genuine
-    digest = image.craft(0, image_annotations=lambda a: a.update({f"{ANN}.interpreter": "cp312"}))
-    refused(stack, image, tmp_path / "node", digest, "the manifest needs cp311")
+    digest = image.craft(0, image_annotations=lambda a: a.update({f"{ANN}.interpreter": OTHER_TAG}))
+    refused(stack, image, tmp_path / "node", digest, f"the manifest needs {TAG}")
 
 
 def test_bytes_that_do_not_match_their_digest_are_refused(genuine: tuple[Synthetic, Image], tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,13 @@ from immutable_installer.oci.client import UPLOAD_ATTEMPTS
 from immutable_installer.store.entries import Store
 
 pytestmark = pytest.mark.registry
+PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"  # the interpreter the stacks are built for
 
 
 def push(stack: Synthetic, ref: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     args = ["push", ref, "--venv", str(stack.target), "--manifest", str(stack.manifest_path), "--json", *extra]
     if env is None:
         return cli(*args, cwd=stack.root)
-    import sys
-
     return subprocess.run([sys.executable, "-m", "immutable_installer", *args], cwd=stack.root, env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -151,9 +151,9 @@ def test_an_oci_layout_is_read_by_skopeo_and_umoci(tmp_path: Path, registry: Reg
                               capture_output=True, text=True)
     assert unpacked.returncode == 0, unpacked.stderr
     rootfs = tmp_path / "bundle" / "rootfs" / "opt" / "stack"
-    assert (rootfs / "lib" / "python3.11" / "site-packages" / "tiny_a" / "__init__.py").is_file()
+    assert (rootfs / "lib" / PYTHON / "site-packages" / "tiny_a" / "__init__.py").is_file()
     assert (rootfs / "bin" / "tool").read_text().startswith("#!/opt/stack/bin/python\n")
-    assert os.readlink(rootfs / "bin" / "python") == "/usr/local/bin/python3.11"
+    assert os.readlink(rootfs / "bin" / "python") == f"/usr/local/bin/{PYTHON}"
     cfg = (rootfs / "pyvenv.cfg").read_text()
     assert "home = /usr/local/bin" in cfg and str(stack.root) not in cfg
     assert str(stack.root) not in (rootfs / "bin" / "activate").read_text()
