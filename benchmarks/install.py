@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import base_env
+from _timing import base_env, pinned_requirements, stack_arguments
 
 OTHER_TQDM = "4.67.1"
 
@@ -87,17 +87,7 @@ def settled_start() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--project", default=".")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--variant", default="cpu")
-    args = parser.parse_args()
-    project = Path(args.project).resolve()
-    sys.path.insert(0, str(Path(__file__).parent.parent))
-    from immutable_installer.core.manifest import load_manifest
-    from immutable_installer.core.selection import select
-
-    manifest = load_manifest(project / "metadata" / "dependencies.json")
-    needed = select(manifest, args.variant, manifest.platforms[0]).wheels
+    args, project, manifest, needed = stack_arguments(parser)
     house = project / "wheelhouse"
     uv = ensure_uv()
     env = base_env()
@@ -108,9 +98,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=project) as tmp_name:
         tmp = Path(tmp_name)
         reqs = tmp / "reqs.txt"
-        # === (exact string): with both torch builds in the wheelhouse, ==2.13.0 would also match 2.13.0+cpu
-        reqs.write_text("".join(f"{n.package.name}==={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
-                                for n in needed))
+        reqs.write_text(pinned_requirements(needed))
         cache = tmp / "uv-cache"
         warm_store = tmp / "store"
         other, other_sha = changed_manifest(project, tmp / "changed.json", env)

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import base_env
+from _timing import base_env, pinned_requirements, stack_arguments
 
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
@@ -30,17 +30,7 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--project", default=".")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--variant", default="cpu")
-    args = parser.parse_args()
-    project = Path(args.project).resolve()
-    sys.path.insert(0, str(Path(__file__).parent.parent))
-    from immutable_installer.core.manifest import load_manifest
-    from immutable_installer.core.selection import select
-
-    manifest = load_manifest(project / "metadata/dependencies.json")
-    needed = select(manifest, args.variant, manifest.platforms[0]).wheels
+    args, project, _, needed = stack_arguments(parser)
     house = project / "wheelhouse"
     files = [str(house / n.wheel.filename) for n in needed]
     mb = sum(Path(f).stat().st_size for f in files) / 1e6
@@ -73,8 +63,7 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         reqs = tmp / "reqs.txt"
-        reqs.write_text("".join(f"{n.package.name}=={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
-                                for n in needed))
+        reqs.write_text(pinned_requirements(needed, "=="))
         try:
             for run in range(args.runs):
                 add("export-index (hash check + hard links)", timed([*ii, "export-index", str(tmp / f"x{run}")],

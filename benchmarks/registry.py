@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import base_env
+from _timing import base_env, pinned_requirements, stack_arguments
 from install import OURS, ensure_uv, settled_start
 
 
@@ -72,17 +72,7 @@ def phase_seconds(stdout: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--project", default=".")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--variant", default="cpu")
-    args = parser.parse_args()
-    project = Path(args.project).resolve()
-    sys.path.insert(0, str(Path(__file__).parent.parent))
-    from immutable_installer.core.manifest import load_manifest
-    from immutable_installer.core.selection import select
-
-    manifest = load_manifest(project / "metadata" / "dependencies.json")
-    needed = select(manifest, args.variant, manifest.platforms[0]).wheels
+    args, project, _, needed = stack_arguments(parser)
     house = project / "wheelhouse"
     uv = ensure_uv()
     env = base_env()
@@ -90,8 +80,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         env["IMMUTABLE_INSTALLER_CACHE"] = str(tmp / "cache")  # no layer digests cached from earlier runs
         reqs = tmp / "reqs.txt"
-        reqs.write_text("".join(f"{n.package.name}==={n.package.version} --hash=sha256:{n.wheel.sha256}\n"
-                                for n in needed))
+        reqs.write_text(pinned_requirements(needed))
         (tmp / "registry").mkdir()
         registry, host = start_registry(tmp / "registry")
         try:

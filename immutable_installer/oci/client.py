@@ -289,6 +289,17 @@ class Registry:
             raise ImageError(f"{self.name}: the registry stored the manifest as {answered}, not {sha256_of(body)}")
 
 
+def _write_hashing(path: Path, body: Body) -> tuple[str, int]:
+    """Write ``body`` to ``path``, hashing it on the way: (its ``sha256:`` digest, its size)."""
+    h, written = hashlib.sha256(), 0
+    with open(path, "wb") as fh:
+        for chunk in body():
+            h.update(chunk)
+            written += len(chunk)
+            fh.write(chunk)
+    return "sha256:" + h.hexdigest(), written
+
+
 def _path(url: str) -> str:
     return urllib.parse.urlsplit(url).path
 
@@ -340,30 +351,19 @@ class Layout:
     def put_blob(self, digest: str, size: int, body: Body) -> None:
         target = self.blob_path(digest)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-        h, written = hashlib.sha256(), 0
         try:
-            with open(tmp, "wb") as fh:
-                for chunk in body():
-                    h.update(chunk)
-                    written += len(chunk)
-                    fh.write(chunk)
-            if "sha256:" + h.hexdigest() != digest or written != size:
+            got, written = _write_hashing(tmp, body)
+            if got != digest or written != size:
                 raise ImageError(f"{self.name}: a blob meant to be {digest[:19]}... ({size} bytes) came out as "
-                                 f"sha256:{h.hexdigest()[:12]}... ({written} bytes)")
+                                 f"{got[:19]}... ({written} bytes)")
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
 
     def stream_blob(self, body: Body) -> tuple[str, int]:
         tmp = self.root / "blobs" / "sha256" / f".stream.{os.getpid()}.part"
-        h, written = hashlib.sha256(), 0
         try:
-            with open(tmp, "wb") as fh:
-                for chunk in body():
-                    h.update(chunk)
-                    written += len(chunk)
-                    fh.write(chunk)
-            digest = "sha256:" + h.hexdigest()
+            digest, written = _write_hashing(tmp, body)
             os.replace(tmp, self.blob_path(digest))
             return digest, written
         finally:
