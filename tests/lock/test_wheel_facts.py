@@ -44,8 +44,8 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.sent.append(len(body))  # counted before it is written: the client may return before this thread runs on
         self.wfile.write(body)
-        self.sent.append(len(body))
 
 
 @pytest.fixture
